@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# Build stage: full install (TypeScript), compile to dist/.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY src ./src
+RUN npm ci --no-audit --no-fund
+
+# Runtime stage: production dependencies only, compiled output, non-root.
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    SLUICE_CONFIG=/etc/sluice/sluice.yaml
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` compiles TypeScript, which is not installed here; dist/ comes from the build stage.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY config/sluice.yaml /etc/sluice/sluice.yaml
+RUN mkdir -p /app/data && chown -R node:node /app/data
+USER node
+EXPOSE 8080 9901
+VOLUME ["/app/data"]
+# The admin listener must be reachable from inside the container for this check (admin.host
+# 127.0.0.1 is fine: the check runs in the same network namespace).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.SLUICE_ADMIN_PORT||9901)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/cli.js"]

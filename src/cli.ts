@@ -1,0 +1,144 @@
+#!/usr/bin/env node
+/**
+ * The sluice command: run the proxy, check a config, hash a token, or talk to a running sluice's
+ * admin API. Exit codes: 0 success, 1 invalid config or failed command, 2 usage.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from './core/errors.js';
+import { loadConfig, type Config } from './core/config.js';
+import { sha256Hex } from './admin/auth.js';
+import { runClient, CLIENT_COMMANDS } from './client.js';
+
+const USAGE = `usage:
+  sluice [--config <file>]            run the proxy (default $SLUICE_CONFIG, else config/sluice.yaml)
+  sluice --check [--config <file>]    validate the config and exit (0 valid, 1 invalid)
+  sluice --version
+  sluice hash-token <token>           print the SHA-256 hex to put in admin.tokens
+  sluice status [--json]              show a running sluice's state
+  sluice weights green=30             set weights (or blue=70, or both)
+  sluice rollout start|pause|resume|promote|abort
+  sluice history
+client options: --admin-url <url> ($SLUICE_ADMIN_URL, default http://127.0.0.1:9901)
+                --token <token> ($SLUICE_ADMIN_TOKEN)`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+interface Args {
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  const valued = new Set(['--config', '--admin-url', '--token', '--steps', '--step-hold']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      if (eq > 0) flags.set(a.slice(0, eq), a.slice(eq + 1));
+      else if (valued.has(a)) {
+        const v = argv[++i];
+        if (v === undefined) throw new UsageError(`${a} needs a value`);
+        flags.set(a, v);
+      } else flags.set(a, true);
+    } else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+class UsageError extends Error {}
+
+function configPath(args: Args): string {
+  const f = args.flags.get('--config');
+  if (typeof f === 'string') return f;
+  return process.env.SLUICE_CONFIG ?? 'config/sluice.yaml';
+}
+
+function readConfigOrExit(file: string): Config {
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) process.stderr.write(`${p}\n`);
+      process.stderr.write(`${file}: invalid config (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'})\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+async function run(config: Config): Promise<void> {
+  const { startSluice } = await import('./main.js');
+  let sluice;
+  try {
+    sluice = await startSluice(config);
+  } catch (err) {
+    process.stderr.write(`sluice: cannot start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    if (++signals > 1) {
+      process.stderr.write(`sluice: second ${sig}, exiting now\n`);
+      process.exit(1);
+    }
+    sluice.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`sluice: shutdown failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (args.flags.has('--help') || args.positional[0] === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args.flags.has('--version')) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const cmd = args.positional[0];
+  if (cmd === 'hash-token') {
+    const token = args.positional[1];
+    if (token === undefined || token === '') throw new UsageError('hash-token needs a token');
+    process.stdout.write(`${sha256Hex(token)}\n`);
+    return 0;
+  }
+  if (cmd !== undefined && CLIENT_COMMANDS.has(cmd)) {
+    return runClient(args.positional, args.flags);
+  }
+  if (cmd !== undefined) throw new UsageError(`unknown command ${cmd}`);
+  const file = configPath(args);
+  const config = readConfigOrExit(file);
+  if (args.flags.has('--check')) {
+    process.stdout.write(`${file}: ok\n`);
+    return 0;
+  }
+  await run(config);
+  return -1; // keep running
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`sluice: ${err.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`sluice: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

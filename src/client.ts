@@ -1,0 +1,118 @@
+/**
+ * The CLI client: subcommands that talk to a running sluice's admin API. Non-zero exit with the
+ * reason on stderr for any failure (unreachable, 401, 403, 409, 400).
+ */
+export const CLIENT_COMMANDS = new Set(['status', 'weights', 'rollout', 'history']);
+
+interface StatusDoc {
+  version: number;
+  stable: string;
+  canary: string;
+  weights: Record<string, number>;
+  rollout: { phase: string; stepIndex: number; steps: number[]; reason: string | null };
+  pools: Record<string, { endpoints: { url: string; healthy: boolean }[]; window: { requests: number; errors: number; errorRate: number; p95Ms: number } }>;
+}
+
+class ClientError extends Error {}
+
+async function call(base: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<unknown> {
+  const headers: Record<string, string> = {};
+  if (token !== undefined && token !== '') headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, base), { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new ClientError(`cannot reach the admin API at ${base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+  }
+  const text = await res.text();
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = text;
+  }
+  if (!res.ok) {
+    const e = (value as { error?: { code?: string; message?: string } }).error;
+    const hint = res.status === 401 ? ' (pass --token or set SLUICE_ADMIN_TOKEN)' : '';
+    throw new ClientError(`${method} ${path}: ${res.status} ${e?.code ?? ''}${e?.message ? `: ${e.message}` : ''}${hint}`);
+  }
+  return value;
+}
+
+function summary(s: StatusDoc): string {
+  const bar = (w: number) => '█'.repeat(Math.round(w / 5)).padEnd(20, '·');
+  const lines = [
+    `version ${s.version}   stable ${s.stable}   canary ${s.canary}   phase ${s.rollout.phase}` +
+      (s.rollout.phase === 'progressing' || s.rollout.phase === 'paused' ? `   step ${s.rollout.stepIndex + 1}/${s.rollout.steps.length} (${s.rollout.steps.join(' → ')})` : ''),
+  ];
+  if (s.rollout.reason) lines.push(`reason: ${s.rollout.reason}`);
+  for (const name of ['blue', 'green']) {
+    const p = s.pools[name];
+    if (p === undefined) continue;
+    const w = p.window;
+    const eps = p.endpoints.map((e) => `${e.url}${e.healthy ? '' : ' (DOWN)'}`).join(', ');
+    lines.push(
+      `${name.padEnd(5)} ${String(s.weights[name]).padStart(6)}% ${bar(s.weights[name] ?? 0)}  ${String(w.requests).padStart(6)} req  ${(w.errorRate * 100).toFixed(2).padStart(6)}% err  p95 ${w.p95Ms.toFixed(1)}ms   ${eps}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export async function runClient(positional: readonly string[], flags: Map<string, string | true>): Promise<number> {
+  const urlFlag = flags.get('--admin-url');
+  const base = typeof urlFlag === 'string' ? urlFlag : (process.env.SLUICE_ADMIN_URL ?? 'http://127.0.0.1:9901');
+  const tokenFlag = flags.get('--token');
+  const token = typeof tokenFlag === 'string' ? tokenFlag : process.env.SLUICE_ADMIN_TOKEN;
+  const [cmd, ...rest] = positional;
+  try {
+    switch (cmd) {
+      case 'status': {
+        const s = (await call(base, token, 'GET', '/api/v1/status')) as StatusDoc;
+        process.stdout.write(flags.has('--json') ? `${JSON.stringify(s, null, 2)}\n` : `${summary(s)}\n`);
+        return 0;
+      }
+      case 'weights': {
+        if (rest.length === 0) throw new ClientError('weights needs green=<percent> and/or blue=<percent>');
+        const weights: Record<string, number> = {};
+        for (const a of rest) {
+          const m = /^(blue|green)=(\d+(?:\.\d{1,2})?)$/.exec(a);
+          if (m === null) throw new ClientError(`bad weight ${JSON.stringify(a)}: expected blue=<0-100> or green=<0-100>`);
+          weights[m[1] as string] = Number(m[2]);
+        }
+        const s = (await call(base, token, 'PUT', '/api/v1/weights', { weights })) as StatusDoc;
+        process.stdout.write(`${summary(s)}\n`);
+        return 0;
+      }
+      case 'rollout': {
+        const action = rest[0];
+        if (action === undefined || !['start', 'pause', 'resume', 'promote', 'abort'].includes(action)) {
+          throw new ClientError('rollout needs one of start, pause, resume, promote, abort');
+        }
+        const body: Record<string, unknown> = {};
+        const steps = flags.get('--steps');
+        if (action === 'start' && typeof steps === 'string') body.steps = steps.split(',').map(Number);
+        const hold = flags.get('--step-hold');
+        if (action === 'start' && typeof hold === 'string') body.stepHold = hold;
+        const s = (await call(base, token, 'POST', `/api/v1/rollout/${action}`, body)) as StatusDoc;
+        process.stdout.write(`${summary(s)}\n`);
+        return 0;
+      }
+      case 'history': {
+        const h = (await call(base, token, 'GET', '/api/v1/history')) as { history: { at: number; event: string; by: string; reason: string | null; weights: Record<string, number>; phase: string }[] };
+        if (flags.has('--json')) process.stdout.write(`${JSON.stringify(h, null, 2)}\n`);
+        else if (h.history.length === 0) process.stdout.write('no history yet\n');
+        else for (const e of h.history) process.stdout.write(`${new Date(e.at).toISOString()}  ${e.event.padEnd(12)} by ${e.by.padEnd(8)} blue=${e.weights.blue} green=${e.weights.green} ${e.phase}${e.reason ? `  ${e.reason}` : ''}\n`);
+        return 0;
+      }
+    }
+  } catch (err) {
+    if (err instanceof ClientError) {
+      process.stderr.write(`sluice: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  return 2;
+}

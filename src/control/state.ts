@@ -1,0 +1,91 @@
+/**
+ * The controller's state: what is persisted and what the status document is built from.
+ */
+import { z } from 'zod';
+import { POOL_NAMES, type PoolName } from '../core/config.js';
+
+/** Rollout phases (contract). */
+export type Phase =
+  /** No rollout under way; weights are whatever an operator set. */
+  | 'idle'
+  /** Stepping the canary up while analysis passes. */
+  | 'progressing'
+  /** Held at the current step by an operator or a manual weight change; the guard still acts. */
+  | 'paused'
+  /** The canary reached 100 % and became stable. */
+  | 'promoted'
+  /** The canary was sent back to 0 %, by analysis or by an operator; never undone automatically. */
+  | 'rolled_back';
+
+export const PHASE_VALUES = ['idle', 'progressing', 'paused', 'promoted', 'rolled_back'] as const;
+
+export interface WeightsState {
+  blue: number;
+  green: number;
+}
+
+export interface HistoryEntry {
+  /** ms since epoch */
+  at: number;
+  /** what happened: started, step, paused, resumed, promoted, rolled_back, aborted, weights */
+  event: string;
+  /** who: `auto` (the controller) or a token id / `local` */
+  by: string;
+  reason: string | null;
+  weights: WeightsState;
+  phase: Phase;
+  stepIndex: number;
+  /** Numbers behind an automatic decision. */
+  evidence?: unknown;
+}
+
+export interface ControllerState {
+  version: number;
+  stable: PoolName;
+  weights: WeightsState;
+  phase: Phase;
+  stepIndex: number;
+  steps: number[];
+  stepHold: number;
+  /** When the current step began (ms); holds count from here. */
+  stepStartedAt: number | null;
+  reason: string | null;
+  rollbacks: number;
+  history: HistoryEntry[];
+}
+
+export const canaryOf = (stable: PoolName): PoolName => (stable === 'blue' ? 'green' : 'blue');
+
+const weightsSchema = z.object({ blue: z.number().min(0).max(100), green: z.number().min(0).max(100) });
+export const controllerStateSchema = z.object({
+  version: z.number().int().nonnegative(),
+  stable: z.enum(POOL_NAMES),
+  weights: weightsSchema,
+  phase: z.enum(PHASE_VALUES),
+  stepIndex: z.number().int().nonnegative(),
+  steps: z.array(z.number().min(0).max(100)).min(1),
+  stepHold: z.number().nonnegative(),
+  stepStartedAt: z.number().nullable(),
+  reason: z.string().nullable(),
+  rollbacks: z.number().int().nonnegative().default(0),
+  history: z.array(z.any()).default([]),
+}) satisfies z.ZodType<unknown>;
+
+/** Parse saved state; undefined when it does not fit. */
+export function validateState(raw: unknown): ControllerState | undefined {
+  const r = controllerStateSchema.safeParse(raw);
+  if (!r.success) return undefined;
+  const s = r.data as ControllerState;
+  if (Math.abs(s.weights.blue + s.weights.green - 100) > 1e-6) return undefined;
+  return s;
+}
+
+/** Weights with the canary at `canaryPercent`. */
+export function weightsFor(stable: PoolName, canaryPercent: number): WeightsState {
+  const c = Math.round(canaryPercent * 100) / 100;
+  const s = Math.round((100 - c) * 100) / 100;
+  return stable === 'blue' ? { blue: s, green: c } : { blue: c, green: s };
+}
+
+/** History is bounded: the newest entries are kept. */
+export const MAX_HISTORY = 500;

@@ -1,0 +1,238 @@
+/**
+ * The config schema: every key, its default and a one-line doc, declared once (STYLE.md habit 7).
+ * `loadConfig` reads YAML (or JSON for `.json`) and returns a typed, defaulted config or throws a
+ * ConfigError whose problems read `path.to.key: message`.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { ConfigError } from './errors.js';
+import { parseCidr } from './net.js';
+
+/** A duration: milliseconds or '250ms' / '2s' / '1m'. */
+export const duration = () =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(v)} (use ms or a string like 250ms, 2s, 1m)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** A percentage from 0 to 100 with at most two decimals (0.01 % resolution, like split_clients). */
+export const percent = () =>
+  z
+    .number({ error: 'expected a number from 0 to 100' })
+    .min(0, 'must be >= 0')
+    .max(100, 'must be <= 100')
+    .refine((v) => Math.abs(v * 100 - Math.round(v * 100)) < 1e-6, 'at most two decimals');
+
+const httpUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && (u.pathname === '/' || u.pathname === '') && u.search === '' && u.username === '';
+  } catch {
+    return false;
+  }
+}, 'Invalid url (expected http(s)://host:port with no path)');
+
+export const POOL_NAMES = ['blue', 'green'] as const;
+export type PoolName = (typeof POOL_NAMES)[number];
+
+const poolSchema = z
+  .object({
+    /** Upstream base URLs of this pool, balanced round-robin over those available. */
+    endpoints: z.array(httpUrl).min(1, 'at least one endpoint'),
+  })
+  .strict();
+
+const splitKey = z
+  .string()
+  .regex(/^(ip|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|cookie:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/, 'expected ip, header:<name> or cookie:<name>');
+
+const cidr = z.string().refine((s) => parseCidr(s) !== undefined, 'invalid CIDR or address');
+
+const hex64 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected the 64-hex SHA-256 of the token (sluice hash-token <token>)');
+
+const webhookEvents = z.enum(['rollout.started', 'rollout.step', 'rollout.paused', 'rollout.resumed', 'rollout.promoted', 'rollout.rolled_back', 'rollout.aborted', 'weights.changed']);
+
+export const configSchema = z
+  .object({
+    /** Where the proxy listens for client traffic. */
+    listen: z.object({ host: z.string().default('0.0.0.0'), port: z.number().int().min(0).max(65535).default(8080) }).strict().default({ host: '0.0.0.0', port: 8080 }),
+    admin: z
+      .object({
+        /** Admin listener address; a non-loopback host requires tokens. */
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(9901),
+        /** Host header values accepted besides loopback ones (DNS-rebinding guard). */
+        allowedHosts: z.array(z.string()).default([]),
+        /** Bearer tokens by SHA-256; empty means full access, allowed only on a loopback host. */
+        tokens: z.array(z.object({ id: z.string().min(1), sha256: hex64, role: z.enum(['viewer', 'operator']) }).strict()).default([]),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 9901, allowedHosts: [], tokens: [] }),
+    /** Exactly two pools, named blue and green. */
+    pools: z.object({ blue: poolSchema, green: poolSchema }).strict(),
+    /** The pool that holds the current release at first start. */
+    stable: z.enum(POOL_NAMES).default('blue'),
+    split: z
+      .object({
+        /** ip | header:<name> | cookie:<name>; falls back to ip when absent. */
+        key: splitKey.default('ip'),
+        /** CIDRs whose X-Forwarded-For (and -Proto, -Host, X-Request-Id) is believed. */
+        trustedProxies: z.array(cidr).default([]),
+        /** Force a pool with this header or cookie (value blue or green); false disables. */
+        override: z
+          .union([z.literal(false), z.object({ header: z.string().toLowerCase().default('x-sluice-pool'), cookie: z.string().default('sluice-pool') }).strict()])
+          .default({ header: 'x-sluice-pool', cookie: 'sluice-pool' }),
+        /** Canary percent at first start (no saved state). */
+        initialCanaryWeight: percent().default(0),
+      })
+      .strict()
+      .default({ key: 'ip', trustedProxies: [], override: { header: 'x-sluice-pool', cookie: 'sluice-pool' }, initialCanaryWeight: 0 }),
+    rollout: z
+      .object({
+        /** Canary percent at each step. */
+        steps: z.array(percent()).min(1).default([10, 25, 50, 100]).refine((s) => s.every((v, i) => i === 0 || v > (s[i - 1] as number)), 'steps must increase'),
+        /** Time at a step, with passing analysis, before the next. */
+        stepHold: duration().default(30_000),
+        analysis: z
+          .object({
+            /** How often the controller judges. */
+            interval: duration().default(1000),
+            /** Sliding window the judgement is made on. */
+            window: duration().default(10_000),
+            /** Fewer canary requests in the window: no verdict (wait). */
+            minRequests: z.number().int().min(1).default(50),
+            /** Canary errors / requests. */
+            maxErrorRate: z.number().min(0).max(1).default(0.01),
+            /** Canary p95 in milliseconds. */
+            maxP95Ms: z.number().positive().default(500),
+            /** Canary p95 / stable p95 (when stable has minRequests). */
+            maxP95Ratio: z.number().positive().default(2.0),
+          })
+          .strict()
+          .default({ interval: 1000, window: 10_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2.0 }),
+      })
+      .strict()
+      .default({
+        steps: [10, 25, 50, 100],
+        stepHold: 30_000,
+        analysis: { interval: 1000, window: 10_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2.0 },
+      }),
+    healthCheck: z
+      .object({
+        /** Path probed on every endpoint; null disables active checks. */
+        path: z.string().startsWith('/').nullable().default(null),
+        interval: duration().default(2000),
+        timeout: duration().default(1000),
+        /** Consecutive failures that take an endpoint out of rotation. */
+        unhealthyAfter: z.number().int().min(1).default(3),
+        /** Consecutive successes that bring it back. */
+        healthyAfter: z.number().int().min(1).default(2),
+      })
+      .strict()
+      .default({ path: null, interval: 2000, timeout: 1000, unhealthyAfter: 3, healthyAfter: 2 }),
+    timeouts: z
+      .object({
+        /** Upstream TCP connect. */
+        connect: duration().default(5000),
+        /** Upstream response headers after the request was sent (504 past it). */
+        response: duration().default(30_000),
+        /** Idle time: between upstream body chunks, and idle client keep-alive connections. */
+        idle: duration().default(60_000),
+        /** Client request headers must arrive within this (408 and close past it). */
+        clientHeaders: duration().default(10_000),
+      })
+      .strict()
+      .default({ connect: 5000, response: 30_000, idle: 60_000, clientHeaders: 10_000 }),
+    limits: z
+      .object({
+        /** Total request header bytes; above it: 431. */
+        maxHeaderBytes: z.number().int().min(1024).max(1 << 20).default(16384),
+        /** Request header count; above it: 431. */
+        maxHeaderCount: z.number().int().min(8).max(10_000).default(100),
+      })
+      .strict()
+      .default({ maxHeaderBytes: 16384, maxHeaderCount: 100 }),
+    upstream: z
+      .object({
+        /** Keep-alive connections per endpoint at most. */
+        connections: z.number().int().min(1).max(10_000).default(128),
+        /** Consecutive connect failures that eject an endpoint (passive health). */
+        ejectAfter: z.number().int().min(1).default(3),
+        /** How long an ejected endpoint stays out before it is tried again. */
+        ejectFor: duration().default(10_000),
+      })
+      .strict()
+      .default({ connections: 128, ejectAfter: 3, ejectFor: 10_000 }),
+    /** Where weights, roles, phase and history are saved atomically. */
+    stateFile: z.string().default('data/sluice-state.json'),
+    /** One JSON line per admin mutation and per denial; null disables. */
+    audit: z.object({ file: z.string().nullable().default('data/audit.jsonl') }).strict().default({ file: 'data/audit.jsonl' }),
+    /** JSON POSTs on rollout events. */
+    webhooks: z.array(z.object({ url: httpUrl.or(z.url()), events: z.array(webhookEvents).optional() }).strict()).default([]),
+    log: z
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        /** One access log line per request, written in batches off the request path. */
+        access: z.boolean().default(true),
+      })
+      .strict()
+      .default({ level: 'info', access: true }),
+    /** On SIGTERM/SIGINT, how long in-flight requests may take to finish. */
+    shutdownGrace: duration().default(10_000),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.admin.tokens.length === 0 && !isLoopbackHost(c.admin.host)) {
+      ctx.addIssue({ code: 'custom', path: ['admin', 'tokens'], message: `required when admin.host (${c.admin.host}) is not loopback` });
+    }
+    const ids = new Set<string>();
+    c.admin.tokens.forEach((t, i) => {
+      if (ids.has(t.id)) ctx.addIssue({ code: 'custom', path: ['admin', 'tokens', i, 'id'], message: `duplicate token id ${t.id}` });
+      ids.add(t.id);
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Turn zod issues into `path.to.key: message` lines. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.flatMap((i) => {
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${[...i.path, k].join('.')}: unknown key`);
+    return [`${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`];
+  });
+}
+
+/** Validate an already-parsed object. Throws ConfigError. */
+export function parseConfig(raw: unknown): Config {
+  const r = configSchema.safeParse(raw ?? {});
+  if (!r.success) throw new ConfigError(formatIssues(r.error.issues));
+  return r.data;
+}
+
+/** Read and validate a config file (YAML, or JSON when it ends in .json). Throws ConfigError. */
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`(file): cannot read ${file}: ${(err as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([`(file): ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`]);
+  }
+  return parseConfig(raw);
+}

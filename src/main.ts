@@ -1,0 +1,133 @@
+/**
+ * The composition root: config → planes → listeners; graceful shutdown. The only file that wires
+ * the data, stats, control and admin planes together.
+ */
+import { Registry } from 'prom-client';
+import { systemClock, type Clock } from './core/clock.js';
+import type { Config } from './core/config.js';
+import { createLogger, type Logger } from './core/log.js';
+import { AccessLog } from './data/access-log.js';
+import { ProxyServer } from './data/proxy.js';
+import { makeTable, TableCell } from './data/table.js';
+import { UpstreamPool, type UpstreamOptions } from './data/upstream.js';
+import { Recorder } from './stats/recorder.js';
+import { WindowRing } from './stats/window.js';
+import { Controller } from './control/controller.js';
+import { validateState, type ControllerState } from './control/state.js';
+import { FileStateStore, type StateStore } from './control/state-store.js';
+import { AdminServer } from './admin/server.js';
+import { Authenticator } from './admin/auth.js';
+import { AuditLog } from './admin/audit.js';
+import { apiRoutes } from './admin/routes.js';
+import { registerMetrics } from './metrics/metrics.js';
+import { statusDocument } from './status.js';
+
+export interface SluiceOptions {
+  logger?: Logger;
+  clock?: Clock;
+  store?: StateStore<ControllerState>;
+}
+
+export interface Sluice {
+  config: Config;
+  proxyPort: number;
+  adminPort: number;
+  controller: Controller;
+  recorder: Recorder;
+  window: WindowRing;
+  pools: readonly [UpstreamPool, UpstreamPool];
+  status(): ReturnType<typeof statusDocument>;
+  /** Graceful stop: refuse new requests, finish in-flight ones within shutdownGrace, persist. */
+  stop(): Promise<void>;
+}
+
+export async function startSluice(config: Config, opts: SluiceOptions = {}): Promise<Sluice> {
+  const logger = opts.logger ?? createLogger(config.log.level);
+  const clock = opts.clock ?? systemClock;
+  const upstreamOpts: UpstreamOptions = {
+    connections: config.upstream.connections,
+    connectTimeout: config.timeouts.connect,
+    headersTimeout: config.timeouts.response,
+    bodyTimeout: config.timeouts.idle,
+    ejectAfter: config.upstream.ejectAfter,
+    ejectFor: config.upstream.ejectFor,
+  };
+  const pools = [
+    new UpstreamPool(0, 'blue', config.pools.blue.endpoints, upstreamOpts, clock),
+    new UpstreamPool(1, 'green', config.pools.green.endpoints, upstreamOpts, clock),
+  ] as const;
+  for (const p of pools) {
+    p.onEjection = (ep, ejected) => logger.warn({ pool: p.name, endpoint: ep.url, ejected }, ejected ? 'endpoint ejected after consecutive connect failures' : 'endpoint back in rotation');
+  }
+
+  const recorder = new Recorder();
+  const window = new WindowRing(recorder, Math.max(1, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval)));
+  const table = new TableCell(makeTable(0, config.stable, { blue: 100, green: 0 }));
+  const store = opts.store ?? new FileStateStore<ControllerState>(config.stateFile, validateState);
+  const controller = new Controller({ config, table, store, clock, logger });
+  const accessLog = config.log.access ? new AccessLog(1) : undefined;
+
+  const proxy = new ProxyServer({ config, table, pools, recorder, accessLog, logger });
+  const status = () => statusDocument(controller.state, pools, window, clock());
+
+  const ticker = setInterval(() => window.rotate(), config.rollout.analysis.interval);
+  ticker.unref();
+
+  const registry = new Registry();
+  let lastWindows: Record<string, { errorRate: number; p95Ms: number }> = {};
+  registerMetrics(registry, recorder, {
+    weights: () => controller.state.weights,
+    phase: () => controller.state.phase,
+    rollbacks: () => controller.state.rollbacks,
+    endpoints: () => pools.flatMap((p) => p.endpoints.map((e) => ({ pool: p.name, url: e.url, healthy: e.available(clock()) }))),
+    windows: () => {
+      lastWindows = { blue: window.query(0), green: window.query(1) };
+      return lastWindows;
+    },
+  });
+
+  let ready = false;
+  const admin = new AdminServer({
+    host: config.admin.host,
+    allowedHosts: config.admin.allowedHosts,
+    auth: new Authenticator(config.admin.tokens),
+    audit: new AuditLog(config.audit.file),
+    registry,
+    routes: apiRoutes(controller, status),
+    ready: () => ready,
+    snapshot: () => {
+      const s = controller.state;
+      return { version: s.version, stable: s.stable, weights: s.weights, phase: s.phase, stepIndex: s.stepIndex };
+    },
+    logger,
+  });
+
+  let proxyPort: number;
+  let adminPort: number;
+  try {
+    adminPort = await admin.listen(config.admin.port, config.admin.host);
+    proxyPort = await proxy.listen(config.listen.port, config.listen.host);
+  } catch (err) {
+    await admin.close().catch(() => {});
+    for (const p of pools) p.destroy();
+    throw err;
+  }
+  if (config.admin.tokens.length === 0) logger.warn({ host: config.admin.host }, 'admin API has no tokens: full access for anyone who can reach the loopback admin listener');
+  ready = true;
+  logger.info({ proxy: `${config.listen.host}:${proxyPort}`, admin: `${config.admin.host}:${adminPort}`, weights: controller.state.weights, stable: controller.state.stable }, 'sluice listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      ready = false;
+      clearInterval(ticker);
+      logger.info({ inFlight: proxy.inFlight, graceMs: config.shutdownGrace }, 'shutting down');
+      await proxy.close(config.shutdownGrace);
+      await Promise.all(pools.map((p) => p.close()));
+      await accessLog?.close();
+      await admin.close();
+      logger.info('stopped');
+    })());
+
+  return { config, proxyPort, adminPort, controller, recorder, window, pools, status, stop };
+}

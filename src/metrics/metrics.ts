@@ -1,0 +1,109 @@
+/**
+ * Prometheus metrics behind a small facade over a Registry passed in (STYLE.md habit 11).
+ * Nothing here runs per request: every number is read at scrape time from the recorder's typed
+ * arrays and the controller's status, through custom collectors.
+ */
+import { collectDefaultMetrics, type Registry } from 'prom-client';
+import { POOL_NAMES } from '../core/config.js';
+import { DURATION_BUCKETS, ERROR_KINDS, type Recorder } from '../stats/recorder.js';
+
+type Labels = Record<string, string | number>;
+interface Sample {
+  labels: Labels;
+  value: number;
+  metricName?: string;
+}
+
+/** The shape prom-client's Registry formats: anything with name, help, type and get(). */
+function collector(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', read: () => Sample[]) {
+  return {
+    name,
+    help,
+    type,
+    aggregator: 'sum' as const,
+    get: async () => ({ name, help, type, aggregator: 'sum' as const, values: read() }),
+    reset: () => {},
+  };
+}
+
+/** What the metrics read from the control plane at scrape time. */
+export interface MetricsSource {
+  weights(): { blue: number; green: number };
+  phase(): string;
+  rollbacks(): number;
+  endpoints(): { pool: string; url: string; healthy: boolean }[];
+  windows(): Partial<Record<'blue' | 'green', { errorRate: number; p95Ms: number }>>;
+}
+
+export const PHASES = ['idle', 'progressing', 'paused', 'promoted', 'rolled_back'] as const;
+
+export function registerMetrics(registry: Registry, recorder: Recorder, source: MetricsSource): void {
+  collectDefaultMetrics({ register: registry });
+  const reg = (m: ReturnType<typeof collector>) => registry.registerMetric(m as never);
+
+  reg(
+    collector('sluice_requests_total', 'Upstream exchanges by pool and status code (0: no response).', 'counter', () => {
+      const out: Sample[] = [];
+      recorder.pools.forEach((p, i) => {
+        for (let code = 0; code < p.codes.length; code++) {
+          const v = p.codes[code] as number;
+          if (v > 0) out.push({ labels: { pool: POOL_NAMES[i] as string, code }, value: v });
+        }
+      });
+      return out;
+    }),
+  );
+  reg(
+    collector('sluice_upstream_errors_total', 'Upstream failures by pool and kind (connect, timeout, reset, protocol, no_endpoint, other).', 'counter', () =>
+      recorder.pools.flatMap((p, i) => ERROR_KINDS.map((kind, k) => ({ labels: { pool: POOL_NAMES[i] as string, kind }, value: p.errorKinds[k] as number }))),
+    ),
+  );
+  reg(
+    collector('sluice_request_duration_seconds', 'Time to the upstream response headers (or failure), by pool.', 'histogram', () => {
+      const out: Sample[] = [];
+      recorder.pools.forEach((p, i) => {
+        const pool = POOL_NAMES[i] as string;
+        let cum = 0;
+        DURATION_BUCKETS.forEach((le, b) => {
+          cum += p.buckets[b] as number;
+          out.push({ metricName: 'sluice_request_duration_seconds_bucket', labels: { pool, le }, value: cum });
+        });
+        cum += p.buckets[DURATION_BUCKETS.length] as number;
+        out.push({ metricName: 'sluice_request_duration_seconds_bucket', labels: { pool, le: '+Inf' }, value: cum });
+        out.push({ metricName: 'sluice_request_duration_seconds_sum', labels: { pool }, value: p.sumSeconds });
+        out.push({ metricName: 'sluice_request_duration_seconds_count', labels: { pool }, value: p.count });
+      });
+      return out;
+    }),
+  );
+  reg(
+    collector('sluice_pool_weight_percent', 'Share of traffic routed to each pool, in percent.', 'gauge', () => {
+      const w = source.weights();
+      return POOL_NAMES.map((pool) => ({ labels: { pool }, value: w[pool] }));
+    }),
+  );
+  reg(
+    collector('sluice_pool_window_error_ratio', 'Errors / requests over the analysis window.', 'gauge', () => {
+      const w = source.windows();
+      return POOL_NAMES.flatMap((pool) => (w[pool] === undefined ? [] : [{ labels: { pool }, value: w[pool].errorRate }]));
+    }),
+  );
+  reg(
+    collector('sluice_pool_window_p95_seconds', 'p95 latency over the analysis window.', 'gauge', () => {
+      const w = source.windows();
+      return POOL_NAMES.flatMap((pool) => (w[pool] === undefined ? [] : [{ labels: { pool }, value: w[pool].p95Ms / 1000 }]));
+    }),
+  );
+  reg(
+    collector('sluice_rollout_phase', 'Current rollout phase (1 for the current one).', 'gauge', () => {
+      const phase = source.phase();
+      return PHASES.map((p) => ({ labels: { phase: p }, value: p === phase ? 1 : 0 }));
+    }),
+  );
+  reg(collector('sluice_rollbacks_total', 'Rollbacks, automatic and manual.', 'counter', () => [{ labels: {}, value: source.rollbacks() }]));
+  reg(
+    collector('sluice_endpoint_healthy', 'Whether an endpoint takes traffic (active and passive health).', 'gauge', () =>
+      source.endpoints().map((e) => ({ labels: { pool: e.pool, endpoint: e.url }, value: e.healthy ? 1 : 0 })),
+    ),
+  );
+}

@@ -1,0 +1,63 @@
+/**
+ * Per-pool measurement, written on the request path and read elsewhere (STYLE.md habit 4).
+ *
+ * `record()` is all the request path calls: one HDR `recordValue`, a few typed-array increments,
+ * no allocation, no percentile math. Cumulative counters feed Prometheus at scrape time; the
+ * interval histogram and counters are handed to the window ring (stats/window.ts) on each tick.
+ */
+import * as hdr from 'hdr-histogram-js';
+import type { UpstreamErrorKind } from '../core/errors.js';
+import type { PoolId } from '../data/table.js';
+
+export const ERROR_KINDS: readonly UpstreamErrorKind[] = ['connect', 'timeout', 'reset', 'protocol', 'no_endpoint', 'other'];
+const KIND_INDEX: Readonly<Record<UpstreamErrorKind, number>> = { connect: 0, timeout: 1, reset: 2, protocol: 3, no_endpoint: 4, other: 5 };
+
+/** Prometheus histogram bucket bounds (seconds) for sluice_request_duration_seconds. */
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+const BUCKET_MICROS = DURATION_BUCKETS.map((s) => s * 1e6);
+
+/** Highest latency tracked exactly (µs): an hour; longer values are clamped. */
+export const MAX_MICROS = 3_600_000_000;
+
+export function newHistogram(): hdr.Histogram {
+  return hdr.build({ bitBucketSize: 32, lowestDiscernibleValue: 1, highestTrackableValue: MAX_MICROS, numberOfSignificantValueDigits: 3, autoResize: false });
+}
+
+export class PoolRecorder {
+  /** Histogram of the current interval, in µs. Swapped by the window ring. */
+  interval: hdr.Histogram = newHistogram();
+  intervalRequests = 0;
+  intervalErrors = 0;
+  /** Cumulative counts by status code (0 = no response). */
+  readonly codes = new Float64Array(600);
+  readonly errorKinds = new Float64Array(ERROR_KINDS.length);
+  /** Cumulative Prometheus bucket counts (non-cumulative per bucket; last is +Inf). */
+  readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
+  sumSeconds = 0;
+  count = 0;
+}
+
+export class Recorder {
+  readonly pools: readonly [PoolRecorder, PoolRecorder] = [new PoolRecorder(), new PoolRecorder()];
+
+  /**
+   * One finished upstream exchange. `status` is the upstream status, or the status sluice
+   * answered with when the upstream never answered; `errorKind` is set for upstream failures.
+   * `micros` is the time to the upstream's response headers (or to the failure).
+   */
+  record(pool: PoolId, status: number, micros: number, errorKind: UpstreamErrorKind | undefined): void {
+    const p = this.pools[pool];
+    const v = micros < 1 ? 1 : micros > MAX_MICROS ? MAX_MICROS : micros;
+    p.interval.recordValue(v);
+    p.intervalRequests++;
+    const isError = errorKind !== undefined || status >= 500;
+    if (isError) p.intervalErrors++;
+    if (errorKind !== undefined) p.errorKinds[KIND_INDEX[errorKind]]! += 1;
+    p.codes[status > 0 && status < 600 ? status : 0]! += 1;
+    let b = 0;
+    while (b < BUCKET_MICROS.length && v > (BUCKET_MICROS[b] as number)) b++;
+    p.buckets[b]! += 1;
+    p.sumSeconds += v / 1e6;
+    p.count++;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The sliding window: a ring of per-interval histograms and counters per pool. `rotate()` runs on
+ * the controller's tick: it takes each pool's interval histogram from the recorder (handing back a
+ * recycled, reset one), and drops the oldest slot. `query()` merges the ring: percentile math
+ * happens here, once per tick, never on the request path.
+ */
+import type { Histogram } from 'hdr-histogram-js';
+import type { PoolId } from '../data/table.js';
+import { newHistogram, type Recorder } from './recorder.js';
+
+/** One pool's numbers over a span of time. */
+export interface WindowStats {
+  requests: number;
+  errors: number;
+  errorRate: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+}
+
+/** Counts of the newest intervals, for fast detection before the whole window fills. */
+export interface RecentStats {
+  requests: number;
+  errors: number;
+}
+
+interface Slot {
+  hist: Histogram;
+  requests: number;
+  errors: number;
+}
+
+/** The source of window statistics the controller reads; a fleet mode can merge several. */
+export interface WindowSource {
+  rotate(): void;
+  query(pool: PoolId): WindowStats;
+  /** The newest `intervals` intervals only (counts, no percentiles). */
+  recent(pool: PoolId, intervals: number): RecentStats;
+}
+
+export class WindowRing implements WindowSource {
+  private readonly rings: [Slot[], Slot[]] = [[], []];
+  private readonly merged = newHistogram();
+
+  /** `slots`: how many intervals the window covers (window / interval, rounded up). */
+  constructor(
+    private readonly recorder: Recorder,
+    readonly slots: number,
+  ) {}
+
+  rotate(): void {
+    for (const id of [0, 1] as const) {
+      const p = this.recorder.pools[id];
+      const ring = this.rings[id];
+      const oldest = ring.length >= this.slots ? (ring.shift() as Slot) : undefined;
+      const fresh = oldest?.hist ?? newHistogram();
+      fresh.reset();
+      ring.push({ hist: p.interval, requests: p.intervalRequests, errors: p.intervalErrors });
+      p.interval = fresh;
+      p.intervalRequests = 0;
+      p.intervalErrors = 0;
+    }
+  }
+
+  query(pool: PoolId): WindowStats {
+    const ring = this.rings[pool];
+    let requests = 0;
+    let errors = 0;
+    const m = this.merged;
+    m.reset();
+    for (const s of ring) {
+      requests += s.requests;
+      errors += s.errors;
+      if (s.hist.totalCount > 0) m.add(s.hist);
+    }
+    const pct = (q: number) => (m.totalCount === 0 ? 0 : round3(m.getValueAtPercentile(q) / 1000));
+    return { requests, errors, errorRate: requests === 0 ? 0 : round4(errors / requests), p50Ms: pct(50), p95Ms: pct(95), p99Ms: pct(99) };
+  }
+
+  recent(pool: PoolId, intervals: number): RecentStats {
+    const ring = this.rings[pool];
+    let requests = 0;
+    let errors = 0;
+    for (let i = Math.max(0, ring.length - intervals); i < ring.length; i++) {
+      requests += (ring[i] as Slot).requests;
+      errors += (ring[i] as Slot).errors;
+    }
+    return { requests, errors };
+  }
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+const round4 = (x: number) => Math.round(x * 10000) / 10000;

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { cookieValue, responseHeaders, scanRequestHeaders } from '../../src/data/headers.js';
+import { parseCidr, TrustedSet } from '../../src/core/net.js';
+
+const names = { keyHeader: undefined, override: 'x-sluice-pool' };
+const outNames = (out: string[]) => out.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+
+describe('request headers', () => {
+  it('drops hop-by-hop, forwarding and underscore headers and keeps the rest in order', () => {
+    const r = scanRequestHeaders(
+      ['Host', 'a.example', 'Connection', 'keep-alive', 'Keep-Alive', 'timeout=5', 'TE', 'trailers', 'Upgrade', 'h2c', 'Proxy-Connection', 'x',
+        'Expect', '100-continue', 'X-Forwarded-For', '6.6.6.6', 'X-Request-Id', 'evil', 'X_Forwarded_For', '7.7.7.7', 'Accept', '*/*', 'X-Sluice-Pool', 'green'],
+      names,
+    );
+    expect(outNames(r.out)).toEqual(['host', 'accept']);
+    expect(r.xff).toBe('6.6.6.6');
+    expect(r.requestId).toBe('evil');
+    expect(r.override).toBe('green');
+  });
+
+  it('drops every header named in Connection, but never Host or Content-Length', () => {
+    const r = scanRequestHeaders(['Host', 'h', 'X-Secret', '1', 'Content-Length', '3', 'Connection', 'close, X-Secret, host, content-length, X-Forwarded-For', 'X-Forwarded-For', '1.1.1.1'], names);
+    expect(outNames(r.out)).toEqual(['host', 'content-length']);
+    expect(r.xff).toBeUndefined();
+  });
+
+  it('detects bodies and framing', () => {
+    expect(scanRequestHeaders(['Content-Length', '0'], names).hasBody).toBe(false);
+    expect(scanRequestHeaders(['Content-Length', '5'], names).hasBody).toBe(true);
+    const te = scanRequestHeaders(['Transfer-Encoding', 'chunked'], names);
+    expect(te.hasBody && te.transferEncoding).toBe(true);
+    expect(outNames(te.out)).toEqual([]);
+    expect(scanRequestHeaders(['Content-Length', '1', 'content-length', '1'], names).contentLengthCount).toBe(2);
+    expect(scanRequestHeaders(['Host', 'a', 'host', 'b'], names).hostCount).toBe(2);
+  });
+});
+
+describe('response headers', () => {
+  const b = (...xs: string[]) => xs.map((x) => Buffer.from(x, 'latin1'));
+  it('drops hop-by-hop and Connection-named headers', () => {
+    const out = responseHeaders(b('Content-Type', 'text/plain', 'Connection', 'X-Internal', 'X-Internal', 'x', 'Transfer-Encoding', 'chunked', 'Keep-Alive', 'timeout=5', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'));
+    expect(out).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
+  });
+});
+
+describe('cookies', () => {
+  it.each([
+    ['a=1; uid=7', 'uid', '7'],
+    ['uid=7', 'uid', '7'],
+    ['xuid=1; uid=2', 'uid', '2'],
+    ['uid="quoted"', 'uid', 'quoted'],
+    ['uid=', 'uid', ''],
+    ['a=uid=3', 'uid', undefined],
+    ['', 'uid', undefined],
+    [undefined, 'uid', undefined],
+  ])('%j[%s] → %j', (c, n, v) => {
+    expect(cookieValue(c, n)).toBe(v);
+  });
+});
+
+describe('trusted proxies', () => {
+  it.each([
+    ['10.0.0.0/8', '10.200.1.1', true],
+    ['10.0.0.0/8', '11.0.0.1', false],
+    ['10.0.0.0/8', '::ffff:10.1.2.3', true],
+    ['192.168.1.7', '192.168.1.7', true],
+    ['192.168.1.7', '192.168.1.8', false],
+    ['fd00::/8', 'fd12::1', true],
+    ['fd00::/8', 'fe80::1', false],
+    ['::1', '::1', true],
+    ['0.0.0.0/0', '8.8.8.8', true],
+  ])('%s contains %s: %s', (cidr, ip, expected) => {
+    expect(new TrustedSet([cidr]).has(ip)).toBe(expected);
+  });
+
+  it.each(['10.0.0.0/33', 'nope', '1.2.3.4/x', '::1/129', '1.2.3.4/8/9'])('rejects %j', (c) => {
+    expect(parseCidr(c)).toBeUndefined();
+  });
+});

@@ -1,0 +1,191 @@
+import { describe, expect, it } from 'vitest';
+import { bucketOf, BUCKETS, murmurHash2 } from '../../src/data/murmur.js';
+import { choosePool, clientIp, overridePool, poolForBucket, routingKey, type Selector } from '../../src/data/select.js';
+import { makeTable } from '../../src/data/table.js';
+import { scanRequestHeaders } from '../../src/data/headers.js';
+import { TrustedSet } from '../../src/core/net.js';
+
+/** A seeded PRNG (mulberry32) so property runs are reproducible. */
+function rng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const randomIp = (r: () => number) => `${1 + Math.floor(r() * 223)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}`;
+
+/** An independent byte-wise MurmurHash2 (seed 0) over a Buffer, to check the string version. */
+function murmurRef(buf: Buffer): number {
+  const m = 0x5bd1e995;
+  let h = buf.length >>> 0;
+  let i = 0;
+  let len = buf.length;
+  while (len >= 4) {
+    let k = buf.readUInt32LE(i);
+    k = Math.imul(k, m) >>> 0;
+    k = (k ^ (k >>> 24)) >>> 0;
+    k = Math.imul(k, m) >>> 0;
+    h = (Math.imul(h, m) ^ k) >>> 0;
+    i += 4;
+    len -= 4;
+  }
+  if (len === 3) h ^= buf[i + 2]! << 16;
+  if (len >= 2) h ^= buf[i + 1]! << 8;
+  if (len >= 1) h = Math.imul(h ^ buf[i]!, m) >>> 0;
+  h = (h ^ (h >>> 13)) >>> 0;
+  h = Math.imul(h, m) >>> 0;
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+const noOverride: Selector = { key: { kind: 'ip' }, overrideCookie: undefined };
+const scan = (raw: string[] = []) => scanRequestHeaders(raw, { keyHeader: undefined, override: 'x-sluice-pool' });
+const always = () => true;
+
+describe('murmurHash2', () => {
+  it.each(['', 'a', 'ab', 'abc', 'abcd', 'abcde', '127.0.0.1', '2001:db8::1', 'user-42', '\u00ff\u00fe\u0080'])('matches a byte-wise reference for %j', (s) => {
+    expect(murmurHash2(s)).toBe(murmurRef(Buffer.from(s, 'latin1')));
+  });
+
+  it('matches the reference on 2,000 random strings of every length up to 40', () => {
+    const r = rng(7);
+    for (let n = 0; n < 2000; n++) {
+      const len = n % 41;
+      let s = '';
+      for (let i = 0; i < len; i++) s += String.fromCharCode(Math.floor(r() * 256));
+      expect(murmurHash2(s)).toBe(murmurRef(Buffer.from(s, 'latin1')));
+    }
+  });
+
+  it('puts every key in [0, 10000)', () => {
+    const r = rng(1);
+    for (let i = 0; i < 5000; i++) {
+      const b = bucketOf(randomIp(r));
+      expect(b).toBeGreaterThanOrEqual(0);
+      expect(b).toBeLessThan(BUCKETS);
+      expect(Number.isInteger(b)).toBe(true);
+    }
+  });
+});
+
+describe('split: share of keys on the canary', () => {
+  it.each([1, 10, 33.33, 50, 90])('green at %s %% gets that share of 10,000 random keys within ±1.5 points', (w) => {
+    const r = rng(Math.round(w * 100));
+    const table = makeTable(1, 'blue', { blue: 100 - w, green: w });
+    let green = 0;
+    for (let i = 0; i < 10_000; i++) if (poolForBucket(table, bucketOf(randomIp(r))) === 1) green++;
+    expect(Math.abs((green / 10_000) * 100 - w)).toBeLessThanOrEqual(1.5);
+  });
+
+  it.each([
+    [0, 0],
+    [100, 10_000],
+  ])('green at %s %% owns %s buckets: none or all', (w, owned) => {
+    const table = makeTable(1, 'blue', { blue: 100 - w, green: w });
+    expect(table.canaryBuckets).toBe(owned);
+    expect(poolForBucket(table, 0)).toBe(w === 0 ? 0 : 1);
+    expect(poolForBucket(table, BUCKETS - 1)).toBe(w === 100 ? 1 : 0);
+  });
+
+  it('uses 0.01 % resolution: 33.33 owns exactly 3333 buckets', () => {
+    expect(makeTable(1, 'blue', { blue: 66.67, green: 33.33 }).canaryBuckets).toBe(3333);
+  });
+
+  it('follows the roles: with green stable, blue is the canary and owns the low buckets', () => {
+    const t = makeTable(1, 'green', { blue: 10, green: 90 });
+    expect(t.canary).toBe(0);
+    expect(poolForBucket(t, 999)).toBe(0);
+    expect(poolForBucket(t, 1000)).toBe(1);
+  });
+});
+
+describe('split: monotonic and sticky', () => {
+  it('raising the canary weight never moves a key from canary back to stable', () => {
+    const r = rng(99);
+    const keys = Array.from({ length: 5000 }, () => randomIp(r));
+    const weights = [0, 0.01, 1, 5, 10, 10.5, 25, 33.33, 50, 75, 99.99, 100];
+    let prev = keys.map(() => 0);
+    for (const w of weights) {
+      const t = makeTable(1, 'blue', { blue: 100 - w, green: w });
+      const now = keys.map((k) => poolForBucket(t, bucketOf(k)));
+      now.forEach((p, i) => {
+        if (prev[i] === 1) expect(p).toBe(1);
+      });
+      prev = now;
+    }
+  });
+
+  it('gives one key the same pool every time and under every table with the same weights', () => {
+    const r = rng(3);
+    for (let i = 0; i < 500; i++) {
+      const k = randomIp(r);
+      const a = poolForBucket(makeTable(1, 'blue', { blue: 70, green: 30 }), bucketOf(k));
+      const b = poolForBucket(makeTable(99, 'blue', { blue: 70, green: 30 }), bucketOf(k));
+      expect(a).toBe(b);
+    }
+  });
+});
+
+describe('split: keys and overrides', () => {
+  const table = makeTable(1, 'blue', { blue: 50, green: 50 });
+
+  it.each([
+    ['blue', 0],
+    ['green', 1],
+    [' GREEN ', 1],
+    ['purple', -1],
+    ['', -1],
+    [undefined, -1],
+  ] as const)('override value %j → %s', (v, expected) => {
+    expect(overridePool(v)).toBe(expected);
+  });
+
+  it('forces a pool with the override header even at 0 % canary', () => {
+    const t0 = makeTable(1, 'blue', { blue: 100, green: 0 });
+    expect(choosePool(t0, noOverride, scan(['X-Sluice-Pool', 'green']), '1.2.3.4', always)).toBe(1);
+  });
+
+  it('forces a pool with the override cookie', () => {
+    const t0 = makeTable(1, 'blue', { blue: 100, green: 0 });
+    const sel: Selector = { key: { kind: 'ip' }, overrideCookie: 'sluice-pool' };
+    expect(choosePool(t0, sel, scan(['Cookie', 'a=1; sluice-pool=green; b=2']), '1.2.3.4', always)).toBe(1);
+  });
+
+  it('ignores garbage override values and routes by key', () => {
+    const sel: Selector = { key: { kind: 'ip' }, overrideCookie: 'sluice-pool' };
+    const expected = poolForBucket(table, bucketOf('1.2.3.4'));
+    expect(choosePool(table, sel, scan(['X-Sluice-Pool', 'x'.repeat(5000), 'Cookie', 'sluice-pool=\u0000;;=']), '1.2.3.4', always)).toBe(expected);
+  });
+
+  it('keys by header and by cookie, falling back to the ip when absent or empty', () => {
+    const hs: Selector = { key: { kind: 'header', name: 'x-user' }, overrideCookie: undefined };
+    const withHeader = scanRequestHeaders(['X-User', 'alice'], { keyHeader: 'x-user', override: undefined });
+    expect(routingKey(hs, withHeader, '9.9.9.9')).toBe('alice');
+    const emptyHeader = scanRequestHeaders(['X-User', ''], { keyHeader: 'x-user', override: undefined });
+    expect(routingKey(hs, emptyHeader, '9.9.9.9')).toBe('9.9.9.9');
+    const cs: Selector = { key: { kind: 'cookie', name: 'uid' }, overrideCookie: undefined };
+    expect(routingKey(cs, scan(['Cookie', 'x=1; uid=u-77']), '9.9.9.9')).toBe('u-77');
+    expect(routingKey(cs, scan(['Cookie', 'xuid=nope']), '9.9.9.9')).toBe('9.9.9.9');
+    expect(routingKey(cs, scan([]), '9.9.9.9')).toBe('9.9.9.9');
+  });
+
+  it('sends traffic to the other pool when the chosen one has no available endpoint, and not when neither has', () => {
+    const t = makeTable(1, 'blue', { blue: 0, green: 100 });
+    expect(choosePool(t, noOverride, scan(), '1.1.1.1', (id) => id === 0)).toBe(0);
+    expect(choosePool(t, noOverride, scan(), '1.1.1.1', () => false)).toBe(1);
+  });
+});
+
+describe('client ip', () => {
+  const trusted = new TrustedSet(['10.0.0.0/8', '::1/128']);
+  it.each([
+    ['untrusted peer: XFF ignored', '203.0.113.9', false, '1.1.1.1', '203.0.113.9'],
+    ['trusted peer without XFF', '10.0.0.2', true, undefined, '10.0.0.2'],
+    ['trusted peer: right-most untrusted entry', '10.0.0.2', true, '6.6.6.6, 1.1.1.1, 10.9.9.9', '1.1.1.1'],
+    ['all entries trusted: the left-most', '10.0.0.2', true, '10.1.1.1, 10.2.2.2', '10.1.1.1'],
+    ['mapped addresses normalised', '10.0.0.2', true, '::ffff:1.2.3.4', '1.2.3.4'],
+  ] as const)('%s', (_name, peer, isTrusted, xff, expected) => {
+    expect(clientIp(peer, isTrusted, xff, trusted)).toBe(expected);
+  });
+});
