@@ -1,0 +1,141 @@
+/** The admin API: status, weights, validation, versions and bearer-token auth, on real sockets. */
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { startTestSluice, type TestSluice } from '../helpers/sluice.js';
+import { harness } from '../helpers/harness.js';
+import { sha256Hex } from '../../src/admin/auth.js';
+
+const h = harness();
+let ups: TestUpstream[] = [];
+let sluice: TestSluice | undefined;
+
+async function start(extra = {}) {
+  ups = [h.track(await startUpstream('blue')), h.track(await startUpstream('green'))];
+  sluice = h.sluice = await startTestSluice(ups[0]!.url, ups[1]!.url, extra);
+  return sluice;
+}
+
+async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const r = await request(`${sluice!.admin}${path}`, {
+    method: method as 'GET',
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await r.body.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: r.statusCode, json, text, headers: r.headers };
+}
+
+describe('admin API', () => {
+  it('serves healthz, readyz and Prometheus metrics without a token', async () => {
+    await start({ admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'v', sha256: sha256Hex('view'), role: 'viewer' }] } });
+    expect((await api('GET', '/healthz')).status).toBe(200);
+    expect((await api('GET', '/readyz')).status).toBe(200);
+    await request(`${sluice!.base}/`).then((r) => r.body.text());
+    const m = await api('GET', '/metrics');
+    expect(m.status).toBe(200);
+    expect(m.text).toContain('sluice_requests_total{pool="blue",code="200"} 1');
+    expect(m.text).toContain('sluice_pool_weight_percent{pool="blue"} 100');
+    expect(m.text).toContain('sluice_rollout_phase{phase="idle"} 1');
+    expect(m.text).toContain('sluice_endpoint_healthy{pool="green",endpoint="' + ups[1]!.url + '"} 1');
+    expect(m.text).toMatch(/sluice_request_duration_seconds_bucket\{pool="blue",le="\+Inf"\} 1/);
+    expect(m.text).toContain('process_cpu_seconds_total');
+  });
+
+  it('returns the status document with every contract field', async () => {
+    await start({ split: { initialCanaryWeight: 10 } });
+    const s = (await api('GET', '/api/v1/status')).json;
+    expect(s).toMatchObject({
+      stable: 'blue',
+      canary: 'green',
+      weights: { blue: 90, green: 10 },
+      rollout: { phase: 'idle', stepIndex: 0, steps: [10, 25, 50, 100], reason: null },
+    });
+    expect(typeof s.version).toBe('number');
+    for (const pool of ['blue', 'green']) {
+      expect(s.pools[pool].endpoints[0]).toMatchObject({ healthy: true });
+      expect(Object.keys(s.pools[pool].window).sort()).toEqual(['errorRate', 'errors', 'p50Ms', 'p95Ms', 'p99Ms', 'requests']);
+    }
+  });
+
+  it('sets weights, bumps the version, completes one-sided weights and takes effect on the next request', async () => {
+    await start();
+    const v0 = (await api('GET', '/api/v1/status')).json.version;
+    const r = await api('PUT', '/api/v1/weights', { weights: { green: 100 }, expectedVersion: v0 });
+    expect(r.status).toBe(200);
+    expect(r.json.weights).toEqual({ blue: 0, green: 100 });
+    expect(r.json.version).toBe(v0 + 1);
+    expect(await request(`${sluice!.base}/`).then((x) => x.body.json())).toMatchObject({ pool: 'green' });
+    const h = (await api('GET', '/api/v1/history')).json.history;
+    expect(h[0]).toMatchObject({ event: 'weights', by: 'local', weights: { blue: 0, green: 100 } });
+  });
+
+  it('refuses a stale expectedVersion with 409', async () => {
+    await start();
+    const v0 = (await api('GET', '/api/v1/status')).json.version;
+    expect((await api('PUT', '/api/v1/weights', { weights: { green: 10 }, expectedVersion: v0 })).status).toBe(200);
+    const stale = await api('PUT', '/api/v1/weights', { weights: { green: 20 }, expectedVersion: v0 });
+    expect(stale.status).toBe(409);
+    expect(stale.json.error.code).toBe('stale_version');
+    expect((await api('GET', '/api/v1/status')).json.weights.green).toBe(10);
+  });
+
+  it.each([
+    [{ weights: { blue: 50, green: 40 } }, 'weights'],
+    [{ weights: { green: 101 } }, 'weights.green'],
+    [{ weights: { green: 10.555 } }, 'weights.green'],
+    [{ weights: { green: '10' } }, 'weights.green'],
+    [{ weights: { red: 10 } }, 'weights'],
+    [{ weights: {} }, 'weights'],
+    [{}, 'weights'],
+    [{ weights: { green: 10 }, expectedVersion: -1 }, 'expectedVersion'],
+  ])('answers 400 naming the field for %j', async (body, field) => {
+    await start();
+    const r = await api('PUT', '/api/v1/weights', body);
+    expect(r.status).toBe(400);
+    expect(r.json.error.field.split(',')).toContain(field);
+    expect(r.json.error.message).toContain(field);
+  });
+
+  it('refuses bodies that are not JSON, too large, or not declared as JSON', async () => {
+    await start();
+    expect((await api('PUT', '/api/v1/weights', '{nope')).status).toBe(400);
+    expect((await api('PUT', '/api/v1/weights', JSON.stringify({ weights: { green: 1 } }), { 'content-type': 'text/plain' })).status).toBe(415);
+    expect((await api('PUT', '/api/v1/weights', JSON.stringify({ weights: { green: 1 }, pad: 'x'.repeat(70_000) }))).status).toBe(413);
+  });
+
+  it('checks bearer tokens and roles: 401 without or with a wrong token, 403 for a viewer mutating, 200 for an operator', async () => {
+    await start({
+      admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'viewer1', sha256: sha256Hex('view-secret'), role: 'viewer' }, { id: 'ops', sha256: sha256Hex('ops-secret'), role: 'operator' }] },
+    });
+    const weights = { weights: { green: 10 } };
+    expect((await api('GET', '/api/v1/status')).status).toBe(401);
+    expect((await api('GET', '/api/v1/status', undefined, { authorization: 'Bearer wrong' })).status).toBe(401);
+    expect((await api('GET', '/api/v1/status', undefined, { authorization: 'Basic b3BzLXNlY3JldA==' })).status).toBe(401);
+    expect((await api('GET', '/api/v1/status', undefined, { authorization: 'Bearer view-secret' })).status).toBe(200);
+    expect((await api('PUT', '/api/v1/weights', weights, { authorization: 'Bearer view-secret' })).status).toBe(403);
+    expect((await api('PUT', '/api/v1/weights', weights)).status).toBe(401);
+    expect((await api('PUT', '/api/v1/weights', weights, { authorization: 'Bearer ops-secret' })).status).toBe(200);
+    const audit = readFileSync(join(sluice!.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(audit.filter((a) => a.result === 'denied').map((a) => a.status)).toEqual([401, 401, 401, 403, 401]);
+    const ok = audit.find((a) => a.result === 'ok');
+    expect(ok).toMatchObject({ tokenId: 'ops', role: 'operator', action: 'weights.set', before: { weights: { blue: 100, green: 0 } }, after: { weights: { blue: 90, green: 10 } } });
+    // Never a token in the audit log.
+    expect(JSON.stringify(audit)).not.toMatch(/secret/);
+  });
+
+  it('refuses a foreign Origin and a Host that is not the admin listener', async () => {
+    await start();
+    expect((await api('PUT', '/api/v1/weights', { weights: { green: 1 } }, { origin: 'http://evil.example' })).status).toBe(403);
+    expect((await api('GET', '/api/v1/status', undefined, { host: 'evil.example' })).status).toBe(403);
+    expect((await api('GET', '/api/v1/status', undefined, { host: `localhost:${sluice!.adminPort}` })).status).toBe(200);
+  });
+});

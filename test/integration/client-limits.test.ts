@@ -1,0 +1,83 @@
+/**
+ * Client-side limits and malformed requests: each gets the right 4xx and not one byte reaches an
+ * upstream (the recording upstream counts raw TCP bytes and connections).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { startTestSluice, type TestSluice } from '../helpers/sluice.js';
+import { rawRequest } from '../helpers/raw.js';
+
+let blue: TestUpstream;
+let green: TestUpstream;
+let sluice: TestSluice;
+
+beforeAll(async () => {
+  blue = await startUpstream('blue');
+  green = await startUpstream('green');
+  sluice = await startTestSluice(blue.url, green.url, {
+    limits: { maxHeaderBytes: 4096, maxHeaderCount: 20 },
+    timeouts: { clientHeaders: '600ms' },
+  });
+});
+afterAll(async () => {
+  await sluice.stop();
+  await blue.close();
+  await green.close();
+});
+beforeEach(() => {
+  blue.bytesReceived = 0;
+  green.bytesReceived = 0;
+});
+
+const upstreamBytes = () => blue.bytesReceived + green.bytesReceived;
+
+describe('malformed and hostile requests get a 4xx and reach no upstream', () => {
+  const many = Array.from({ length: 25 }, (_, i) => `X-H${i}: v\r\n`).join('');
+  it.each([
+    ['oversized headers', `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(5000)}\r\n\r\n`, 431],
+    ['too many headers', `GET / HTTP/1.1\r\nHost: a\r\n${many}\r\n`, 431],
+    ['CL + TE', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+    ['TE + CL', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n', 400],
+    ['duplicate Content-Length, different values', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!', 400],
+    ['duplicate Content-Length, same value', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello', 400],
+    ['malformed Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5x\r\n\r\nhello', 400],
+    ['bad chunk size', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n', 400],
+    ['two Host headers', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
+    ['no Host on HTTP/1.1', 'GET / HTTP/1.1\r\nX: y\r\n\r\n', 400],
+    ['absolute-form that disagrees with Host', 'GET http://evil.example/admin HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+    ['asterisk-form', 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+    ['CONNECT', 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n', 405],
+    ['non-WebSocket upgrade', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n', 400],
+    ['bare LF in header value', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\nb\r\n\r\n', 400],
+    ['NUL in header value', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\u0000b\r\n\r\n', 400],
+    ['obs-fold', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n  folded\r\n\r\n', 400],
+    ['garbage request line', 'HELLO\r\n\r\n', 400],
+  ])('%s → %i', async (_name, payload, status) => {
+    const r = await rawRequest(sluice.proxyPort, payload);
+    expect(r.status).toBe(status);
+    // Give any stray forwarding time to arrive before checking that none did.
+    await new Promise((res) => setTimeout(res, 30));
+    expect(upstreamBytes()).toBe(0);
+  });
+
+  it('accepts absolute-form naming the same host, as origin-form upstream', async () => {
+    const r = await rawRequest(sluice.proxyPort, 'GET http://a.example/p?q=1 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n');
+    expect(r.status).toBe(200);
+    expect(blue.seen.at(-1)?.url).toBe('/p?q=1');
+  });
+
+  it('closes a connection whose headers arrive too slowly (slowloris) with 408', async () => {
+    // One header line every 200 ms: never finishes within clientHeaders (600 ms).
+    const parts = ['GET / HTTP/1.1\r\n', 'Host: a\r\n', ...Array.from({ length: 20 }, (_, i) => `X-${i}: y\r\n`)];
+    const r = await rawRequest(sluice.proxyPort, parts, 5000, 200);
+    expect(r.closed).toBe(true);
+    expect(r.status === 408 || r.status === 0).toBe(true);
+    expect(r.closedAfterMs).toBeLessThan(4000);
+    expect(upstreamBytes()).toBe(0);
+  });
+
+  it('still serves normal requests on the same listener', async () => {
+    const r = await rawRequest(sluice.proxyPort, 'GET /fine HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(r.status).toBe(200);
+  });
+});

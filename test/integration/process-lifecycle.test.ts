@@ -1,0 +1,115 @@
+/**
+ * The real binary: --check, --version, hash-token, a config error at start, graceful SIGTERM with a
+ * request in flight, and state that survives a restart (and a corrupt state file that does not
+ * crash-loop).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { runCli, startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
+
+let ups: TestUpstream[] = [];
+let running: RunningSluice | undefined;
+afterEach(async () => {
+  if (running && running.proc.exitCode === null) {
+    running.proc.kill('SIGKILL');
+    await running.exited;
+  }
+  running = undefined;
+  await Promise.all(ups.map((u) => u.close()));
+  ups = [];
+});
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'sluice-proc-'));
+
+function baseConfig(dir: string, blue: string, green: string, extra: Record<string, unknown> = {}) {
+  return {
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    pools: { blue: { endpoints: [blue] }, green: { endpoints: [green] } },
+    stateFile: join(dir, 'state.json'),
+    audit: { file: join(dir, 'audit.jsonl') },
+    log: { level: 'info', access: false },
+    shutdownGrace: '5s',
+    ...extra,
+  };
+}
+
+describe('the sluice command', () => {
+  it('--check: exit 0 for a valid config, 1 with path: message lines for an invalid one', () => {
+    const dir = tmp();
+    const good = writeConfig(dir, baseConfig(dir, 'http://127.0.0.1:1', 'http://127.0.0.1:2'));
+    expect(runCli(['--check', '--config', good]).code).toBe(0);
+    writeFileSync(join(dir, 'bad.yaml'), 'pools:\n  blue: {endpoints: ["http://127.0.0.1:1"]}\n  green: {endpoints: ["ftp//x"]}\ntimeouts: {response: soon}\n');
+    const bad = runCli(['--check', '--config', join(dir, 'bad.yaml')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('pools.green.endpoints.0: Invalid url');
+    expect(bad.stderr).toContain('timeouts.response: invalid duration');
+  });
+
+  it('reads $SLUICE_CONFIG when --config is absent', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'x.yaml'), 'pools: {}\n');
+    const r = runCli(['--check'], { SLUICE_CONFIG: join(dir, 'x.yaml') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('pools.blue:');
+  });
+
+  it('exits 1 with the messages and listens on nothing when the config is invalid at start', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'bad.yaml'), 'pools: {blue: {endpoints: []}, green: {endpoints: ["http://127.0.0.1:2"]}}\n');
+    const r = runCli(['--config', join(dir, 'bad.yaml')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('pools.blue.endpoints: at least one endpoint');
+  });
+
+  it('prints the version and the SHA-256 of a token', () => {
+    expect(runCli(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(runCli(['hash-token', 'abc']).stdout.trim()).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(runCli(['hash-token']).code).toBe(2);
+  });
+
+  it('on SIGTERM finishes the request in flight, then exits 0', async () => {
+    const dir = tmp();
+    ups = [await startUpstream('blue', (_q, res) => setTimeout(() => res.end('slow-ok'), 700)), await startUpstream('green')];
+    running = await startProcess(writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url)));
+    const inflight = request(`http://127.0.0.1:${running.proxyPort}/slow`).then(async (r) => ({ status: r.statusCode, body: await r.body.text() }));
+    await new Promise((r) => setTimeout(r, 150));
+    running.proc.kill('SIGTERM');
+    expect(await inflight).toEqual({ status: 200, body: 'slow-ok' });
+    expect(await running.exited).toBe(0);
+    // After exit nothing listens.
+    await expect(request(`http://127.0.0.1:${running.proxyPort}/`)).rejects.toThrow();
+  });
+
+  it('keeps weights across a kill -9 and a restart', async () => {
+    const dir = tmp();
+    ups = [await startUpstream('blue'), await startUpstream('green')];
+    const file = writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url));
+    running = await startProcess(file);
+    const put = await request(`http://127.0.0.1:${running.adminPort}/api/v1/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"weights":{"green":42.5}}' });
+    expect(put.statusCode).toBe(200);
+    const version = ((await put.body.json()) as { version: number }).version;
+    running.proc.kill('SIGKILL');
+    await running.exited;
+    running = await startProcess(file);
+    const s = (await (await request(`http://127.0.0.1:${running.adminPort}/api/v1/status`)).body.json()) as { weights: unknown; version: number };
+    expect(s.weights).toEqual({ blue: 57.5, green: 42.5 });
+    expect(s.version).toBe(version);
+  });
+
+  it('starts on 100 % stable and keeps a corrupt state file aside instead of crash-looping', async () => {
+    const dir = tmp();
+    ups = [await startUpstream('blue'), await startUpstream('green')];
+    writeFileSync(join(dir, 'state.json'), '{"version": 3, "weights": {"blue"');
+    running = await startProcess(writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url, { split: { initialCanaryWeight: 30 } })));
+    const s = (await (await request(`http://127.0.0.1:${running.adminPort}/api/v1/status`)).body.json()) as { weights: unknown };
+    expect(s.weights).toEqual({ blue: 100, green: 0 });
+    expect(readdirSync(dir).some((f) => f.startsWith('state.json.corrupt-'))).toBe(true);
+    expect(running.output()).toContain('saved state unreadable');
+    expect(existsSync(join(dir, 'state.json'))).toBe(false);
+  });
+});
