@@ -1,0 +1,42 @@
+// Node's practical floor: node:http + undici Pool.dispatch with a minimal handler, no features.
+import { createServer } from 'node:http';
+import { Pool } from 'undici';
+
+const pool = new Pool(process.env.UPSTREAM, { connections: 128, pipelining: 1 });
+const server = createServer((req, res) => {
+  const headers = [];
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i].toLowerCase();
+    if (n !== 'connection' && n !== 'keep-alive' && n !== 'transfer-encoding') headers.push(raw[i], raw[i + 1]);
+  }
+  pool.dispatch(
+    { path: req.url, method: req.method, headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req },
+    {
+      onConnect() {},
+      onHeaders(status, rawHeaders, resume) {
+        const out = [];
+        for (let i = 0; i < rawHeaders.length; i += 2) {
+          const n = rawHeaders[i].toString('latin1');
+          if (n.toLowerCase() !== 'connection' && n.toLowerCase() !== 'keep-alive') out.push(n, rawHeaders[i + 1].toString('latin1'));
+        }
+        res.writeHead(status, out);
+        this.resume = resume;
+        return true;
+      },
+      onData(chunk) {
+        if (res.write(chunk)) return true;
+        res.once('drain', this.resume);
+        return false;
+      },
+      onComplete() {
+        res.end();
+      },
+      onError() {
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      },
+    },
+  );
+});
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => process.stdout.write(`listening ${server.address().port}\n`));

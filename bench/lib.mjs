@@ -1,0 +1,108 @@
+// Shared bench plumbing: free ports, pinned child processes, /proc CPU and RSS, load generators.
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+import { openSync, readFileSync } from 'node:fs';
+
+export const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+export const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => spawnSync(p, ['-v']).status === 0);
+export const canPin = has('taskset');
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+export async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const port = s.address().port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export async function waitPort(port, timeoutMs = 15_000) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const ok = await new Promise((r) => {
+      const c = connect(port, '127.0.0.1');
+      c.once('connect', () => (c.destroy(), r(true)));
+      c.once('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listening on ${port}`);
+}
+
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+/** Start a process pinned to `cpu` (when taskset exists), stdout to /dev/null. */
+export function startPinned(cpu, cmd, args, env = {}) {
+  const devnull = openSync('/dev/null', 'w');
+  const full = canPin ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
+  const proc = spawn(full[0], full[1], { stdio: ['ignore', devnull, 'pipe'], env: { ...process.env, ...env } });
+  let err = '';
+  proc.stderr.on('data', (d) => (err += d.toString()));
+  proc.errors = () => err;
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+  return proc;
+}
+
+export async function stop(proc) {
+  if (proc.exitCode !== null) return;
+  proc.kill('SIGTERM');
+  await Promise.race([new Promise((r) => proc.once('exit', r)), new Promise((r) => setTimeout(r, 5000))]);
+  if (proc.exitCode === null) proc.kill('SIGKILL');
+}
+
+/** utime+stime of a pid and its threads, in seconds. With taskset the pid is the target itself. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+export function rssMiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Child pids (nginx master → worker). */
+export function childPids(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+const toMs = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
+
+/** Run wrk (pinned to cpu 1) or autocannon; returns { rps, requests, p50, p99, errors }. */
+export async function load(url, { seconds, connections, rate }) {
+  if (has('wrk') && rate === undefined) {
+    const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url];
+    const full = canPin ? ['taskset', ['-c', '1', 'wrk', ...args]] : ['wrk', args];
+    const r = spawnSync(full[0], full[1], { encoding: 'utf8' });
+    const out = r.stdout;
+    const num = (re) => Number(re.exec(out)?.[1] ?? NaN);
+    const lat = (p) => {
+      const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+      return m ? toMs(m[1], m[2]) : NaN;
+    };
+    const non2xx = num(/Non-2xx or 3xx responses: (\d+)/) || 0;
+    const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    const sockErr = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+    return { tool: 'wrk', rps: num(/Requests\/sec:\s+([\d.]+)/), requests: num(/(\d+) requests in/), p50: lat(50), p99: lat(99), errors: non2xx + sockErr };
+  }
+  const { default: autocannon } = await import('autocannon');
+  const r = await autocannon({ url, connections, duration: seconds, ...(rate === undefined ? {} : { overallRate: rate }) });
+  return { tool: 'autocannon', rps: r.requests.average, requests: r.requests.total, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
+}
+
+export const median = (xs) => {
+  const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};

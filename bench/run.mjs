@@ -1,0 +1,127 @@
+// npm run bench: proxy overhead of sluice against direct, a bare undici proxy, http-proxy-3 and
+// nginx (when installed), same load, interleaved rounds. Flags: --quick, --rounds N, --seconds S,
+// --connections C. Writes bench/results/latest.json and latest.md.
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { childPids, cpuSeconds, freePort, has, load, median, nginxBin, rssMiB, startPinned, stop, waitPort, canPin } from './lib.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const argv = process.argv.slice(2);
+const flag = (n, d) => {
+  const i = argv.indexOf(n);
+  return i >= 0 ? Number(argv[i + 1]) : d;
+};
+const quick = argv.includes('--quick');
+const rounds = flag('--rounds', quick ? 1 : 3);
+const seconds = flag('--seconds', quick ? 2 : 8);
+const connections = flag('--connections', 64);
+const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+const log = (s) => process.stderr.write(`${s}\n`);
+
+function nginxConf(name, body) {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${d};`).join(' ');
+  writeFileSync(join(d, 'nginx.conf'), `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
+events { worker_connections 4096; }
+http { access_log off; ${temp}
+${body} }`);
+  return ['-p', d, '-c', join(d, 'nginx.conf')];
+}
+
+function sluiceConfig(name, upstream, port, adminPort, access) {
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({
+    listen: { host: '127.0.0.1', port },
+    admin: { host: '127.0.0.1', port: adminPort },
+    pools: { blue: { endpoints: [upstream] }, green: { endpoints: [upstream] } },
+    split: { initialCanaryWeight: 10 },
+    stateFile: join(dir, `${name}-state.json`),
+    audit: { file: join(dir, `${name}-audit.jsonl`) },
+    log: { level: 'warn', access },
+  }));
+  return file;
+}
+
+async function main() {
+  log(`sluice bench: ${rounds} round(s) × ${seconds}s, ${connections} connections, load ${has('wrk') ? 'wrk' : 'autocannon'}, pinning ${canPin ? 'on (proxy cpu 0; upstream + load cpu 1)' : 'off'}`);
+  // The origin: nginx `return 200` when installed (cheap), else a tight node:http server.
+  const upPort = await freePort();
+  const origin = nginxBin
+    ? startPinned(1, nginxBin, nginxConf('origin', `server { listen 127.0.0.1:${upPort} reuseport; keepalive_requests 1000000; location / { return 200 "hello world"; } }`))
+    : startPinned(1, process.execPath, [join(here, 'upstream.mjs')], { PORT: String(upPort) });
+  await waitPort(upPort);
+  const upstream = `http://127.0.0.1:${upPort}`;
+
+  const contenders = [{ name: 'direct', port: upPort, pid: null }];
+  const add = async (name, make) => {
+    const port = await freePort();
+    const proc = await make(port);
+    await waitPort(port);
+    contenders.push({ name, port, proc, pid: proc.pid });
+  };
+  const node = (script, port) => startPinned(0, process.execPath, [script], { PORT: String(port), UPSTREAM: upstream });
+  await add('bare undici', (p) => node(join(here, 'contenders/bare-undici.mjs'), p));
+  await add('sluice (access log off)', async (p) => startPinned(0, process.execPath, [join(root, 'dist/cli.js'), '--config', sluiceConfig('sluice', upstream, p, await freePort(), false)]));
+  await add('sluice (access log on)', async (p) => startPinned(0, process.execPath, [join(root, 'dist/cli.js'), '--config', sluiceConfig('sluice-log', upstream, p, await freePort(), true)]));
+  await add('http-proxy-3', (p) => node(join(here, 'contenders/http-proxy-3.mjs'), p));
+  if (nginxBin) {
+    await add('nginx', (p) =>
+      startPinned(0, nginxBin, nginxConf(`proxy-${p}`, `upstream up { server 127.0.0.1:${upPort}; keepalive 64; }
+server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }`)),
+    );
+  } else log('nginx not installed: skipped (npm run bench:setup installs it)');
+
+  const results = Object.fromEntries(contenders.map((c) => [c.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const c of contenders) {
+      const url = `http://127.0.0.1:${c.port}/`;
+      await load(url, { seconds: 1, connections }); // warm-up
+      const pids = c.pid === null ? [] : [c.pid, ...childPids(c.pid)];
+      const cpu0 = pids.reduce((a, p) => a + cpuSeconds(p), 0);
+      const r = await load(url, { seconds, connections });
+      const cpu = pids.reduce((a, p) => a + cpuSeconds(p), 0) - cpu0;
+      const rss = pids.length ? pids.reduce((a, p) => a + rssMiB(p), 0) : NaN;
+      const row = { ...r, cpuUsPerReq: pids.length ? (cpu / r.requests) * 1e6 : NaN, rssMiB: rss };
+      results[c.name].push(row);
+      log(`round ${round + 1} ${c.name.padEnd(24)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(2)}ms  p99 ${r.p99.toFixed(2)}ms  cpu ${row.cpuUsPerReq.toFixed(1)}µs/req  errors ${r.errors}`);
+    }
+  }
+  for (const c of contenders) if (c.proc) await stop(c.proc);
+  await stop(origin);
+
+  const summary = contenders.map((c) => {
+    const rs = results[c.name];
+    const pick = (k) => ({ median: median(rs.map((r) => r[k])), min: Math.min(...rs.map((r) => r[k])), max: Math.max(...rs.map((r) => r[k])) });
+    return { name: c.name, rps: pick('rps'), p50: pick('p50'), p99: pick('p99'), cpuUsPerReq: pick('cpuUsPerReq'), rssMiB: pick('rssMiB'), errors: rs.reduce((a, r) => a + r.errors, 0), requests: rs.reduce((a, r) => a + r.requests, 0) };
+  });
+  const by = Object.fromEntries(summary.map((s) => [s.name, s]));
+  const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN);
+  const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+  const rng = (m, d = 0) => (Number.isFinite(m.median) ? `${f(m.median, d)} (${f(m.min, d)}–${f(m.max, d)})` : '–');
+  const lines = [
+    `| contender | req/s | p50 ms | p99 ms | proxy CPU µs/req | RSS MiB | req/s ÷ direct | CPU ÷ bare undici | CPU ÷ nginx | errors |`,
+    `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
+    ...summary.map((s) =>
+      `| ${s.name} | ${rng(s.rps)} | ${rng(s.p50, 2)} | ${rng(s.p99, 2)} | ${rng(s.cpuUsPerReq, 1)} | ${f(s.rssMiB.median)} | ${f(ratio(s.rps.median, by.direct.rps.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by['bare undici'].cpuUsPerReq.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by.nginx?.cpuUsPerReq.median), 2)} | ${s.errors} |`),
+  ];
+  const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, rounds, seconds, connections, tool: has('wrk') ? 'wrk' : 'autocannon', pinned: canPin, command: `npm run bench -- ${argv.join(' ')}`.trim() };
+  mkdirSync(join(here, 'results'), { recursive: true });
+  writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify({ meta, summary, rounds: results }, null, 2));
+  const md = `Bench ${meta.date.slice(0, 10)}, Node ${meta.node}, ${meta.cpus} cores (${meta.cpu}), ${meta.tool} ${connections} connections, ${rounds} × ${seconds}s rounds, medians (min–max).\n\n${lines.join('\n')}\n`;
+  writeFileSync(join(here, 'results', 'latest.md'), md);
+  process.stdout.write(md);
+  const bad = summary.filter((s) => s.errors > 0 || !(s.requests > 0));
+  if (bad.length) {
+    log(`contenders with errors or no requests: ${bad.map((b) => b.name).join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((e) => {
+  log(e.stack);
+  process.exit(1);
+});
