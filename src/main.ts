@@ -13,6 +13,8 @@ import { UpstreamPool, type UpstreamOptions } from './data/upstream.js';
 import { Recorder } from './stats/recorder.js';
 import { WindowRing } from './stats/window.js';
 import { Controller } from './control/controller.js';
+import { HealthChecker } from './control/health.js';
+import { WebhookNotifier, type Notifier } from './control/webhooks.js';
 import { validateState, type ControllerState } from './control/state.js';
 import { FileStateStore, type StateStore } from './control/state-store.js';
 import { AdminServer } from './admin/server.js';
@@ -26,6 +28,9 @@ export interface SluiceOptions {
   logger?: Logger;
   clock?: Clock;
   store?: StateStore<ControllerState>;
+  notifier?: Notifier;
+  /** Start the controller's tick loop (default true; tests drive tick() by hand). */
+  autoTick?: boolean;
 }
 
 export interface Sluice {
@@ -36,6 +41,7 @@ export interface Sluice {
   recorder: Recorder;
   window: WindowRing;
   pools: readonly [UpstreamPool, UpstreamPool];
+  health: HealthChecker | undefined;
   status(): ReturnType<typeof statusDocument>;
   /** Graceful stop: refuse new requests, finish in-flight ones within shutdownGrace, persist. */
   stop(): Promise<void>;
@@ -64,26 +70,23 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const window = new WindowRing(recorder, Math.max(1, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval)));
   const table = new TableCell(makeTable(0, config.stable, { blue: 100, green: 0 }));
   const store = opts.store ?? new FileStateStore<ControllerState>(config.stateFile, validateState);
-  const controller = new Controller({ config, table, store, clock, logger });
+  const notifier = opts.notifier ?? new WebhookNotifier(config.webhooks, logger);
+  const controller = new Controller({ config, table, store, window, pools, clock, logger, notifier });
   const accessLog = config.log.access ? new AccessLog(1) : undefined;
 
   const proxy = new ProxyServer({ config, table, pools, recorder, accessLog, logger });
-  const status = () => statusDocument(controller.state, pools, window, clock());
+  const status = () => statusDocument(controller.state, controller.analysis, pools, controller.windows, clock());
 
-  const ticker = setInterval(() => window.rotate(), config.rollout.analysis.interval);
-  ticker.unref();
+  const hc = config.healthCheck;
+  const health = hc.path === null ? undefined : new HealthChecker(pools, { ...hc, path: hc.path }, logger, () => controller.emit());
 
   const registry = new Registry();
-  let lastWindows: Record<string, { errorRate: number; p95Ms: number }> = {};
   registerMetrics(registry, recorder, {
     weights: () => controller.state.weights,
     phase: () => controller.state.phase,
     rollbacks: () => controller.state.rollbacks,
     endpoints: () => pools.flatMap((p) => p.endpoints.map((e) => ({ pool: p.name, url: e.url, healthy: e.available(clock()) }))),
-    windows: () => {
-      lastWindows = { blue: window.query(0), green: window.query(1) };
-      return lastWindows;
-    },
+    windows: () => controller.windows,
   });
 
   let ready = false;
@@ -113,6 +116,8 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     throw err;
   }
   if (config.admin.tokens.length === 0) logger.warn({ host: config.admin.host }, 'admin API has no tokens: full access for anyone who can reach the loopback admin listener');
+  if (opts.autoTick !== false) controller.start();
+  health?.start();
   ready = true;
   logger.info({ proxy: `${config.listen.host}:${proxyPort}`, admin: `${config.admin.host}:${adminPort}`, weights: controller.state.weights, stable: controller.state.stable }, 'sluice listening');
 
@@ -120,14 +125,22 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const stop = () =>
     (stopping ??= (async () => {
       ready = false;
-      clearInterval(ticker);
+      controller.stop();
       logger.info({ inFlight: proxy.inFlight, graceMs: config.shutdownGrace }, 'shutting down');
       await proxy.close(config.shutdownGrace);
+      await health?.stop();
       await Promise.all(pools.map((p) => p.close()));
       await accessLog?.close();
       await admin.close();
+      try {
+        controller.persist();
+      } catch (err) {
+        logger.error({ err }, 'could not persist state at shutdown');
+      }
+      // Let webhooks under way finish, but never hold shutdown for long.
+      await Promise.race([notifier.drain(), new Promise((r) => setTimeout(r, 3000).unref())]);
       logger.info('stopped');
     })());
 
-  return { config, proxyPort, adminPort, controller, recorder, window, pools, status, stop };
+  return { config, proxyPort, adminPort, controller, recorder, window, pools, health, status, stop };
 }

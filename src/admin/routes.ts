@@ -1,9 +1,20 @@
 /** The /api/v1 routes: each turns a call into a controller command or a read. */
 import type { Controller } from '../control/controller.js';
 import type { Route } from './server.js';
-import { fullWeights, weightsBody } from './schemas.js';
+import { commandBody, fullWeights, startBody, weightsBody } from './schemas.js';
 
 export function apiRoutes(controller: Controller, status: () => unknown): Route[] {
+  const simple = (name: 'pause' | 'resume' | 'promote' | 'abort'): Route => ({
+    method: 'POST',
+    path: `/api/v1/rollout/${name}`,
+    role: 'operator',
+    action: `rollout.${name}`,
+    handle: (ctx) => {
+      const b = ctx.parse(commandBody);
+      controller.command(name === 'abort' ? { type: 'abort', reason: b.reason } : { type: name }, ctx.principal.id, b.expectedVersion);
+      return status();
+    },
+  });
   return [
     { method: 'GET', path: '/api/v1/status', role: 'viewer', handle: () => status() },
     {
@@ -17,6 +28,21 @@ export function apiRoutes(controller: Controller, status: () => unknown): Route[
         return status();
       },
     },
+    {
+      method: 'POST',
+      path: '/api/v1/rollout/start',
+      role: 'operator',
+      action: 'rollout.start',
+      handle: (ctx) => {
+        const b = ctx.parse(startBody);
+        controller.command({ type: 'start', steps: b.steps, stepHold: b.stepHold }, ctx.principal.id, b.expectedVersion);
+        return status();
+      },
+    },
+    simple('pause'),
+    simple('resume'),
+    simple('promote'),
+    simple('abort'),
     { method: 'GET', path: '/api/v1/history', role: 'viewer', handle: () => ({ history: controller.state.history }) },
   ];
 }

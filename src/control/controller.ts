@@ -1,33 +1,47 @@
 /**
- * The controller: the one writer of the routing table. Commands from the admin plane arrive
- * here, are checked against the current state, persisted, and applied by swapping the table whole.
+ * The controller: the one writer of the routing table. A thin runner around the pure state machine
+ * (decide.ts): each tick it closes an interval of measurements, builds the observation, asks
+ * `decide`, and applies the outcome; operator commands go through `command` the same way.
+ * Applying = persist, swap the routing table whole, record history, log, notify.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { SluiceError } from '../core/errors.js';
-import { makeTable, type TableCell } from '../data/table.js';
-import { canaryOf, MAX_HISTORY, type ControllerState, type HistoryEntry, type WeightsState } from './state.js';
+import { makeTable, poolIdOf, type TableCell } from '../data/table.js';
+import type { UpstreamPool } from '../data/upstream.js';
+import type { WindowSource, WindowStats } from '../stats/window.js';
+import { recentSuffix, zFor, type Observation, type Verdict } from './analysis.js';
+import { command, decide, type Change, type Command, type Outcome, type RolloutPolicy } from './decide.js';
+import { canaryOf, MAX_HISTORY, weightsFor, type ControllerState, type HistoryEntry } from './state.js';
 import type { StateStore } from './state-store.js';
+import type { Notifier } from './webhooks.js';
 
 export interface ControllerDeps {
   config: Config;
   table: TableCell;
   store: StateStore<ControllerState>;
+  window: WindowSource;
+  pools: readonly [UpstreamPool, UpstreamPool];
   clock: Clock;
   logger: Logger;
+  notifier?: Notifier;
 }
 
 export type Listener = (s: Readonly<ControllerState>) => void;
 
+/** The latest judgement, for the status document (not persisted; changes every tick). */
+export interface AnalysisStatus {
+  at: number;
+  verdict: Verdict['kind'] | null;
+  reason: string | null;
+}
+
 export function initialState(config: Config): ControllerState {
-  const stable = config.stable;
-  const c = config.split.initialCanaryWeight;
-  const weights = stable === 'blue' ? { blue: 100 - c, green: c } : { blue: c, green: 100 - c };
   return {
     version: 1,
-    stable,
-    weights,
+    stable: config.stable,
+    weights: weightsFor(config.stable, config.split.initialCanaryWeight),
     phase: 'idle',
     stepIndex: 0,
     steps: [...config.rollout.steps],
@@ -39,22 +53,55 @@ export function initialState(config: Config): ControllerState {
   };
 }
 
+export function policyOf(config: Config): RolloutPolicy {
+  const a = config.rollout.analysis;
+  return {
+    steps: config.rollout.steps,
+    stepHold: config.rollout.stepHold,
+    minRequests: a.minRequests,
+    maxErrorRate: a.maxErrorRate,
+    maxP95Ms: a.maxP95Ms,
+    maxP95Ratio: a.maxP95Ratio,
+    minP95DeltaMs: a.minP95DeltaMs,
+    z: zFor(a.confidence),
+  };
+}
+
+const WEBHOOK_EVENTS: Record<Change['event'], string> = {
+  started: 'rollout.started',
+  step: 'rollout.step',
+  paused: 'rollout.paused',
+  resumed: 'rollout.resumed',
+  promoted: 'rollout.promoted',
+  rolled_back: 'rollout.rolled_back',
+  aborted: 'rollout.aborted',
+  weights: 'weights.changed',
+};
+
 export class Controller {
   private s: ControllerState;
   private readonly listeners = new Set<Listener>();
+  private readonly policy: RolloutPolicy;
+  private timer: NodeJS.Timeout | undefined;
+  /** Window statistics of both pools as of the last tick. */
+  windows: { blue: WindowStats; green: WindowStats };
+  analysis: AnalysisStatus = { at: 0, verdict: null, reason: null };
 
   constructor(private readonly deps: ControllerDeps) {
+    this.policy = policyOf(deps.config);
     const loaded = deps.store.load();
     if (loaded.state !== undefined) {
       this.s = loaded.state;
       deps.logger.info({ version: this.s.version, phase: this.s.phase, weights: this.s.weights, stable: this.s.stable }, 'state restored');
     } else {
+      this.s = initialState(deps.config);
       if ('problem' in loaded && loaded.problem !== undefined) {
         deps.logger.error({ problem: loaded.problem, movedTo: loaded.movedTo }, 'saved state unreadable: starting on 100% stable');
+        this.s.weights = weightsFor(this.s.stable, 0);
       }
-      this.s = initialState(deps.config);
-      if ('problem' in loaded && loaded.problem !== undefined) this.s.weights = deps.config.stable === 'blue' ? { blue: 100, green: 0 } : { blue: 0, green: 100 };
     }
+    const empty = deps.window.query(0);
+    this.windows = { blue: empty, green: empty };
     this.applyTable();
   }
 
@@ -67,32 +114,81 @@ export class Controller {
     return () => this.listeners.delete(l);
   }
 
-  /** Set weights by hand. A stale `expectedVersion` is refused with 409. */
-  setWeights(weights: WeightsState, by: string, expectedVersion?: number): Readonly<ControllerState> {
-    this.checkVersion(expectedVersion);
-    if (Math.abs(weights.blue + weights.green - 100) > 1e-6) {
+  /** Start the tick loop (every analysis.interval). */
+  start(): void {
+    this.timer = setInterval(() => this.tick(), this.deps.config.rollout.analysis.interval);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Build the observation of the current canary from the window (percentile math happens here). */
+  observe(): Observation {
+    const { window, pools, clock } = this.deps;
+    const canaryId = poolIdOf(canaryOf(this.s.stable));
+    const stableId = canaryId === 0 ? 1 : 0;
+    const z = this.policy.z;
+    const canary = window.query(canaryId, { z });
+    const stable = window.query(stableId, { z });
+    const k = recentSuffix((n) => window.recent(canaryId, n), window.length, this.policy.minRequests);
+    const interval = this.deps.config.rollout.analysis.interval;
+    this.windows = canaryId === 0 ? { blue: canary, green: stable } : { blue: stable, green: canary };
+    return {
+      canary,
+      stable,
+      canaryRecent: k === undefined || k >= window.length ? undefined : window.query(canaryId, { intervals: k, z }),
+      canaryHealthy: pools[canaryId].hasAvailable(clock()),
+      windowMs: Math.max(1, window.length) * interval,
+      recentMs: (k ?? 0) * interval,
+    };
+  }
+
+  /** One control step: close the interval, observe, decide, apply. Tests call this by hand. */
+  tick(): void {
+    this.deps.window.rotate();
+    const now = this.deps.clock();
+    const o = this.observe();
+    const r = decide(this.s, o, this.policy, now);
+    this.analysis = { at: now, verdict: r.verdict?.kind ?? null, reason: r.verdict?.reason ?? null };
+    if (r.state !== this.s) this.apply(r, 'auto');
+  }
+
+  /** An operator command; a stale expectedVersion or a phase that does not allow it throws 409. */
+  command(cmd: Command, by: string, expectedVersion?: number): Readonly<ControllerState> {
+    if (expectedVersion !== undefined && expectedVersion !== this.s.version) {
+      throw new SluiceError('stale_version', 409, `expectedVersion ${expectedVersion} is stale: current version is ${this.s.version}`, { field: 'expectedVersion' });
+    }
+    if (cmd.type === 'weights' && Math.abs(cmd.weights.blue + cmd.weights.green - 100) > 1e-6) {
       throw new SluiceError('invalid_weights', 400, 'weights must sum to 100', { field: 'weights' });
     }
-    const next: ControllerState = { ...this.s, weights: { ...weights } };
-    if (next.phase === 'progressing') {
-      next.phase = 'paused';
-      next.reason = `paused by a manual weight change (${by})`;
-    }
-    this.commit(next, { event: 'weights', by, reason: null });
+    const r = command(this.s, cmd, by, this.deps.clock(), { steps: this.policy.steps, stepHold: this.policy.stepHold });
+    this.apply(r, by);
     return this.s;
   }
 
-  private checkVersion(expected: number | undefined): void {
-    if (expected !== undefined && expected !== this.s.version) {
-      throw new SluiceError('stale_version', 409, `expectedVersion ${expected} is stale: current version is ${this.s.version}`, { field: 'expectedVersion' });
-    }
+  /** Shorthand for the weights command. */
+  setWeights(weights: { blue: number; green: number }, by: string, expectedVersion?: number): Readonly<ControllerState> {
+    return this.command({ type: 'weights', weights }, by, expectedVersion);
   }
 
-  /** Bump the version, record history, persist, swap the table, notify. */
-  private commit(next: ControllerState, h: Pick<HistoryEntry, 'event' | 'by' | 'reason'> & { evidence?: unknown }): void {
-    next.version = this.s.version + 1;
-    const entry: HistoryEntry = { at: this.deps.clock(), ...h, weights: { ...next.weights }, phase: next.phase, stepIndex: next.stepIndex };
-    next.history = [entry, ...this.s.history].slice(0, MAX_HISTORY);
+  /** Bump the version, record history, persist, swap the table, log, notify. */
+  private apply(r: Outcome, by: string): void {
+    const at = this.deps.clock();
+    const next: ControllerState = { ...r.state, version: this.s.version + 1 };
+    const entries: HistoryEntry[] = r.changes.map((c) => ({
+      at,
+      event: c.event,
+      by,
+      reason: c.reason,
+      weights: { ...next.weights },
+      phase: next.phase,
+      stepIndex: next.stepIndex,
+      ...(c.evidence === undefined ? {} : { evidence: c.evidence }),
+    }));
+    next.history = [...entries.reverse(), ...this.s.history].slice(0, MAX_HISTORY);
     // Persist before the change takes effect: a crash right after never loses an applied change.
     try {
       this.deps.store.save(next);
@@ -101,7 +197,27 @@ export class Controller {
     }
     this.s = next;
     this.applyTable();
-    this.deps.logger.info({ event: h.event, by: h.by, version: next.version, weights: next.weights, phase: next.phase, reason: h.reason }, 'state changed');
+    for (const c of r.changes) {
+      const level = c.event === 'rolled_back' ? 'warn' : 'info';
+      this.deps.logger[level]({ event: c.event, by, version: next.version, weights: next.weights, phase: next.phase, stable: next.stable, evidence: c.evidence }, c.reason ?? c.event);
+      this.deps.notifier?.notify(WEBHOOK_EVENTS[c.event], {
+        by,
+        reason: c.reason,
+        evidence: c.evidence ?? null,
+        version: next.version,
+        stable: next.stable,
+        canary: canaryOf(next.stable),
+        weights: next.weights,
+        phase: next.phase,
+        stepIndex: next.stepIndex,
+        steps: next.steps,
+      });
+    }
+    this.emit();
+  }
+
+  /** Tell listeners (SSE, status) about a change that is not a state change (endpoint health). */
+  emit(): void {
     for (const l of this.listeners) l(this.s);
   }
 
@@ -109,7 +225,8 @@ export class Controller {
     this.deps.table.current = makeTable(this.s.version, this.s.stable, this.s.weights);
   }
 
-  get canary() {
-    return canaryOf(this.s.stable);
+  /** Persist the current state (at shutdown). */
+  persist(): void {
+    this.deps.store.save(this.s);
   }
 }

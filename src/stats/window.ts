@@ -16,6 +16,12 @@ export interface WindowStats {
   p50Ms: number;
   p95Ms: number;
   p99Ms: number;
+  /**
+   * Confidence bounds on the true p95 (order statistics, normal approximation): the values at
+   * percentiles 95 ∓ z·√(0.95·0.05/n). Set when `query` is given a z.
+   */
+  p95LowMs?: number;
+  p95HighMs?: number;
 }
 
 /** Counts of the newest intervals, for fast detection before the whole window fills. */
@@ -32,10 +38,17 @@ interface Slot {
 
 /** The source of window statistics the controller reads; a fleet mode can merge several. */
 export interface WindowSource {
+  /** Close the current interval: it joins the window, the oldest leaves. */
   rotate(): void;
-  query(pool: PoolId): WindowStats;
-  /** The newest `intervals` intervals only (counts, no percentiles). */
+  /**
+   * A pool's numbers over the whole window, or over its newest `intervals` only. With `z`, the
+   * p95 confidence bounds are computed too.
+   */
+  query(pool: PoolId, opts?: { intervals?: number; z?: number }): WindowStats;
+  /** Request and error counts of the newest `intervals` intervals (no percentiles: cheap). */
   recent(pool: PoolId, intervals: number): RecentStats;
+  /** Intervals currently held (grows to the window's size after start). */
+  readonly length: number;
 }
 
 export class WindowRing implements WindowSource {
@@ -62,19 +75,32 @@ export class WindowRing implements WindowSource {
     }
   }
 
-  query(pool: PoolId): WindowStats {
+  get length(): number {
+    return this.rings[0].length;
+  }
+
+  query(pool: PoolId, opts: { intervals?: number; z?: number } = {}): WindowStats {
     const ring = this.rings[pool];
+    const from = opts.intervals === undefined ? 0 : Math.max(0, ring.length - opts.intervals);
     let requests = 0;
     let errors = 0;
     const m = this.merged;
     m.reset();
-    for (const s of ring) {
+    for (let i = from; i < ring.length; i++) {
+      const s = ring[i] as Slot;
       requests += s.requests;
       errors += s.errors;
       if (s.hist.totalCount > 0) m.add(s.hist);
     }
-    const pct = (q: number) => (m.totalCount === 0 ? 0 : round3(m.getValueAtPercentile(q) / 1000));
-    return { requests, errors, errorRate: requests === 0 ? 0 : round4(errors / requests), p50Ms: pct(50), p95Ms: pct(95), p99Ms: pct(99) };
+    const n = m.totalCount;
+    const at = (q: number) => (n === 0 ? 0 : round3(m.getValueAtPercentile(Math.min(100, Math.max(0, q))) / 1000));
+    const out: WindowStats = { requests, errors, errorRate: requests === 0 ? 0 : round4(errors / requests), p50Ms: at(50), p95Ms: at(95), p99Ms: at(99) };
+    if (opts.z !== undefined && n > 0) {
+      const half = opts.z * Math.sqrt((0.95 * 0.05) / n) * 100;
+      out.p95LowMs = at(95 - half);
+      out.p95HighMs = at(95 + half);
+    }
+    return out;
   }
 
   recent(pool: PoolId, intervals: number): RecentStats {

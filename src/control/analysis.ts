@@ -1,0 +1,146 @@
+/**
+ * Canary analysis: pass, fail or inconclusive, from window statistics alone (pure).
+ *
+ * Not enough data is not a failure (STYLE.md habit 2): fewer than `minRequests` canary requests is
+ * inconclusive. A failure needs evidence that chance on a healthy canary would rarely produce:
+ * - error rate: the Wilson score lower bound of errors/requests exceeds `maxErrorRate`;
+ * - latency: a lower confidence bound on the canary's p95 (order statistics) exceeds `maxP95Ms`,
+ *   or exceeds `maxP95Ratio` × an upper bound on stable's p95 (and by `minP95DeltaMs` at least).
+ * Both are checked on the whole window and on its newest intervals (the shortest suffix holding
+ * `minRequests` requests), so a clearly broken canary fails within an interval or two of the
+ * breach instead of after the window fills.
+ */
+import type { RecentStats, WindowStats } from '../stats/window.js';
+
+export interface AnalysisPolicy {
+  minRequests: number;
+  maxErrorRate: number;
+  maxP95Ms: number;
+  maxP95Ratio: number;
+  /** The ratio test also needs canary p95 − stable p95 above this (ms): sub-ms noise is not a regression. */
+  minP95DeltaMs: number;
+  /** Two-sided z of the confidence level (1.96 for 95 %). */
+  z: number;
+}
+
+export interface Observation {
+  /** Canary over the whole window, with p95 bounds. */
+  canary: WindowStats;
+  /** Canary over the newest intervals holding at least minRequests (undefined when none do). */
+  canaryRecent: WindowStats | undefined;
+  /** Stable over the whole window, with p95 bounds. */
+  stable: WindowStats;
+  /** Whether the canary pool has an endpoint that may take traffic. */
+  canaryHealthy: boolean;
+  /** Window length in ms (for the words of a reason). */
+  windowMs: number;
+  /** Length of the recent suffix in ms. */
+  recentMs: number;
+}
+
+export type VerdictKind = 'pass' | 'fail' | 'inconclusive';
+
+export interface Verdict {
+  kind: VerdictKind;
+  /** Words with the numbers, e.g. `green error rate 4.8% (41/850, 95% lower bound 3.5%) > 1% over 10s`. */
+  reason: string;
+  /** The numbers behind it. */
+  evidence: Record<string, unknown>;
+}
+
+/** Wilson score interval lower bound for k successes in n trials. */
+export function wilsonLower(k: number, n: number, z: number): number {
+  if (n === 0) return 0;
+  const p = k / n;
+  const z2 = z * z;
+  const centre = p + z2 / (2 * n);
+  const margin = z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
+  return Math.max(0, (centre - margin) / (1 + z2 / n));
+}
+
+/** z for a two-sided confidence level (0.8 … 0.999), by Acklam's rational approximation of the normal quantile. */
+export function zFor(confidence: number): number {
+  const p = 1 - (1 - confidence) / 2;
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const q = Math.sqrt(-2 * Math.log(1 - p));
+  if (p > 0.97575) return -(((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) / ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
+  const r = p - 0.5;
+  const r2 = r * r;
+  return ((((((a[0]! * r2 + a[1]!) * r2 + a[2]!) * r2 + a[3]!) * r2 + a[4]!) * r2 + a[5]!) * r) / (((((b[0]! * r2 + b[1]!) * r2 + b[2]!) * r2 + b[3]!) * r2 + b[4]!) * r2 + 1);
+}
+
+const pct = (x: number) => `${+(x * 100).toFixed(2)}%`;
+const ms = (x: number) => `${+x.toFixed(1)}ms`;
+const secs = (x: number) => `${+(x / 1000).toFixed(1)}s`;
+
+/** Judge one slice; returns a failing verdict or undefined. */
+function judge(name: string, w: WindowStats, stable: WindowStats, p: AnalysisPolicy, spanMs: number): Verdict | undefined {
+  const confidence = `${Math.round(confidenceOf(p.z) * 100)}%`;
+  const errLow = wilsonLower(w.errors, w.requests, p.z);
+  if (errLow > p.maxErrorRate) {
+    return {
+      kind: 'fail',
+      reason: `${name} error rate ${pct(w.errors / w.requests)} (${w.errors}/${w.requests}, ${confidence} lower bound ${pct(errLow)}) > ${pct(p.maxErrorRate)} over ${secs(spanMs)}`,
+      evidence: { check: 'errorRate', errors: w.errors, requests: w.requests, errorRate: w.errors / w.requests, lowerBound: errLow, threshold: p.maxErrorRate, spanMs },
+    };
+  }
+  const low = w.p95LowMs ?? w.p95Ms;
+  if (low > p.maxP95Ms) {
+    return {
+      kind: 'fail',
+      reason: `${name} p95 ${ms(w.p95Ms)} (${confidence} lower bound ${ms(low)}, ${w.requests} requests) > ${ms(p.maxP95Ms)} over ${secs(spanMs)}`,
+      evidence: { check: 'p95', p95Ms: w.p95Ms, lowerBoundMs: low, requests: w.requests, thresholdMs: p.maxP95Ms, spanMs },
+    };
+  }
+  if (stable.requests >= p.minRequests) {
+    const stableHigh = stable.p95HighMs ?? stable.p95Ms;
+    const limit = Math.max(p.maxP95Ratio * stableHigh, stableHigh + p.minP95DeltaMs);
+    if (low > limit) {
+      return {
+        kind: 'fail',
+        reason: `${name} p95 ${ms(w.p95Ms)} (lower bound ${ms(low)}) > ${p.maxP95Ratio}× stable p95 ${ms(stable.p95Ms)} (upper bound ${ms(stableHigh)}) over ${secs(spanMs)}`,
+        evidence: { check: 'p95Ratio', p95Ms: w.p95Ms, lowerBoundMs: low, stableP95Ms: stable.p95Ms, stableUpperBoundMs: stableHigh, ratio: p.maxP95Ratio, limitMs: limit, spanMs },
+      };
+    }
+  }
+  return undefined;
+}
+
+function confidenceOf(z: number): number {
+  // Inverse of zFor for the common levels, for words only.
+  return z >= 2.57 ? 0.99 : z >= 1.95 ? 0.95 : z >= 1.64 ? 0.9 : 0.8;
+}
+
+/** The verdict on the canary named `name`. */
+export function analyze(name: string, o: Observation, p: AnalysisPolicy): Verdict {
+  if (!o.canaryHealthy) {
+    return { kind: 'fail', reason: `${name} has no healthy endpoint`, evidence: { check: 'health' } };
+  }
+  if (o.canaryRecent !== undefined && o.canaryRecent.requests >= p.minRequests && o.recentMs < o.windowMs) {
+    const fast = judge(name, o.canaryRecent, o.stable, p, o.recentMs);
+    if (fast !== undefined) return fast;
+  }
+  if (o.canary.requests < p.minRequests) {
+    return {
+      kind: 'inconclusive',
+      reason: `waiting for traffic: ${o.canary.requests}/${p.minRequests} ${name} requests in the last ${secs(o.windowMs)}`,
+      evidence: { requests: o.canary.requests, minRequests: p.minRequests },
+    };
+  }
+  const slow = judge(name, o.canary, o.stable, p, o.windowMs);
+  if (slow !== undefined) return slow;
+  return {
+    kind: 'pass',
+    reason: `${name} healthy: error rate ${pct(o.canary.errorRate)} (${o.canary.errors}/${o.canary.requests}), p95 ${ms(o.canary.p95Ms)} over ${secs(o.windowMs)}`,
+    evidence: { requests: o.canary.requests, errors: o.canary.errors, p95Ms: o.canary.p95Ms },
+  };
+}
+
+/** The shortest suffix of intervals (newest first) holding at least `min` requests, or undefined. */
+export function recentSuffix(recent: (intervals: number) => RecentStats, available: number, min: number): number | undefined {
+  for (let k = 1; k <= available; k++) if (recent(k).requests >= min) return k;
+  return undefined;
+}

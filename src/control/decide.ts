@@ -1,0 +1,132 @@
+/**
+ * The rollout state machine, as pure functions (STYLE.md habit 1):
+ *   decide(state, observation, policy, now)  → { state, changes, verdict }   on every tick
+ *   command(state, cmd, by, now, defaults)   → { state, changes }            on operator calls
+ * They never touch I/O; the controller (controller.ts) persists, swaps the table and notifies.
+ *
+ * Transitions:
+ *   idle | promoted | rolled_back --start--> progressing (canary at steps[0])
+ *   progressing --pass held stepHold--> progressing (next step) … --last step held--> promoted (roles swap)
+ *   progressing --pause / manual weights--> paused --resume--> progressing (step's weight restored)
+ *   progressing | paused | idle with canary traffic --fail--> rolled_back (canary 0 %, latched)
+ *   idle | progressing | paused --promote--> promoted;  progressing | paused | idle with canary traffic --abort--> rolled_back
+ */
+import { SluiceError } from '../core/errors.js';
+import { analyze, type AnalysisPolicy, type Observation, type Verdict } from './analysis.js';
+import { canaryOf, weightsFor, type ControllerState, type Phase, type WeightsState } from './state.js';
+
+export interface RolloutPolicy extends AnalysisPolicy {
+  steps: number[];
+  stepHold: number;
+}
+
+/** What happened, for history, logs and webhooks. */
+export type ChangeEvent = 'started' | 'step' | 'paused' | 'resumed' | 'promoted' | 'rolled_back' | 'aborted' | 'weights';
+
+export interface Change {
+  event: ChangeEvent;
+  reason: string | null;
+  evidence?: unknown;
+}
+
+export interface Outcome {
+  /** The same object when nothing changed. */
+  state: ControllerState;
+  changes: Change[];
+}
+
+export type Command =
+  | { type: 'start'; steps?: number[] | undefined; stepHold?: number | undefined }
+  | { type: 'pause' }
+  | { type: 'resume' }
+  | { type: 'promote' }
+  | { type: 'abort'; reason?: string | undefined }
+  | { type: 'weights'; weights: WeightsState };
+
+export const canaryWeight = (s: ControllerState): number => s.weights[canaryOf(s.stable)];
+
+/** Whether the guard watches the canary: during a rollout, and whenever it has traffic. */
+export function guarded(s: ControllerState): boolean {
+  if (s.phase === 'progressing' || s.phase === 'paused') return true;
+  return canaryWeight(s) > 0;
+}
+
+function rollback(s: ControllerState, reason: string, event: 'rolled_back' | 'aborted', evidence?: unknown): Outcome {
+  const state: ControllerState = { ...s, weights: weightsFor(s.stable, 0), phase: 'rolled_back', reason, rollbacks: s.rollbacks + 1, stepStartedAt: null };
+  return { state, changes: [{ event, reason, evidence }] };
+}
+
+function promote(s: ControllerState, reason: string, evidence?: unknown): Outcome {
+  const newStable = canaryOf(s.stable);
+  const state: ControllerState = { ...s, stable: newStable, weights: weightsFor(newStable, 0), phase: 'promoted', reason, stepStartedAt: null };
+  return { state, changes: [{ event: 'promoted', reason, evidence }] };
+}
+
+/** One tick: judge the canary when guarded, roll back on failure, step up or promote on a held pass. */
+export function decide(s: ControllerState, o: Observation, p: RolloutPolicy, now: number): Outcome & { verdict: Verdict | undefined } {
+  if (!guarded(s)) return { state: s, changes: [], verdict: undefined };
+  const name = canaryOf(s.stable);
+  const verdict = analyze(name, o, p);
+  if (verdict.kind === 'fail') return { ...rollback(s, verdict.reason, 'rolled_back', verdict.evidence), verdict };
+  if (s.phase !== 'progressing' || verdict.kind !== 'pass') return { state: s, changes: [], verdict };
+  const startedAt = s.stepStartedAt ?? now;
+  if (now - startedAt < s.stepHold) return { state: s, changes: [], verdict };
+  const next = s.stepIndex + 1;
+  if (next >= s.steps.length) {
+    return { ...promote(s, `promoted after ${s.steps.length} steps: ${verdict.reason}`, verdict.evidence), verdict };
+  }
+  const w = s.steps[next] as number;
+  const state: ControllerState = { ...s, stepIndex: next, weights: weightsFor(s.stable, w), stepStartedAt: now, reason: null };
+  return { state, changes: [{ event: 'step', reason: `${name} to ${w}% (step ${next + 1}/${s.steps.length}): ${verdict.reason}`, evidence: verdict.evidence }], verdict };
+}
+
+function conflict(cmd: string, phase: Phase, allowed: string): SluiceError {
+  return new SluiceError('phase_conflict', 409, `cannot ${cmd} while ${phase} (allowed when ${allowed})`);
+}
+
+/** An operator command. Throws a 409 SluiceError when the phase does not allow it. */
+export function command(s: ControllerState, cmd: Command, by: string, now: number, defaults: { steps: number[]; stepHold: number }): Outcome {
+  const name = canaryOf(s.stable);
+  switch (cmd.type) {
+    case 'start': {
+      if (s.phase === 'progressing' || s.phase === 'paused') throw conflict('start', s.phase, 'idle, promoted or rolled_back');
+      const steps = cmd.steps ?? defaults.steps;
+      const stepHold = cmd.stepHold ?? defaults.stepHold;
+      const first = steps[0] as number;
+      const state: ControllerState = { ...s, phase: 'progressing', steps: [...steps], stepHold, stepIndex: 0, stepStartedAt: now, weights: weightsFor(s.stable, first), reason: null };
+      return { state, changes: [{ event: 'started', reason: `${name} rollout started by ${by}: ${steps.join(' → ')}%, ${stepHold}ms per step` }] };
+    }
+    case 'pause': {
+      if (s.phase !== 'progressing') throw conflict('pause', s.phase, 'progressing');
+      const reason = `paused by ${by}`;
+      return { state: { ...s, phase: 'paused', reason }, changes: [{ event: 'paused', reason }] };
+    }
+    case 'resume': {
+      if (s.phase !== 'paused') throw conflict('resume', s.phase, 'paused');
+      const w = s.steps[s.stepIndex] as number;
+      const state: ControllerState = { ...s, phase: 'progressing', weights: weightsFor(s.stable, w), stepStartedAt: now, reason: null };
+      return { state, changes: [{ event: 'resumed', reason: `resumed by ${by} at step ${s.stepIndex + 1} (${w}%)` }] };
+    }
+    case 'promote': {
+      if (s.phase === 'promoted' || s.phase === 'rolled_back') throw conflict('promote', s.phase, 'idle, progressing or paused');
+      return promote(s, `${name} promoted by ${by}`);
+    }
+    case 'abort': {
+      if (!guarded(s)) throw conflict('abort', s.phase, 'progressing, paused, or the canary has traffic');
+      return rollback(s, `aborted by ${by}${cmd.reason ? `: ${cmd.reason}` : ''}`, 'aborted');
+    }
+    case 'weights': {
+      let phase: Phase = s.phase;
+      let reason = s.reason;
+      if (phase === 'progressing') {
+        phase = 'paused';
+        reason = `paused by a manual weight change (${by})`;
+      } else if (phase === 'promoted' || phase === 'rolled_back') {
+        phase = 'idle';
+        reason = null;
+      }
+      const state: ControllerState = { ...s, weights: { ...cmd.weights }, phase, reason };
+      return { state, changes: [{ event: 'weights', reason: `weights set by ${by}: blue ${cmd.weights.blue}%, green ${cmd.weights.green}%` }] };
+    }
+  }
+}
