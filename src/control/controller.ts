@@ -64,6 +64,8 @@ export function policyOf(config: Config): RolloutPolicy {
     maxP95Ratio: a.maxP95Ratio,
     minP95DeltaMs: a.minP95DeltaMs,
     z: zFor(a.confidence),
+    // Ten times stricter for the fast check (0.99 → 0.999).
+    zFast: zFor(1 - (1 - a.confidence) / 10),
   };
 }
 
@@ -139,7 +141,7 @@ export class Controller {
     return {
       canary,
       stable,
-      canaryRecent: k === undefined || k >= window.length ? undefined : window.query(canaryId, { intervals: k, z }),
+      canaryRecent: k === undefined || k >= window.length ? undefined : window.query(canaryId, { intervals: k, z: this.policy.zFast }),
       canaryHealthy: pools[canaryId].hasAvailable(clock()),
       windowMs: Math.max(1, window.length) * interval,
       recentMs: (k ?? 0) * interval,

@@ -115,18 +115,18 @@ export const configSchema = z
             maxP95Ratio: z.number().positive().default(2.0),
             /** The ratio check also needs canary p95 to exceed stable's by this many ms (sub-ms noise is not a regression). */
             minP95DeltaMs: z.number().min(0).default(5),
-            /** Confidence of the bounds a failure must clear (Wilson for errors, order statistics for p95). */
-            confidence: z.number().min(0.8).max(0.999).default(0.95),
+            /** Confidence of the bounds a failure must clear (Wilson for errors, order statistics for p95); the fast check on the newest intervals uses a ten times smaller miss rate. */
+            confidence: z.number().min(0.8).max(0.999).default(0.99),
           })
           .strict()
           .refine((a) => a.window >= a.interval, { message: 'window must be at least one interval', path: ['window'] })
-          .default({ interval: 1000, window: 10_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2.0, minP95DeltaMs: 5, confidence: 0.95 }),
+          .default({ interval: 1000, window: 10_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2.0, minP95DeltaMs: 5, confidence: 0.99 }),
       })
       .strict()
       .default({
         steps: [10, 25, 50, 100],
         stepHold: 30_000,
-        analysis: { interval: 1000, window: 10_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2.0, minP95DeltaMs: 5, confidence: 0.95 },
+        analysis: { interval: 1000, window: 10_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2.0, minP95DeltaMs: 5, confidence: 0.99 },
       }),
     healthCheck: z
       .object({

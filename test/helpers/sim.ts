@@ -1,0 +1,85 @@
+/**
+ * A simulated rollout: the real Recorder, WindowRing and Controller, a fake clock, and synthetic
+ * traffic recorded straight into the recorder (no sockets), one simulated second per tick.
+ */
+import pino from 'pino';
+import { parseConfig, type ConfigInput } from '../../src/core/config.js';
+import { Controller } from '../../src/control/controller.js';
+import { MemoryStateStore } from '../../src/control/state-store.js';
+import type { ControllerState } from '../../src/control/state.js';
+import { makeTable, poolIdOf, TableCell } from '../../src/data/table.js';
+import { UpstreamPool } from '../../src/data/upstream.js';
+import { Recorder } from '../../src/stats/recorder.js';
+import { WindowRing } from '../../src/stats/window.js';
+
+/** mulberry32: a seeded PRNG. */
+export function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A latency sample in ms: log-normal around `medianMs` (a few ms with jitter). */
+export function latency(r: () => number, medianMs: number, sigma = 0.5): number {
+  const u = Math.max(1e-12, r());
+  const v = r();
+  const n = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  return medianMs * Math.exp(sigma * n);
+}
+
+export interface PoolBehaviour {
+  errorRate: number;
+  medianMs: number;
+}
+
+export interface Sim {
+  controller: Controller;
+  recorder: Recorder;
+  now: () => number;
+  /** Simulate one second of traffic at `rps` (split by the current weights), then tick. */
+  second(rps: number, blue: PoolBehaviour, green: PoolBehaviour): void;
+  close(): Promise<void>;
+}
+
+export function simulate(seed: number, extra: Partial<ConfigInput> = {}): Sim {
+  const config = parseConfig({
+    pools: { blue: { endpoints: ['http://127.0.0.1:1'] }, green: { endpoints: ['http://127.0.0.1:2'] } },
+    ...extra,
+  });
+  let t = 1_000_000;
+  const clock = () => t;
+  const r = rng(seed);
+  const recorder = new Recorder();
+  const window = new WindowRing(recorder, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval));
+  const opts = { connections: 1, connectTimeout: 1000, headersTimeout: 1000, bodyTimeout: 1000, ejectAfter: 3, ejectFor: 1000 };
+  const pools = [new UpstreamPool(0, 'blue', config.pools.blue.endpoints, opts, clock), new UpstreamPool(1, 'green', config.pools.green.endpoints, opts, clock)] as const;
+  const table = new TableCell(makeTable(0, 'blue', { blue: 100, green: 0 }));
+  const controller = new Controller({ config, table, store: new MemoryStateStore<ControllerState>(), window, pools, clock, logger: pino({ level: 'silent' }) });
+  const step = config.rollout.analysis.interval;
+  return {
+    controller,
+    recorder,
+    now: clock,
+    second(rps, blue, green) {
+      const ticks = Math.round(1000 / step);
+      for (let k = 0; k < ticks; k++) {
+        const n = Math.round((rps * step) / 1000);
+        const share = table.current.weights.green / 100;
+        for (let i = 0; i < n; i++) {
+          const g = r() < share;
+          const b = g ? green : blue;
+          const fail = r() < b.errorRate;
+          recorder.record(poolIdOf(g ? 'green' : 'blue'), fail ? 503 : 200, latency(r, b.medianMs) * 1000, undefined);
+        }
+        t += step;
+        controller.tick();
+      }
+    },
+    close: async () => {
+      await Promise.all(pools.map((p) => p.close()));
+    },
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * Seeded simulations of whole rollouts through the real controller (fake clock, synthetic
+ * traffic): healthy canaries reach promotion without a false rollback; broken ones are rolled
+ * back, and the time from breach to 0 % canary is printed.
+ */
+import { describe, expect, it } from 'vitest';
+import { simulate, type PoolBehaviour } from '../helpers/sim.js';
+
+const healthy: PoolBehaviour = { errorRate: 0.002, medianMs: 5 };
+const cfg = { rollout: { stepHold: '20s' } };
+
+describe('rollout simulation', () => {
+  it('promotes a healthy canary (same error rate and latency as stable) in 40 of 40 seeded runs, with no rollback', async () => {
+    let promoted = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const sim = simulate(seed, cfg);
+      sim.controller.command({ type: 'start' }, 'test');
+      for (let s = 0; s < 120 && sim.controller.state.phase === 'progressing'; s++) sim.second(200, healthy, healthy);
+      expect(sim.controller.state.rollbacks).toBe(0);
+      if (sim.controller.state.phase === 'promoted') promoted++;
+      await sim.close();
+    }
+    expect(promoted).toBe(40);
+  });
+
+  it('does not roll back a canary on thin traffic, however bad its few answers', async () => {
+    const sim = simulate(7, cfg);
+    sim.controller.command({ type: 'start' }, 'test');
+    // 20 req/s total → ~2 canary requests per second at 10 %: never 50 in the window.
+    for (let s = 0; s < 60; s++) sim.second(20, healthy, { errorRate: 0.5, medianMs: 5 });
+    expect(sim.controller.state.phase).toBe('progressing');
+    expect(sim.controller.analysis.reason).toMatch(/^waiting for traffic/);
+    await sim.close();
+  });
+
+  it.each([
+    [0.5, 300, 2],
+    [0.2, 300, 2],
+    // "Clearly broken at a few dozen requests a second": 120 req/s × 25 % ≈ 30 canary req/s.
+    // Median 1 s; 3 s when the first bad second happens to hold fewer than 5 errors.
+    [0.2, 120, 3],
+    // 5 % is not clearly broken on small slices: it needs the window (10 s) at most.
+    [0.05, 300, 10],
+    [0.05, 1000, 4],
+  ])('rolls back a canary that starts failing %s of requests mid-rollout at %i req/s within %i s', async (errorRate, rps, maxSeconds) => {
+    const times: number[] = [];
+    for (let seed = 100; seed < 120; seed++) {
+      const sim = simulate(seed, cfg);
+      sim.controller.command({ type: 'start' }, 'test');
+      for (let s = 0; s < 25; s++) sim.second(rps, healthy, healthy); // into step 2 (25 %)
+      expect(sim.controller.state.phase).toBe('progressing');
+      const breach = sim.now();
+      let s = 0;
+      while (sim.controller.state.phase === 'progressing' && s++ < 60) sim.second(rps, healthy, { errorRate, medianMs: 5 });
+      expect(sim.controller.state.phase).toBe('rolled_back');
+      expect(sim.controller.state.weights.green).toBe(0);
+      expect(sim.controller.state.reason).toMatch(/^green error rate/);
+      times.push((sim.controller.state.history[0]!.at - breach) / 1000);
+      await sim.close();
+    }
+    const sorted = [...times].sort((a, b) => a - b);
+    console.log(`${errorRate * 100}% errors at ${rps} req/s: breach → 0 % canary in ${sorted[0]}–${sorted.at(-1)} s (median ${sorted[sorted.length >> 1]} s) over ${times.length} runs`);
+    expect(sorted.at(-1)!).toBeLessThanOrEqual(maxSeconds);
+  });
+
+  it('rolls back a canary whose p95 rises past maxP95Ms', async () => {
+    const sim = simulate(3, cfg);
+    sim.controller.command({ type: 'start' }, 'test');
+    for (let s = 0; s < 5; s++) sim.second(300, healthy, healthy);
+    const breach = sim.now();
+    for (let s = 0; s < 30 && sim.controller.state.phase === 'progressing'; s++) sim.second(300, healthy, { errorRate: 0.002, medianMs: 800 });
+    expect(sim.controller.state.phase).toBe('rolled_back');
+    expect(sim.controller.state.reason).toMatch(/^green p95/);
+    expect((sim.controller.state.history[0]!.at - breach) / 1000).toBeLessThanOrEqual(5);
+    await sim.close();
+  });
+});
