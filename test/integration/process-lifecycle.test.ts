@@ -113,3 +113,29 @@ describe('the sluice command', () => {
     expect(existsSync(join(dir, 'state.json'))).toBe(false);
   });
 });
+
+describe('restart mid-rollout', () => {
+  it('resumes the same phase, step and weights after kill -9', async () => {
+    const dir = tmp();
+    ups = [await startUpstream('blue'), await startUpstream('green')];
+    const file = writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url, { rollout: { steps: [10, 30, 100], stepHold: '10m' } }));
+    running = await startProcess(file);
+    const admin = `http://127.0.0.1:${running.adminPort}`;
+    const post = (path: string, body = '{}') => request(`${admin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(async (r) => ({ status: r.statusCode, body: (await r.body.json()) as any }));
+    expect((await post('/api/v1/rollout/start')).status).toBe(200);
+    const paused = await post('/api/v1/rollout/pause');
+    expect(paused.body.rollout.phase).toBe('paused');
+    const before = paused.body;
+    running.proc.kill('SIGKILL');
+    await running.exited;
+    running = await startProcess(file);
+    const after = (await (await request(`http://127.0.0.1:${running.adminPort}/api/v1/status`)).body.json()) as any;
+    expect(after.version).toBe(before.version);
+    expect(after.weights).toEqual({ blue: 90, green: 10 });
+    expect(after.rollout).toMatchObject({ phase: 'paused', stepIndex: 0, steps: [10, 30, 100] });
+    // And it can go on from there.
+    const resumed = await request(`http://127.0.0.1:${running.adminPort}/api/v1/rollout/resume`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(resumed.statusCode).toBe(200);
+    expect(((await resumed.body.json()) as any).rollout.phase).toBe('progressing');
+  });
+});
