@@ -21,6 +21,9 @@ import { AdminServer } from './admin/server.js';
 import { Authenticator } from './admin/auth.js';
 import { AuditLog } from './admin/audit.js';
 import { apiRoutes } from './admin/routes.js';
+import { loadAssets } from './admin/assets.js';
+import { EventHub } from './admin/events.js';
+import { FailureLimiter } from './admin/rate-limit.js';
 import { registerMetrics } from './metrics/metrics.js';
 import { statusDocument } from './status.js';
 
@@ -75,7 +78,11 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const accessLog = config.log.access ? new AccessLog(1) : undefined;
 
   const proxy = new ProxyServer({ config, table, pools, recorder, accessLog, logger });
-  const status = () => statusDocument(controller.state, controller.analysis, pools, controller.windows, clock());
+  const a = config.rollout.analysis;
+  const thresholds = { maxErrorRate: a.maxErrorRate, maxP95Ms: a.maxP95Ms, maxP95Ratio: a.maxP95Ratio, minRequests: a.minRequests };
+  const status = () => statusDocument(controller.state, controller.analysis, pools, controller.windows, clock(), { windowMs: Math.max(1, window.length) * a.interval, thresholds });
+  const events = new EventHub(status, { refreshMs: Math.max(1000, a.interval), keepAliveMs: 15_000, maxClients: 64 });
+  controller.onChange(() => events.broadcast());
 
   const hc = config.healthCheck;
   const health = hc.path === null ? undefined : new HealthChecker(pools, { ...hc, path: hc.path }, logger, () => controller.emit());
@@ -95,8 +102,10 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     allowedHosts: config.admin.allowedHosts,
     auth: new Authenticator(config.admin.tokens),
     audit: new AuditLog(config.audit.file),
+    limiter: new FailureLimiter(10, 60_000, clock),
     registry,
-    routes: apiRoutes(controller, status),
+    routes: apiRoutes(controller, status, events),
+    assets: loadAssets(),
     ready: () => ready,
     snapshot: () => {
       const s = controller.state;
@@ -118,6 +127,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   if (config.admin.tokens.length === 0) logger.warn({ host: config.admin.host }, 'admin API has no tokens: full access for anyone who can reach the loopback admin listener');
   if (opts.autoTick !== false) controller.start();
   health?.start();
+  events.start();
   ready = true;
   logger.info({ proxy: `${config.listen.host}:${proxyPort}`, admin: `${config.admin.host}:${adminPort}`, weights: controller.state.weights, stable: controller.state.stable }, 'sluice listening');
 
@@ -131,6 +141,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       await health?.stop();
       await Promise.all(pools.map((p) => p.close()));
       await accessLog?.close();
+      events.close();
       await admin.close();
       try {
         controller.persist();

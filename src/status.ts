@@ -21,11 +21,27 @@ export interface StatusDocument {
     analysis: AnalysisStatus;
   };
   pools: Record<string, { endpoints: { url: string; healthy: boolean; ejected: boolean; activeHealthy: boolean; inflight: number }[]; window: WindowStats }>;
+  /** The span the windows cover now (grows to analysis.window after start). */
+  windowMs: number;
+  /** The thresholds the canary is judged against. */
+  thresholds: { maxErrorRate: number; maxP95Ms: number; maxP95Ratio: number; minRequests: number };
+}
+
+export interface StatusContext {
+  windowMs: number;
+  thresholds: StatusDocument['thresholds'];
 }
 
 const publicWindow = (w: WindowStats): WindowStats => ({ requests: w.requests, errors: w.errors, errorRate: w.errorRate, p50Ms: w.p50Ms, p95Ms: w.p95Ms, p99Ms: w.p99Ms });
 
-export function statusDocument(s: Readonly<ControllerState>, analysis: AnalysisStatus, pools: readonly UpstreamPool[], windows: { blue: WindowStats; green: WindowStats }, now: number): StatusDocument {
+export function statusDocument(
+  s: Readonly<ControllerState>,
+  analysis: AnalysisStatus,
+  pools: readonly UpstreamPool[],
+  windows: { blue: WindowStats; green: WindowStats },
+  now: number,
+  ctx: StatusContext,
+): StatusDocument {
   const doc: StatusDocument = {
     version: s.version,
     stable: s.stable,
@@ -33,6 +49,8 @@ export function statusDocument(s: Readonly<ControllerState>, analysis: AnalysisS
     weights: { ...s.weights },
     rollout: { phase: s.phase, stepIndex: s.stepIndex, steps: [...s.steps], stepHold: s.stepHold, reason: s.reason, stepStartedAt: s.stepStartedAt, rollbacks: s.rollbacks, analysis: { ...analysis } },
     pools: {},
+    windowMs: ctx.windowMs,
+    thresholds: { ...ctx.thresholds },
   };
   for (const p of pools) {
     doc.pools[p.name] = {

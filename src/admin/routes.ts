@@ -1,9 +1,11 @@
 /** The /api/v1 routes: each turns a call into a controller command or a read. */
 import type { Controller } from '../control/controller.js';
+import { SluiceError } from '../core/errors.js';
+import type { EventHub } from './events.js';
 import type { Route } from './server.js';
 import { commandBody, fullWeights, startBody, weightsBody } from './schemas.js';
 
-export function apiRoutes(controller: Controller, status: () => unknown): Route[] {
+export function apiRoutes(controller: Controller, status: () => unknown, events: EventHub): Route[] {
   const simple = (name: 'pause' | 'resume' | 'promote' | 'abort'): Route => ({
     method: 'POST',
     path: `/api/v1/rollout/${name}`,
@@ -44,5 +46,14 @@ export function apiRoutes(controller: Controller, status: () => unknown): Route[
     simple('promote'),
     simple('abort'),
     { method: 'GET', path: '/api/v1/history', role: 'viewer', handle: () => ({ history: controller.state.history }) },
+    {
+      method: 'GET',
+      path: '/api/v1/events',
+      role: 'viewer',
+      handle: (_ctx, res) => {
+        if (!events.subscribe(res)) throw new SluiceError('too_many_streams', 503, 'too many event streams open');
+        return undefined;
+      },
+    },
   ];
 }

@@ -1,6 +1,13 @@
 /**
- * The admin listener: health, readiness, metrics, and the JSON API under /api/v1. It turns HTTP
- * calls into controller commands and never touches the routing table itself.
+ * The admin listener: health, readiness, metrics, the live page, and the JSON API under /api/v1.
+ * It turns HTTP calls into controller commands and never touches the routing table itself.
+ *
+ * Defences for an API a browser can reach: bearer tokens only (no cookies, so no ambient
+ * credentials); a Host that is not this listener is refused (DNS rebinding); a foreign Origin is
+ * refused (CSRF); mutations must say Content-Type: application/json (which a cross-site form
+ * cannot, and which forces a CORS preflight this server never grants); bodies are capped; failed
+ * authentication is rate-limited per source; every mutation and denial is audited before the
+ * response is sent.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +18,7 @@ import { formatIssues, isLoopbackHost } from '../core/config.js';
 import { SluiceError } from '../core/errors.js';
 import { allows, type Authenticator, type Principal, type Role } from './auth.js';
 import type { AuditLog } from './audit.js';
+import type { FailureLimiter } from './rate-limit.js';
 
 export interface AdminContext {
   req: IncomingMessage;
@@ -27,8 +35,13 @@ export interface Route {
   role: Role;
   /** Audit action name for mutations. */
   action?: string;
-  /** Return a JSON value (200), or handle the response itself (SSE) and return undefined. */
+  /** Return a JSON value (200), or take over the response (SSE) and return undefined. */
   handle(ctx: AdminContext, res: ServerResponse): unknown;
+}
+
+export interface StaticAsset {
+  type: string;
+  body: Buffer;
 }
 
 export interface AdminDeps {
@@ -36,8 +49,11 @@ export interface AdminDeps {
   allowedHosts: readonly string[];
   auth: Authenticator;
   audit: AuditLog;
+  limiter: FailureLimiter;
   registry: Registry;
   routes: readonly Route[];
+  /** Public, data-free files (the live page): path → asset. */
+  assets: ReadonlyMap<string, StaticAsset>;
   ready(): boolean;
   /** The state a mutation is audited against (before / after). */
   snapshot(): unknown;
@@ -45,17 +61,22 @@ export interface AdminDeps {
 }
 
 const MAX_BODY = 64 * 1024;
+const PAGE_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 export class AdminServer {
   readonly server: Server;
   private readonly routes = new Map<string, Route>();
+  private readonly paths = new Set<string>();
 
   constructor(private readonly deps: AdminDeps) {
-    for (const r of deps.routes) this.routes.set(`${r.method} ${r.path}`, r);
-    this.server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+    for (const r of deps.routes) {
+      this.routes.set(`${r.method} ${r.path}`, r);
+      this.paths.add(r.path);
+    }
+    this.server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, (req, res) => {
       this.handle(req, res).catch((err) => {
         deps.logger.error({ err }, 'admin handler failed');
-        if (!res.headersSent) json(res, 500, { error: { code: 'internal', message: 'internal error' } });
+        if (!res.headersSent) json(res, 500, errorBody('internal', 'internal error'));
         else res.destroy();
       });
     });
@@ -84,8 +105,9 @@ export class AdminServer {
     if (hostHeader === undefined) return false;
     const m = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(hostHeader.trim());
     if (m === null) return false;
-    const h = (m[1] as string).toLowerCase();
-    return isLoopbackHost(h) || h === this.deps.host.toLowerCase() || this.deps.allowedHosts.some((a) => a.toLowerCase() === h || a.toLowerCase() === hostHeader.toLowerCase());
+    const h = (m[1] as string).toLowerCase().replace(/^\[(.*)\]$/, '$1');
+    const allowed = this.deps.allowedHosts.map((a) => a.toLowerCase());
+    return isLoopbackHost(h) || h === this.deps.host.toLowerCase() || allowed.includes(h) || allowed.includes(hostHeader.toLowerCase());
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -96,46 +118,59 @@ export class AdminServer {
     res.setHeader('x-request-id', requestId);
     res.setHeader('cache-control', 'no-store');
     res.setHeader('x-content-type-options', 'nosniff');
+    res.setHeader('x-frame-options', 'DENY');
+    res.setHeader('referrer-policy', 'no-referrer');
 
-    if (!this.hostAllowed(req.headers.host)) return json(res, 403, err('forbidden_host', 'Host header not allowed for the admin listener'));
+    if (!this.hostAllowed(req.headers.host)) return json(res, 403, errorBody('forbidden_host', 'Host header not allowed for the admin listener'));
 
-    if (method === 'GET' && path === '/healthz') return json(res, 200, { ok: true });
-    if (method === 'GET' && path === '/readyz') return this.deps.ready() ? json(res, 200, { ready: true }) : json(res, 503, { ready: false });
-    if (method === 'GET' && path === '/metrics') {
-      const text = await this.deps.registry.metrics();
-      res.writeHead(200, { 'content-type': this.deps.registry.contentType });
-      res.end(text);
-      return;
+    if (method === 'GET' || method === 'HEAD') {
+      if (path === '/healthz') return json(res, 200, { ok: true });
+      if (path === '/favicon.ico') {
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+      if (path === '/readyz') return this.deps.ready() ? json(res, 200, { ready: true }) : json(res, 503, { ready: false });
+      if (path === '/metrics') {
+        const text = await this.deps.registry.metrics();
+        res.writeHead(200, { 'content-type': this.deps.registry.contentType });
+        res.end(text);
+        return;
+      }
+      const asset = this.deps.assets.get(path);
+      if (asset !== undefined) {
+        res.writeHead(200, { 'content-type': asset.type, 'content-length': asset.body.length, 'content-security-policy': PAGE_CSP });
+        res.end(method === 'HEAD' ? undefined : asset.body);
+        return;
+      }
     }
 
     const route = this.routes.get(`${method} ${path}`);
     if (route === undefined) {
-      const exists = [...this.routes.values()].some((r) => r.path === path);
-      return json(res, exists ? 405 : 404, err(exists ? 'method_not_allowed' : 'not_found', `${method} ${path}`));
+      const exists = this.paths.has(path);
+      return json(res, exists ? 405 : 404, errorBody(exists ? 'method_not_allowed' : 'not_found', `${method} ${path}`));
     }
     const remote = req.socket.remoteAddress ?? '';
+    const action = route.action ?? `${method} ${path}`;
+    const audit = (result: string, status: number, principal: Principal | undefined, extra: Record<string, unknown> = {}) =>
+      this.deps.audit.write({ time: new Date().toISOString(), requestId, tokenId: principal?.id ?? null, role: principal?.role ?? null, remote, action, result, status, ...extra });
     const deny = async (status: number, code: string, message: string, principal?: Principal) => {
-      await this.deps.audit.write({
-        time: new Date().toISOString(), requestId, tokenId: principal?.id ?? null, role: principal?.role ?? null, remote,
-        action: route.action ?? `${method} ${path}`, result: 'denied', status, detail: code,
-      });
-      json(res, status, err(code, message));
+      await audit('denied', status, principal, { detail: code });
+      json(res, status, errorBody(code, message));
     };
 
     // A browser on another origin must not drive the API (CSRF); non-browser clients send no Origin.
     const origin = req.headers.origin;
-    if (origin !== undefined && origin !== 'null') {
-      let ok = false;
-      try {
-        ok = new URL(origin).host === req.headers.host;
-      } catch {
-        ok = false;
-      }
-      if (!ok) return deny(403, 'forbidden_origin', 'cross-origin requests are refused');
-    } else if (origin === 'null') return deny(403, 'forbidden_origin', 'cross-origin requests are refused');
+    if (origin !== undefined && !sameOrigin(origin, req.headers.host)) return deny(403, 'forbidden_origin', 'cross-origin requests are refused');
 
+    const blocked = this.deps.limiter.blockedFor(remote);
+    if (blocked > 0) {
+      res.setHeader('retry-after', String(Math.ceil(blocked / 1000)));
+      return deny(429, 'too_many_failures', 'too many failed authentications from this address; try later');
+    }
     const principal = this.deps.auth.authenticate(req.headers.authorization);
     if (principal === undefined) {
+      this.deps.limiter.fail(remote);
       res.setHeader('www-authenticate', 'Bearer realm="sluice"');
       return deny(401, 'unauthorized', 'a valid bearer token is required');
     }
@@ -144,17 +179,14 @@ export class AdminServer {
     let body: unknown = undefined;
     if (method !== 'GET') {
       const ct = req.headers['content-type'];
-      const len = Number(req.headers['content-length'] ?? 0);
-      if (len > 0 || req.headers['transfer-encoding'] !== undefined) {
-        if (ct === undefined || !/^application\/json\s*(;|$)/i.test(ct)) return deny(415, 'unsupported_media_type', 'mutations take Content-Type: application/json', principal);
-        const text = await readBody(req, MAX_BODY);
-        if (text === undefined) return deny(413, 'body_too_large', `body over ${MAX_BODY} bytes`, principal);
-        try {
-          body = text === '' ? {} : JSON.parse(text);
-        } catch {
-          return deny(400, 'invalid_json', 'body is not valid JSON', principal);
-        }
-      } else body = {};
+      if (ct === undefined || !/^application\/json\s*(;|$)/i.test(ct)) return deny(415, 'unsupported_media_type', 'mutations need Content-Type: application/json', principal);
+      const text = await readBody(req, MAX_BODY);
+      if (text === undefined) return deny(413, 'body_too_large', `body over ${MAX_BODY} bytes`, principal);
+      try {
+        body = text.trim() === '' ? {} : JSON.parse(text);
+      } catch {
+        return deny(400, 'invalid_json', 'body is not valid JSON', principal);
+      }
     }
 
     const ctx: AdminContext = {
@@ -165,8 +197,8 @@ export class AdminServer {
       parse(schema) {
         const r = schema.safeParse(body);
         if (!r.success) {
-          const problems = formatIssues(r.error.issues);
-          throw new SluiceError('invalid_body', 400, problems.join('; '), { field: r.error.issues.map((i) => i.path.join('.')).join(',') });
+          const fields = [...new Set(r.error.issues.map((i) => i.path.join('.') || '(body)'))];
+          throw new SluiceError('invalid_body', 400, formatIssues(r.error.issues).join('; '), { field: fields.join(',') });
         }
         return r.data;
       },
@@ -177,26 +209,28 @@ export class AdminServer {
       result = await route.handle(ctx, res);
     } catch (e) {
       if (!(e instanceof SluiceError)) throw e;
-      if (route.action !== undefined) {
-        await this.deps.audit.write({
-          time: new Date().toISOString(), requestId, tokenId: principal.id, role: principal.role, remote, action: route.action,
-          result: 'rejected', status: e.status, detail: e.message, before,
-        });
-      }
+      if (route.action !== undefined) await audit('rejected', e.status, principal, { detail: e.message, before });
       return json(res, e.status, { error: { code: e.code, message: e.message, ...(e.field === undefined ? {} : { field: e.field }) } });
     }
     if (route.action !== undefined) {
-      await this.deps.audit.write({
-        time: new Date().toISOString(), requestId, tokenId: principal.id, role: principal.role, remote, action: route.action,
-        result: 'ok', status: 200, before, after: this.deps.snapshot(),
-      });
+      await audit('ok', 200, principal, { before, after: this.deps.snapshot() });
       this.deps.logger.info({ action: route.action, tokenId: principal.id, requestId }, 'admin mutation');
     }
     if (result !== undefined && !res.headersSent) json(res, 200, result);
   }
 }
 
-function err(code: string, message: string) {
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  if (origin === 'null' || host === undefined) return false;
+  try {
+    const u = new URL(origin);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.host === host;
+  } catch {
+    return false;
+  }
+}
+
+function errorBody(code: string, message: string) {
   return { error: { code, message } };
 }
 

@@ -4,8 +4,10 @@
  * Not enough data is not a failure (STYLE.md habit 2): fewer than `minRequests` canary requests is
  * inconclusive. A failure needs evidence that chance on a healthy canary would rarely produce:
  * - error rate: the Wilson score lower bound of errors/requests exceeds `maxErrorRate`;
- * - latency: a lower confidence bound on the canary's p95 (order statistics) exceeds `maxP95Ms`,
- *   or exceeds `maxP95Ratio` × an upper bound on stable's p95 (and by `minP95DeltaMs` at least).
+ * - latency: a lower confidence bound on the canary's p95 (order statistics) exceeds `maxP95Ms`
+ *   (unless stable, measured over the same span, is as slow: then the machine is, not the canary),
+ *   or exceeds `maxP95Ratio` × an upper bound on stable's p95 over the same span (and by
+ *   `minP95DeltaMs` at least); without stable traffic in that span there is no ratio to judge.
  * Both are checked on the whole window and on its newest intervals (the shortest suffix holding
  * `minRequests` requests), so a clearly broken canary fails within an interval or two of the
  * breach instead of after the window fills.
@@ -35,6 +37,8 @@ export interface Observation {
   canaryRecent: WindowStats | undefined;
   /** Stable over the whole window, with p95 bounds. */
   stable: WindowStats;
+  /** Stable over the same newest intervals as canaryRecent: the baseline measured at the same time. */
+  stableRecent?: WindowStats | undefined;
   /** Whether the canary pool has an endpoint that may take traffic. */
   canaryHealthy: boolean;
   /** Window length in ms (for the words of a reason). */
@@ -59,6 +63,8 @@ export interface Verdict {
  * rollouts (measured by the seeded simulation); 5 is not. A clearly broken canary has far more.
  */
 export const FAST_MIN_ERRORS = 5;
+
+const EMPTY: WindowStats = { requests: 0, errors: 0, errorRate: 0, p50Ms: 0, p95Ms: 0, p99Ms: 0 };
 
 /** Wilson score interval lower bound for k successes in n trials. */
 export function wilsonLower(k: number, n: number, z: number): number {
@@ -99,22 +105,26 @@ function judge(name: string, w: WindowStats, stable: WindowStats, p: AnalysisPol
       evidence: { check: 'errorRate', errors: w.errors, requests: w.requests, errorRate: w.errors / w.requests, lowerBound: errLow, threshold: p.maxErrorRate, spanMs },
     };
   }
+  // Latency is compared with stable measured over the same span: a slowdown of the whole machine
+  // (GC, a noisy neighbour) hits both pools and must not read as a canary regression.
+  const baseline = stable.requests >= p.minRequests ? stable : undefined;
   const low = w.p95LowMs ?? w.p95Ms;
-  if (low > p.maxP95Ms) {
+  const stableAlsoSlow = baseline !== undefined && (baseline.p95LowMs ?? baseline.p95Ms) > p.maxP95Ms;
+  if (low > p.maxP95Ms && !stableAlsoSlow) {
     return {
       kind: 'fail',
       reason: `${name} p95 ${ms(w.p95Ms)} (${confidence} lower bound ${ms(low)}, ${w.requests} requests) > ${ms(p.maxP95Ms)} over ${secs(spanMs)}`,
       evidence: { check: 'p95', p95Ms: w.p95Ms, lowerBoundMs: low, requests: w.requests, thresholdMs: p.maxP95Ms, spanMs },
     };
   }
-  if (stable.requests >= p.minRequests) {
-    const stableHigh = stable.p95HighMs ?? stable.p95Ms;
+  if (baseline !== undefined) {
+    const stableHigh = baseline.p95HighMs ?? baseline.p95Ms;
     const limit = Math.max(p.maxP95Ratio * stableHigh, stableHigh + p.minP95DeltaMs);
     if (low > limit) {
       return {
         kind: 'fail',
-        reason: `${name} p95 ${ms(w.p95Ms)} (lower bound ${ms(low)}) > ${p.maxP95Ratio}× stable p95 ${ms(stable.p95Ms)} (upper bound ${ms(stableHigh)}) over ${secs(spanMs)}`,
-        evidence: { check: 'p95Ratio', p95Ms: w.p95Ms, lowerBoundMs: low, stableP95Ms: stable.p95Ms, stableUpperBoundMs: stableHigh, ratio: p.maxP95Ratio, limitMs: limit, spanMs },
+        reason: `${name} p95 ${ms(w.p95Ms)} (lower bound ${ms(low)}) > ${p.maxP95Ratio}× stable p95 ${ms(baseline.p95Ms)} (upper bound ${ms(stableHigh)}) over ${secs(spanMs)}`,
+        evidence: { check: 'p95Ratio', p95Ms: w.p95Ms, lowerBoundMs: low, stableP95Ms: baseline.p95Ms, stableUpperBoundMs: stableHigh, ratio: p.maxP95Ratio, limitMs: limit, spanMs },
       };
     }
   }
@@ -137,7 +147,7 @@ export function analyze(name: string, o: Observation, p: AnalysisPolicy): Verdic
   }
   const r = o.canaryRecent;
   if (r !== undefined && r.requests >= p.minRequests && o.recentMs < o.windowMs) {
-    const fast = judge(name, r, o.stable, p, o.recentMs, p.zFast, FAST_MIN_ERRORS);
+    const fast = judge(name, r, o.stableRecent ?? EMPTY, p, o.recentMs, p.zFast, FAST_MIN_ERRORS);
     if (fast !== undefined) return fast;
   }
   if (o.canary.requests < p.minRequests) {

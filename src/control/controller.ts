@@ -138,10 +138,12 @@ export class Controller {
     const k = recentSuffix((n) => window.recent(canaryId, n), window.length, this.policy.minRequests);
     const interval = this.deps.config.rollout.analysis.interval;
     this.windows = canaryId === 0 ? { blue: canary, green: stable } : { blue: stable, green: canary };
+    const fastSlice = k !== undefined && k < window.length;
     return {
       canary,
       stable,
-      canaryRecent: k === undefined || k >= window.length ? undefined : window.query(canaryId, { intervals: k, z: this.policy.zFast }),
+      canaryRecent: fastSlice ? window.query(canaryId, { intervals: k, z: this.policy.zFast }) : undefined,
+      stableRecent: fastSlice ? window.query(stableId, { intervals: k, z: this.policy.zFast }) : undefined,
       canaryHealthy: pools[canaryId].hasAvailable(clock()),
       windowMs: Math.max(1, window.length) * interval,
       recentMs: (k ?? 0) * interval,

@@ -11,6 +11,7 @@
  *   progressing | paused | idle with canary traffic --fail--> rolled_back (canary 0 %, latched)
  *   idle | progressing | paused --promote--> promoted;  progressing | paused | idle with canary traffic --abort--> rolled_back
  */
+import { formatDuration } from '../core/duration.js';
 import { SluiceError } from '../core/errors.js';
 import { analyze, type AnalysisPolicy, type Observation, type Verdict } from './analysis.js';
 import { canaryOf, weightsFor, type ControllerState, type Phase, type WeightsState } from './state.js';
@@ -94,7 +95,7 @@ export function command(s: ControllerState, cmd: Command, by: string, now: numbe
       const stepHold = cmd.stepHold ?? defaults.stepHold;
       const first = steps[0] as number;
       const state: ControllerState = { ...s, phase: 'progressing', steps: [...steps], stepHold, stepIndex: 0, stepStartedAt: now, weights: weightsFor(s.stable, first), reason: null };
-      return { state, changes: [{ event: 'started', reason: `${name} rollout started by ${by}: ${steps.join(' → ')}%, ${stepHold}ms per step` }] };
+      return { state, changes: [{ event: 'started', reason: `${name} rollout started by ${by}: ${steps.join(' → ')}%, ${formatDuration(stepHold)} per step` }] };
     }
     case 'pause': {
       if (s.phase !== 'progressing') throw conflict('pause', s.phase, 'progressing');

@@ -8,6 +8,8 @@ export interface DemoUpstream {
   server: Server;
   port: number;
   url: string;
+  /** Release label in every answer. */
+  version: string;
   /** Share of requests answered 500 (0..1). */
   failRate: number;
   /** Added latency in ms (and jitter up to this much again). */
@@ -22,6 +24,7 @@ export async function startDemoUpstream(color: string, port = 0, host = '127.0.0
     server: undefined as unknown as Server,
     port: 0,
     url: '',
+    version: 'v1',
     failRate: 0,
     delayMs: 0,
     jitterMs: 0,
@@ -34,13 +37,13 @@ export async function startDemoUpstream(color: string, port = 0, host = '127.0.0
   up.server = createServer((req, res) => {
     if (req.url === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(`{"status":"ok","color":"${color}"}`);
+      res.end(`{"status":"ok","color":"${color}","version":"${up.version}"}`);
       return;
     }
     up.requests++;
     const answer = () => {
       const fail = up.failRate > 0 && Math.random() < up.failRate;
-      const body = JSON.stringify({ color, path: req.url, ok: !fail });
+      const body = JSON.stringify({ color, version: up.version, path: req.url, ok: !fail });
       res.writeHead(fail ? 500 : 200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     };

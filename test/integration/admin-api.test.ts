@@ -138,4 +138,97 @@ describe('admin API', () => {
     expect((await api('GET', '/api/v1/status', undefined, { host: 'evil.example' })).status).toBe(403);
     expect((await api('GET', '/api/v1/status', undefined, { host: `localhost:${sluice!.adminPort}` })).status).toBe(200);
   });
+
+  it('runs every rollout call, with 409 for a call the phase does not allow', async () => {
+    await start({ rollout: { stepHold: '10m' } });
+    const post = (path: string, body: unknown = {}) => api('POST', `/api/v1/rollout/${path}`, body);
+    expect((await post('pause')).status).toBe(409);
+    const started = await post('start', { steps: [20, 60], stepHold: '2m' });
+    expect(started.status).toBe(200);
+    expect(started.json.rollout).toMatchObject({ phase: 'progressing', steps: [20, 60], stepHold: 120_000 });
+    expect(started.json.weights).toEqual({ blue: 80, green: 20 });
+    expect((await post('start')).status).toBe(409);
+    expect((await post('pause')).json.rollout.phase).toBe('paused');
+    expect((await post('resume')).json.rollout.phase).toBe('progressing');
+    const promoted = await post('promote');
+    expect(promoted.json).toMatchObject({ stable: 'green', canary: 'blue', weights: { blue: 0, green: 100 }, rollout: { phase: 'promoted' } });
+    expect((await post('promote')).status).toBe(409);
+    // Without steps in the body, the configured ones: blue (now the canary) at 10 %.
+    expect((await post('start')).json.weights).toEqual({ blue: 10, green: 90 });
+    const aborted = await post('abort', { reason: 'smoke test failed' });
+    expect(aborted.json).toMatchObject({ weights: { blue: 0, green: 100 }, rollout: { phase: 'rolled_back', reason: 'aborted by local: smoke test failed' } });
+    const conflict = await post('abort');
+    expect(conflict.status).toBe(409);
+    expect(conflict.json.error.code).toBe('phase_conflict');
+    expect((await post('start', { steps: [50, 10] })).status).toBe(400);
+    expect((await post('start', { stepHold: 'soon' })).json.error.field).toBe('stepHold');
+    const events = (await api('GET', '/api/v1/history')).json.history.map((e: { event: string }) => e.event);
+    expect(events).toEqual(['aborted', 'started', 'promoted', 'resumed', 'paused', 'started']);
+  });
+
+  it('needs Content-Type: application/json on every mutation, even without a body', async () => {
+    await start({ split: { initialCanaryWeight: 10 } });
+    const r = await request(`${sluice!.admin}/api/v1/rollout/abort`, { method: 'POST' });
+    expect(r.statusCode).toBe(415);
+    await r.body.dump();
+    const form = await request(`${sluice!.admin}/api/v1/rollout/abort`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1' });
+    expect(form.statusCode).toBe(415);
+    await form.body.dump();
+    expect(sluice!.controller.state.weights.green).toBe(10);
+  });
+
+  it('rate-limits failed authentication per source with 429', async () => {
+    await start({ admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'ops', sha256: sha256Hex('right'), role: 'operator' }] } });
+    for (let i = 0; i < 10; i++) expect((await api('GET', '/api/v1/status', undefined, { authorization: `Bearer wrong-${i}` })).status).toBe(401);
+    const limited = await api('GET', '/api/v1/status', undefined, { authorization: 'Bearer right' });
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    // Unauthenticated endpoints still answer.
+    expect((await api('GET', '/healthz')).status).toBe(200);
+  });
+
+  it('streams a status event at once and on every change (SSE)', async () => {
+    await start();
+    const r = await request(`${sluice!.admin}/api/v1/events`);
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toContain('text/event-stream');
+    const seen: { version: number; weights: { green: number } }[] = [];
+    const reading = (async () => {
+      let buf = '';
+      for await (const chunk of r.body) {
+        buf += chunk.toString();
+        let end;
+        while ((end = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          const data = block.split('\n').find((l) => l.startsWith('data: '));
+          if (block.includes('event: status') && data) seen.push(JSON.parse(data.slice(6)));
+          if (seen.some((s) => s.weights.green === 40)) return;
+        }
+      }
+    })();
+    await new Promise((res) => setTimeout(res, 100));
+    expect((await api('PUT', '/api/v1/weights', { weights: { green: 40 } })).status).toBe(200);
+    await reading;
+    r.body.destroy();
+    expect(seen[0]!.weights.green).toBe(0);
+    expect(seen.at(-1)!.weights.green).toBe(40);
+    expect(seen.at(-1)!.version).toBeGreaterThan(seen[0]!.version);
+  });
+
+  it('needs a viewer token for the event stream when tokens are configured', async () => {
+    await start({ admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'v', sha256: sha256Hex('view'), role: 'viewer' }] } });
+    expect((await api('GET', '/api/v1/events')).status).toBe(401);
+  });
+
+  it('serves the live page with a strict content security policy', async () => {
+    await start();
+    const page = await api('GET', '/');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<script src="/dashboard.js"');
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    expect((await api('GET', '/dashboard.js')).headers['content-type']).toContain('javascript');
+  });
 });
+

@@ -76,10 +76,26 @@ describe('analyze', () => {
   it('fails fast on the newest intervals before the whole window turns', () => {
     // Window: 300 healthy + 60 new with 12 errors → 12/330 is not yet significant over 10 s,
     // but the newest 2 s (12/60) clearly is.
-    const o = obs(w(330, 12), undefined, { canaryRecent: w(60, 12), recentMs: 2000 });
+    const o = obs(w(330, 12), undefined, { canaryRecent: w(60, 12), stableRecent: w(200, 0), recentMs: 2000 });
     const v = analyze('green', o, policy);
     expect(v.kind).toBe('fail');
     expect(v.reason).toContain('over 2s');
+  });
+
+  it('judges latency on the fast slice only against stable measured over the same slice', () => {
+    const slowSlice = w(100, 0, 40, [30, 50]);
+    // Stable had traffic earlier in the window but none in the slice (canary at 100 %): no ratio.
+    expect(analyze('green', obs(w(1000, 0, 10, [9, 11]), w(1000, 0, 10, [9, 11]), { canaryRecent: slowSlice, stableRecent: w(0, 0), recentMs: 1000 }), policy).kind).toBe('pass');
+    // Stable was measured in the same slice and is fast: the canary is the slow one.
+    expect(analyze('green', obs(w(1000, 0, 10, [9, 11]), w(1000, 0, 10, [9, 11]), { canaryRecent: slowSlice, stableRecent: w(100, 0, 10, [9, 11]), recentMs: 1000 }), policy).kind).toBe('fail');
+  });
+
+  it('does not blame the canary for a p95 over maxP95Ms that stable shows too (a slow machine)', () => {
+    const slow = (n: number) => w(n, 0, 700, [650, 760]);
+    expect(analyze('green', obs(slow(500), slow(1000)), policy).kind).toBe('pass');
+    expect(analyze('green', obs(slow(500), w(1000, 0, 100, [95, 105])), policy).kind).toBe('fail');
+    // Without stable traffic, the absolute limit stands on its own.
+    expect(analyze('green', obs(slow(500), w(0, 0)), policy).kind).toBe('fail');
   });
 
   it('tells the wait apart from a pass', () => {

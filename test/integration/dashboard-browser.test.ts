@@ -1,0 +1,72 @@
+/**
+ * The live page in a real browser (Debian's Chromium driven by playwright-core; no browser is
+ * downloaded). Skipped where Chromium is absent, except in CI, where .ci/run installs it.
+ */
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startUpstream } from '../helpers/upstream.js';
+import { startTestSluice } from '../helpers/sluice.js';
+import { harness } from '../helpers/harness.js';
+import { sha256Hex } from '../../src/admin/auth.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const present = existsSync(CHROMIUM);
+if (!present && process.env.CI === 'true') throw new Error(`${CHROMIUM} missing: .ci/run should install Debian's chromium`);
+
+const h = harness();
+let browser: Browser;
+
+describe.skipIf(!present)('live page in Chromium', () => {
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('asks for a token, shows the weights, follows changes live, and rolls back on Abort', async () => {
+    const blue = h.track(await startUpstream('blue'));
+    const green = h.track(await startUpstream('green'));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'ops', sha256: sha256Hex('ops-token'), role: 'operator' }] },
+      rollout: { stepHold: '10m', analysis: { interval: '200ms', window: '2s' } },
+    }));
+    const page: Page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('dialog', (d) => void d.accept());
+    await page.goto(`${s.admin}/`);
+    // No token yet: the page asks for one.
+    await page.getByTestId('token-input').fill('ops-token');
+    await page.getByTestId('token-ok').click();
+    await expect.poll(() => page.getByTestId('weight-blue').textContent(), { timeout: 10_000 }).toBe('blue 100%');
+    expect(await page.getByTestId('phase').textContent()).toBe('idle');
+    expect(await page.getByTestId('connection').textContent()).toBe('live');
+
+    // A change made through the API shows up on the page.
+    const auth = { authorization: 'Bearer ops-token', 'content-type': 'application/json' };
+    const put = await request(`${s.admin}/api/v1/weights`, { method: 'PUT', headers: auth, body: JSON.stringify({ weights: { green: 30 } }) });
+    expect(put.statusCode).toBe(200);
+    await put.body.dump();
+    await expect.poll(() => page.getByTestId('weight-green').textContent(), { timeout: 5000 }).toBe('green 30%');
+    expect(await page.getByTestId('weight-blue').textContent()).toBe('blue 70%');
+
+    // Start a rollout through the API; Abort on the page rolls it back.
+    const start = await request(`${s.admin}/api/v1/rollout/start`, { method: 'POST', headers: auth, body: '{}' });
+    await start.body.dump();
+    await expect.poll(() => page.getByTestId('phase').textContent(), { timeout: 5000 }).toBe('progressing');
+    await page.getByTestId('abort').click();
+    await expect.poll(() => s.controller.state.phase, { timeout: 5000 }).toBe('rolled_back');
+    await expect.poll(() => page.getByTestId('phase').textContent(), { timeout: 5000 }).toBe('rolled back');
+    expect(await page.getByTestId('weight-blue').textContent()).toBe('blue 100%');
+    expect(s.controller.state.history[0]).toMatchObject({ event: 'aborted', by: 'ops' });
+    await expect.poll(() => page.getByTestId('history').textContent(), { timeout: 5000 }).toContain('aborted by ops');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
