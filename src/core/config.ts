@@ -43,8 +43,7 @@ export type PoolName = (typeof POOL_NAMES)[number];
 
 const poolSchema = z
   .object({
-    /** Upstream base URLs of this pool, balanced round-robin over those available. */
-    endpoints: z.array(httpUrl).min(1, 'at least one endpoint'),
+    endpoints: z.array(httpUrl).min(1, 'at least one endpoint').describe('Upstream base URLs of this pool, balanced least-busy over those available.'),
   })
   .strict();
 
@@ -60,136 +59,116 @@ const webhookEvents = z.enum(['rollout.started', 'rollout.step', 'rollout.paused
 
 export const configSchema = z
   .object({
-    /** Where the proxy listens for client traffic. */
-    listen: z.object({ host: z.string().default('0.0.0.0'), port: z.number().int().min(0).max(65535).default(8080) }).strict().default({ host: '0.0.0.0', port: 8080 }),
+    listen: z
+      .object({
+        host: z.string().default('0.0.0.0').describe('Address the proxy listens on for client traffic.'),
+        port: z.number().int().min(0).max(65535).default(8080).describe('Port for client traffic.'),
+      })
+      .strict()
+      .prefault({}),
     admin: z
       .object({
-        /** Admin listener address; a non-loopback host requires tokens. */
-        host: z.string().default('127.0.0.1'),
-        port: z.number().int().min(0).max(65535).default(9901),
-        /** Host header values accepted besides loopback ones (DNS-rebinding guard). */
-        allowedHosts: z.array(z.string()).default([]),
-        /** Bearer tokens by SHA-256; empty means full access, allowed only on a loopback host. */
-        tokens: z.array(z.object({ id: z.string().min(1), sha256: hex64, role: z.enum(['viewer', 'operator']) }).strict()).default([]),
+        host: z.string().default('127.0.0.1').describe('Admin listener address; a non-loopback host requires tokens.'),
+        port: z.number().int().min(0).max(65535).default(9901).describe('Admin API, metrics and live page port.'),
+        allowedHosts: z.array(z.string()).default([]).describe('Host header values accepted besides loopback ones (DNS-rebinding guard).'),
+        tokens: z.array(z.object({ id: z.string().min(1), sha256: hex64, role: z.enum(['viewer', 'operator']) }).strict()).default([]).describe('Bearer tokens by SHA-256; empty means full access, allowed only on a loopback host.'),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 9901, allowedHosts: [], tokens: [] }),
-    /** Exactly two pools, named blue and green. */
-    pools: z.object({ blue: poolSchema, green: poolSchema }).strict(),
-    /** The pool that holds the current release at first start. */
-    stable: z.enum(POOL_NAMES).default('blue'),
+      .prefault({}),
+    pools: z.object({ blue: poolSchema, green: poolSchema }).strict().describe('Exactly two pools, named blue and green.'),
+    stable: z.enum(POOL_NAMES).default('blue').describe('The pool that holds the current release at first start.'),
     split: z
       .object({
-        /** ip | header:<name> | cookie:<name>; falls back to ip when absent. */
-        key: splitKey.default('ip'),
-        /** CIDRs whose X-Forwarded-For (and -Proto, -Host, X-Request-Id) is believed. */
-        trustedProxies: z.array(cidr).default([]),
-        /** Force a pool with this header or cookie (value blue or green); false disables. */
+        key: splitKey.default('ip').describe('ip | header:<name> | cookie:<name>; falls back to ip when absent.'),
+        trustedProxies: z.array(cidr).default([]).describe('CIDRs whose X-Forwarded-For (and -Proto, -Host, X-Request-Id) is believed.'),
         override: z
-          .union([z.literal(false), z.object({ header: z.string().toLowerCase().default('x-sluice-pool'), cookie: z.string().default('sluice-pool') }).strict()])
-          .default({ header: 'x-sluice-pool', cookie: 'sluice-pool' }),
-        /** Canary percent at first start (no saved state). */
-        initialCanaryWeight: percent().default(0),
+          .union([
+            z.literal(false),
+            z
+              .object({
+                header: z.string().toLowerCase().default('x-sluice-pool').describe('Header whose value (blue or green) forces a pool.'),
+                cookie: z.string().default('sluice-pool').describe('Cookie whose value (blue or green) forces a pool.'),
+              })
+              .strict(),
+          ])
+          .prefault({})
+          .describe('Force a pool per request by header or cookie; false disables.'),
+        initialCanaryWeight: percent().default(0).describe('Canary percent at first start (no saved state).'),
       })
       .strict()
-      .default({ key: 'ip', trustedProxies: [], override: { header: 'x-sluice-pool', cookie: 'sluice-pool' }, initialCanaryWeight: 0 }),
+      .prefault({}),
     rollout: z
       .object({
-        /** Canary percent at each step. */
-        steps: z.array(percent()).min(1).default([10, 25, 50, 100]).refine((s) => s.every((v, i) => i === 0 || v > (s[i - 1] as number)), 'steps must increase'),
-        /** Time at a step, with passing analysis, before the next. */
-        stepHold: duration().default(30_000),
+        steps: z.array(percent()).min(1).default([10, 25, 50, 100]).refine((s) => s.every((v, i) => i === 0 || v > (s[i - 1] as number)), 'steps must increase').describe('Canary percent at each step.'),
+        stepHold: duration().default(30_000).describe('Time at a step, with passing analysis, before the next.'),
         analysis: z
           .object({
-            /** How often the controller judges. */
-            interval: duration().default(1000),
-            /** Sliding window the judgement is made on. */
-            window: duration().default(10_000),
-            /** Fewer canary requests in the window: no verdict (wait). */
-            minRequests: z.number().int().min(1).default(50),
-            /** Canary errors / requests. */
-            maxErrorRate: z.number().min(0).max(1).default(0.01),
-            /** Canary p95 in milliseconds. */
-            maxP95Ms: z.number().positive().default(500),
-            /** Canary p95 / stable p95 (when stable has minRequests). */
-            maxP95Ratio: z.number().positive().default(2.0),
-            /** The ratio check also needs canary p95 to exceed stable's by this many ms (sub-ms noise is not a regression). */
-            minP95DeltaMs: z.number().min(0).default(5),
-            /** Confidence of the bounds a failure must clear (Wilson for errors, order statistics for p95); the fast check on the newest intervals uses a ten times smaller miss rate. */
-            confidence: z.number().min(0.8).max(0.999).default(0.99),
+            interval: duration().default(1000).describe('How often the controller judges.'),
+            window: duration().default(10_000).describe('Sliding window the judgement is made on.'),
+            minRequests: z.number().int().min(1).default(50).describe('Fewer canary requests in the window: no verdict (wait).'),
+            maxErrorRate: z.number().min(0).max(1).default(0.01).describe('Canary errors / requests (an error: status >= 500 or no answer).'),
+            maxP95Ms: z.number().positive().default(500).describe('Canary p95 in milliseconds.'),
+            maxP95Ratio: z.number().positive().default(2.0).describe('Canary p95 / stable p95 (when stable has minRequests).'),
+            minP95DeltaMs: z.number().min(0).default(5).describe('The ratio check also needs canary p95 to exceed stable\'s by this many ms (sub-ms noise is not a regression).'),
+            confidence: z.number().min(0.8).max(0.999).default(0.99).describe('Confidence of the bounds a failure must clear (Wilson for errors, order statistics for p95); the fast check on the newest intervals uses a ten times smaller miss rate.'),
           })
           .strict()
           .refine((a) => a.window >= a.interval, { message: 'window must be at least one interval', path: ['window'] })
-          .default({ interval: 1000, window: 10_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2.0, minP95DeltaMs: 5, confidence: 0.99 }),
+          .prefault({}),
       })
       .strict()
-      .default({
-        steps: [10, 25, 50, 100],
-        stepHold: 30_000,
-        analysis: { interval: 1000, window: 10_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2.0, minP95DeltaMs: 5, confidence: 0.99 },
-      }),
+      .prefault({}),
     healthCheck: z
       .object({
-        /** Path probed on every endpoint; null disables active checks. */
-        path: z.string().startsWith('/').nullable().default(null),
-        interval: duration().default(2000),
-        timeout: duration().default(1000),
-        /** Consecutive failures that take an endpoint out of rotation. */
-        unhealthyAfter: z.number().int().min(1).default(3),
-        /** Consecutive successes that bring it back. */
-        healthyAfter: z.number().int().min(1).default(2),
+        path: z.string().startsWith('/').nullable().default(null).describe('Path probed on every endpoint; null disables active checks.'),
+        interval: duration().default(2000).describe('Time between checks of an endpoint.'),
+        timeout: duration().default(1000).describe('A check slower than this fails.'),
+        unhealthyAfter: z.number().int().min(1).default(3).describe('Consecutive failures that take an endpoint out of rotation.'),
+        healthyAfter: z.number().int().min(1).default(2).describe('Consecutive successes that bring it back.'),
       })
       .strict()
-      .default({ path: null, interval: 2000, timeout: 1000, unhealthyAfter: 3, healthyAfter: 2 }),
+      .prefault({}),
     timeouts: z
       .object({
-        /** Upstream TCP connect. */
-        connect: duration().default(5000),
-        /** Upstream response headers after the request was sent (504 past it). */
-        response: duration().default(30_000),
-        /** Idle time: between upstream body chunks, and idle client keep-alive connections. */
-        idle: duration().default(60_000),
-        /** Client request headers must arrive within this (408 and close past it). */
-        clientHeaders: duration().default(10_000),
+        connect: duration().default(5000).describe('Upstream TCP connect.'),
+        response: duration().default(30_000).describe('Upstream response headers after the request was sent (504 past it).'),
+        idle: duration().default(60_000).describe('Idle time: between upstream body chunks, and idle client keep-alive connections.'),
+        clientHeaders: duration().default(10_000).describe('Client request headers must arrive within this (408 and close past it).'),
       })
       .strict()
-      .default({ connect: 5000, response: 30_000, idle: 60_000, clientHeaders: 10_000 }),
+      .prefault({}),
     limits: z
       .object({
-        /** Total request header bytes; above it: 431. */
-        maxHeaderBytes: z.number().int().min(1024).max(1 << 20).default(16384),
-        /** Request header count; above it: 431. */
-        maxHeaderCount: z.number().int().min(8).max(10_000).default(100),
+        maxHeaderBytes: z.number().int().min(1024).max(1 << 20).default(16384).describe('Total request header bytes; above it: 431.'),
+        maxHeaderCount: z.number().int().min(8).max(10_000).default(100).describe('Request header count; above it: 431.'),
       })
       .strict()
-      .default({ maxHeaderBytes: 16384, maxHeaderCount: 100 }),
+      .prefault({}),
     upstream: z
       .object({
-        /** Keep-alive connections per endpoint at most. */
-        connections: z.number().int().min(1).max(10_000).default(128),
-        /** Consecutive connect failures that eject an endpoint (passive health). */
-        ejectAfter: z.number().int().min(1).default(3),
-        /** How long an ejected endpoint stays out before it is tried again. */
-        ejectFor: duration().default(10_000),
+        connections: z.number().int().min(1).max(10_000).default(128).describe('Keep-alive connections per endpoint at most.'),
+        ejectAfter: z.number().int().min(1).default(3).describe('Consecutive connect failures that eject an endpoint (passive health).'),
+        ejectFor: duration().default(10_000).describe('How long an ejected endpoint stays out before it is tried again.'),
       })
       .strict()
-      .default({ connections: 128, ejectAfter: 3, ejectFor: 10_000 }),
-    /** Where weights, roles, phase and history are saved atomically. */
-    stateFile: z.string().default('data/sluice-state.json'),
-    /** One JSON line per admin mutation and per denial; null disables. */
-    audit: z.object({ file: z.string().nullable().default('data/audit.jsonl') }).strict().default({ file: 'data/audit.jsonl' }),
-    /** JSON POSTs on rollout events. */
-    webhooks: z.array(z.object({ url: httpUrl.or(z.url()), events: z.array(webhookEvents).optional() }).strict()).default([]),
+      .prefault({}),
+    stateFile: z.string().default('data/sluice-state.json').describe('Where weights, roles, phase and history are saved atomically.'),
+    audit: z
+      .object({ file: z.string().nullable().default('data/audit.jsonl').describe('One JSON line per admin mutation and per denial; null disables.') })
+      .strict()
+      .prefault({}),
+    webhooks: z
+      .array(z.object({ url: z.url({ protocol: /^https?$/, error: 'Invalid url' }), events: z.array(webhookEvents).optional() }).strict())
+      .default([])
+      .describe('JSON POST per rollout event to each url (optionally only the listed events).'),
     log: z
       .object({
-        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-        /** One access log line per request, written in batches off the request path. */
-        access: z.boolean().default(true),
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('pino log level.'),
+        access: z.boolean().default(true).describe('One access log line per request, written in batches off the request path.'),
       })
       .strict()
-      .default({ level: 'info', access: true }),
-    /** On SIGTERM/SIGINT, how long in-flight requests may take to finish. */
-    shutdownGrace: duration().default(10_000),
+      .prefault({}),
+    shutdownGrace: duration().default(10_000).describe('On SIGTERM/SIGINT, how long in-flight requests may take to finish.'),
   })
   .strict()
   .superRefine((c, ctx) => {
