@@ -1,7 +1,9 @@
 // Shared bench plumbing: free ports, pinned child processes, /proc CPU and RSS, load generators.
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
-import { openSync, readFileSync } from 'node:fs';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 export const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => spawnSync(p, ['-v']).status === 0);
@@ -78,10 +80,15 @@ export function childPids(pid) {
 
 const toMs = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
 
-/** Run wrk (pinned to cpu 1) or autocannon; returns { rps, requests, p50, p99, errors }. */
-export async function load(url, { seconds, connections, rate }) {
+/** Run wrk (pinned to cpu 1) or autocannon; returns { rps, requests, p50, p99, errors }. `delayMs`: each wrk connection waits that long between requests (a steady, moderate rate). */
+export async function load(url, { seconds, connections, rate, delayMs }) {
   if (has('wrk') && rate === undefined) {
     const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url];
+    if (delayMs !== undefined) {
+      const script = join(tmpdir(), `sluice-wrk-delay-${delayMs}.lua`);
+      writeFileSync(script, `function delay() return ${delayMs} end\n`);
+      args.unshift('-s', script);
+    }
     const full = canPin ? ['taskset', ['-c', '1', 'wrk', ...args]] : ['wrk', args];
     const r = spawnSync(full[0], full[1], { encoding: 'utf8' });
     const out = r.stdout;
@@ -106,3 +113,55 @@ export const median = (xs) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+
+/** Pin this (the bench) process to core 1, beside the upstream and the load generator. */
+export function pinSelf(cpu = 1) {
+  if (canPin) spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)]);
+}
+
+/**
+ * Open-loop load at a fixed `rate` (req/s) for `seconds`, latencies in microseconds (autocannon
+ * records whole milliseconds, too coarse to see sub-millisecond overhead). Returns p50/p99 in ms.
+ */
+export async function loadAtRate(url, { seconds, rate, connections = 16 }) {
+  const { Pool } = await import('undici');
+  const hdr = await import('hdr-histogram-js');
+  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const u = new URL(url);
+  const pool = new Pool(u.origin, { connections });
+  let errors = 0;
+  let done = 0;
+  const inflight = new Set();
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  let sent = 0;
+  await new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const now = performance.now();
+      if (now >= end) {
+        clearInterval(timer);
+        resolve();
+        return;
+      }
+      const due = Math.floor(((now - start) / 1000) * rate);
+      while (sent < due) {
+        sent++;
+        const t0 = performance.now();
+        const p = pool
+          .request({ path: u.pathname, method: 'GET' })
+          .then(async (r) => {
+            await r.body.dump();
+            if (r.statusCode !== 200) errors++;
+            h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+            done++;
+          })
+          .catch(() => errors++)
+          .finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+    }, 1);
+  });
+  await Promise.all(inflight);
+  await pool.close();
+  return { rps: done / seconds, requests: done, p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000, errors };
+}

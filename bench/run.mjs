@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childPids, cpuSeconds, freePort, has, load, median, nginxBin, rssMiB, startPinned, stop, waitPort, canPin } from './lib.mjs';
+import { childPids, cpuSeconds, freePort, has, load, loadAtRate, median, nginxBin, pinSelf, rssMiB, startPinned, stop, waitPort, canPin } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -47,6 +47,7 @@ function sluiceConfig(name, upstream, port, adminPort, access) {
 }
 
 async function main() {
+  pinSelf(1);
   log(`sluice bench: ${rounds} round(s) × ${seconds}s, ${connections} connections, load ${has('wrk') ? 'wrk' : 'autocannon'}, pinning ${canPin ? 'on (proxy cpu 0; upstream + load cpu 1)' : 'off'}`);
   // The origin: nginx `return 200` when installed (cheap), else a tight node:http server.
   const upPort = await freePort();
@@ -90,6 +91,23 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
       log(`round ${round + 1} ${c.name.padEnd(24)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(2)}ms  p99 ${r.p99.toFixed(2)}ms  cpu ${row.cpuUsPerReq.toFixed(1)}µs/req  errors ${r.errors}`);
     }
   }
+  // Latency added at a moderate load: a third of sluice's max, same fixed rate for each contender.
+  const sluiceMax = median(results['sluice (access log off)'].map((r) => r.rps));
+  const rate = Math.max(100, Math.round(sluiceMax / 3 / 100) * 100);
+  const moderate = {};
+  for (const name of ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)']) moderate[name] = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const name of Object.keys(moderate)) {
+      const c = contenders.find((x) => x.name === name);
+      const url = `http://127.0.0.1:${c.port}/`;
+      // wrk with a 2 ms pause per connection between requests: ~500 req/s a connection, µs latencies.
+      const opts = { seconds: 1, connections: Math.max(1, Math.round(rate / 500)), delayMs: 2 };
+      await (has('wrk') ? load(url, opts) : loadAtRate(url, { seconds: 1, rate })); // warm-up
+      const r = has('wrk') ? await load(url, { seconds: Math.min(seconds, 5), connections: Math.max(1, Math.round(rate / 500)), delayMs: 2 }) : await loadAtRate(url, { seconds: Math.min(seconds, 5), rate });
+      moderate[name].push(r);
+      log(`moderate ~${rate} req/s round ${round + 1} ${name.padEnd(24)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50.toFixed(3)}ms  p99 ${r.p99.toFixed(3)}ms  errors ${r.errors}`);
+    }
+  }
   for (const c of contenders) if (c.proc) await stop(c.proc);
   await stop(origin);
 
@@ -108,13 +126,17 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
     ...summary.map((s) =>
       `| ${s.name} | ${rng(s.rps)} | ${rng(s.p50, 2)} | ${rng(s.p99, 2)} | ${rng(s.cpuUsPerReq, 1)} | ${f(s.rssMiB.median)} | ${f(ratio(s.rps.median, by.direct.rps.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by['bare undici'].cpuUsPerReq.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by.nginx?.cpuUsPerReq.median), 2)} | ${s.errors} |`),
   ];
+  const mod = Object.entries(moderate).map(([name, rs]) => ({ name, rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), errors: rs.reduce((a, r) => a + r.errors, 0) }));
+  const direct99 = mod[0].p99;
+  lines.push('', `Latency at a moderate load (target ${rate} req/s, a third of sluice's max; ${has('wrk') ? 'wrk, each connection pausing 2 ms between requests' : 'open-loop node generator'}; medians of ${rounds}):`, '', '| contender | req/s | p50 ms | p99 ms | p99 added over direct | errors |', '| --- | --- | --- | --- | --- | --- |');
+  for (const m of mod) lines.push(`| ${m.name} | ${f(m.rps)} | ${f(m.p50, 3)} | ${f(m.p99, 3)} | ${m.name === 'direct' ? '–' : `${f(m.p99 - direct99, 3)} ms`} | ${m.errors} |`);
   const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, rounds, seconds, connections, tool: has('wrk') ? 'wrk' : 'autocannon', pinned: canPin, command: `npm run bench -- ${argv.join(' ')}`.trim() };
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify({ meta, summary, rounds: results }, null, 2));
+  writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify({ meta, summary, rounds: results, moderate: { rate, results: moderate } }, null, 2));
   const md = `Bench ${meta.date.slice(0, 10)}, Node ${meta.node}, ${meta.cpus} cores (${meta.cpu}), ${meta.tool} ${connections} connections, ${rounds} × ${seconds}s rounds, medians (min–max).\n\n${lines.join('\n')}\n`;
   writeFileSync(join(here, 'results', 'latest.md'), md);
   process.stdout.write(md);
-  const bad = summary.filter((s) => s.errors > 0 || !(s.requests > 0));
+  const bad = [...summary.filter((s) => s.errors > 0 || !(s.requests > 0)), ...mod.filter((m) => m.errors > 0)];
   if (bad.length) {
     log(`contenders with errors or no requests: ${bad.map((b) => b.name).join(', ')}`);
     process.exitCode = 1;

@@ -40,3 +40,6 @@ const server = createServer((req, res) => {
   );
 });
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => process.stdout.write(`listening ${server.address().port}\n`));
+
+// Exit cleanly on SIGINT/SIGTERM (so --cpu-prof writes its profile).
+for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(0));

@@ -68,7 +68,7 @@ export class HealthChecker {
       t.fails = 0;
       t.oks++;
       if (!t.ep.activeHealthy && t.oks >= this.policy.healthyAfter) {
-        t.ep.activeHealthy = true;
+        t.pool.setActiveHealth(t.ep, true);
         this.logger.info({ pool: t.pool.name, endpoint: t.ep.url }, 'endpoint healthy');
         this.onChange(t.pool, t.ep, true);
       }
@@ -76,7 +76,7 @@ export class HealthChecker {
       t.oks = 0;
       t.fails++;
       if (t.ep.activeHealthy && t.fails >= this.policy.unhealthyAfter) {
-        t.ep.activeHealthy = false;
+        t.pool.setActiveHealth(t.ep, false);
         this.logger.warn({ pool: t.pool.name, endpoint: t.ep.url, detail, failures: t.fails }, 'endpoint unhealthy: out of rotation');
         this.onChange(t.pool, t.ep, false);
       }

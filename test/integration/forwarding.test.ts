@@ -130,9 +130,9 @@ describe('forwarding', () => {
 
   it('sends a pool with no available endpoint no traffic while the other has one', async () => {
     sluice = await startTestSluice(blue.url, green.url, { split: { initialCanaryWeight: 100 } });
-    sluice.pools[1].endpoints[0]!.activeHealthy = false;
+    sluice.pools[1].setActiveHealth(sluice.pools[1].endpoints[0]!, false);
     for (let i = 0; i < 10; i++) expect((await get(`${sluice.base}/`)).json().pool).toBe('blue');
-    sluice.pools[1].endpoints[0]!.activeHealthy = true;
+    sluice.pools[1].setActiveHealth(sluice.pools[1].endpoints[0]!, true);
     expect((await get(`${sluice.base}/`)).json().pool).toBe('green');
   });
 

@@ -1,0 +1,56 @@
+// A/B of two sluice builds against a bare undici proxy in one run, interleaved rounds: proxy CPU
+// per request and req/s. Usage: node bench/ab.mjs <old dist dir> [--rounds N] [--seconds S]
+// (e.g. cp -r dist /tmp/dist-old before a change, rebuild, then compare).
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpuSeconds, freePort, load, median, nginxBin, pinSelf, startPinned, stop, waitPort } from './lib.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const argv = process.argv.slice(2);
+const flag = (n, d) => (argv.includes(n) ? Number(argv[argv.indexOf(n) + 1]) : d);
+const oldDist = resolve(argv[0] ?? '/tmp/dist-old');
+const rounds = flag('--rounds', 5);
+const seconds = flag('--seconds', 5);
+pinSelf(1);
+const dir = mkdtempSync(join(tmpdir(), 'sluice-ab-'));
+const upPort = await freePort();
+let origin;
+if (nginxBin) {
+  mkdirSync(join(dir, 'o'));
+  writeFileSync(join(dir, 'o', 'n.conf'), `daemon off; master_process off; worker_processes 1; pid ${dir}/o/p; error_log ${dir}/o/e.log; events { worker_connections 4096; } http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir}; server { listen 127.0.0.1:${upPort}; keepalive_requests 1000000; location / { return 200 "hello world"; } } }`);
+  origin = startPinned(1, nginxBin, ['-p', join(dir, 'o'), '-c', join(dir, 'o', 'n.conf')]);
+} else origin = startPinned(1, process.execPath, [join(here, 'upstream.mjs')], { PORT: String(upPort) });
+await waitPort(upPort);
+const upstream = `http://127.0.0.1:${upPort}`;
+async function sluice(dist, name) {
+  const port = await freePort();
+  const cfg = join(dir, `${name}.json`);
+  writeFileSync(cfg, JSON.stringify({ listen: { host: '127.0.0.1', port }, admin: { host: '127.0.0.1', port: await freePort() }, pools: { blue: { endpoints: [upstream] }, green: { endpoints: [upstream] } }, split: { initialCanaryWeight: 10 }, stateFile: join(dir, `${name}-state.json`), audit: { file: null }, log: { level: 'warn', access: false } }));
+  return { name, port, proc: startPinned(0, process.execPath, [join(dist, 'cli.js'), '--config', cfg]) };
+}
+const barePort = await freePort();
+const cs = [
+  { name: 'bare undici', port: barePort, proc: startPinned(0, process.execPath, [join(here, 'contenders/bare-undici.mjs')], { PORT: String(barePort), UPSTREAM: upstream }) },
+  await sluice(oldDist, 'old'),
+  await sluice(join(here, '..', 'dist'), 'new'),
+];
+for (const c of cs) await waitPort(c.port);
+const res = Object.fromEntries(cs.map((c) => [c.name, []]));
+for (let r = 0; r < rounds; r++) {
+  for (const c of cs) {
+    const url = `http://127.0.0.1:${c.port}/`;
+    await load(url, { seconds: 1, connections: 64 });
+    const c0 = cpuSeconds(c.proc.pid);
+    const x = await load(url, { seconds, connections: 64 });
+    res[c.name].push({ rps: x.rps, cpu: ((cpuSeconds(c.proc.pid) - c0) / x.requests) * 1e6 });
+  }
+}
+const bare = median(res['bare undici'].map((x) => x.cpu));
+for (const c of cs) {
+  const cpu = median(res[c.name].map((x) => x.cpu));
+  console.log(`${c.name.padEnd(12)} ${median(res[c.name].map((x) => x.rps)).toFixed(0).padStart(6)} req/s  ${cpu.toFixed(1)} µs/req  ×${(cpu / bare).toFixed(3)} bare  [${res[c.name].map((x) => x.cpu.toFixed(1)).join(' ')}]`);
+}
+for (const c of cs) await stop(c.proc);
+await stop(origin);
