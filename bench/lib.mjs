@@ -165,3 +165,29 @@ export async function loadAtRate(url, { seconds, rate, connections = 16 }) {
   await pool.close();
   return { rps: done / seconds, requests: done, p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000, errors };
 }
+
+/**
+ * Start a sluice process (pinned to core 0) in front of `blue` and `green` upstream URLs, with
+ * `extra` config merged over bench defaults; resolves when both listeners accept connections.
+ */
+export async function startSluiceProcess(blue, green, extra = {}) {
+  const { mkdtempSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+  const port = await freePort();
+  const adminPort = await freePort();
+  const file = join(dir, 'sluice.json');
+  writeFileSync(file, JSON.stringify({
+    listen: { host: '127.0.0.1', port },
+    admin: { host: '127.0.0.1', port: adminPort },
+    pools: { blue: { endpoints: [blue] }, green: { endpoints: [green] } },
+    stateFile: join(dir, 'state.json'),
+    audit: { file: null },
+    log: { level: 'warn', access: false },
+    ...extra,
+  }));
+  const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+  const proc = startPinned(0, process.execPath, [cli, '--config', file]);
+  await waitPort(port);
+  await waitPort(adminPort);
+  return { proc, dir, port, adminPort, base: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };
+}

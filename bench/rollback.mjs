@@ -5,39 +5,20 @@
 // of requests at a known instant; (c) green's latency rises past maxP95Ms. Reports the time from
 // that instant to 0 % canary (from the status API, and from the last response green served) and
 // the failed responses clients saw. Flags: --quick (fewer, shorter scenarios, for CI).
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { startDemoUpstream } from '../dist/demo/upstream.js';
-import { freePort, startPinned, stop, waitPort } from './lib.mjs';
+import { startSluiceProcess, stop } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
 const log = (s) => process.stderr.write(`${s}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startSluice(blue, green, stepHold) {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-rb-'));
-  const port = await freePort();
-  const adminPort = await freePort();
-  const file = join(dir, 'sluice.json');
-  writeFileSync(file, JSON.stringify({
-    listen: { host: '127.0.0.1', port },
-    admin: { host: '127.0.0.1', port: adminPort },
-    pools: { blue: { endpoints: [blue.url] }, green: { endpoints: [green.url] } },
-    split: { trustedProxies: ['127.0.0.1/32'] },
-    rollout: { steps: [10, 25, 50, 100], stepHold },
-    stateFile: join(dir, 'state.json'),
-    audit: { file: null },
-    log: { level: 'warn', access: false },
-  }));
-  const proc = startPinned(0, process.execPath, [join(here, '..', 'dist', 'cli.js'), '--config', file]);
-  await waitPort(port);
-  await waitPort(adminPort);
-  return { proc, base: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };
-}
+const startSluice = (blue, green, stepHold) =>
+  startSluiceProcess(blue.url, green.url, { split: { trustedProxies: ['127.0.0.1/32'] }, rollout: { steps: [10, 25, 50, 100], stepHold } });
 
 /** `rps` requests a second from 50,000 distinct clients; notes green's answers and failures. */
 function startLoad(base, rps) {

@@ -2,34 +2,15 @@
  * Client-side limits and malformed requests: each gets the right 4xx and not one byte reaches an
  * upstream (the recording upstream counts raw TCP bytes and connections).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { startTestSluice, type TestSluice } from '../helpers/sluice.js';
+import { describe, expect, it } from 'vitest';
+import { sharedSluice } from '../helpers/fixture.js';
 import { rawRequest } from '../helpers/raw.js';
 
-let blue: TestUpstream;
-let green: TestUpstream;
-let sluice: TestSluice;
-
-beforeAll(async () => {
-  blue = await startUpstream('blue');
-  green = await startUpstream('green');
-  sluice = await startTestSluice(blue.url, green.url, {
-    limits: { maxHeaderBytes: 4096, maxHeaderCount: 20 },
-    timeouts: { clientHeaders: '600ms' },
-  });
+const fx = sharedSluice({
+  limits: { maxHeaderBytes: 4096, maxHeaderCount: 20 },
+  timeouts: { clientHeaders: '600ms' },
 });
-afterAll(async () => {
-  await sluice.stop();
-  await blue.close();
-  await green.close();
-});
-beforeEach(() => {
-  blue.bytesReceived = 0;
-  green.bytesReceived = 0;
-});
-
-const upstreamBytes = () => blue.bytesReceived + green.bytesReceived;
+const upstreamBytes = fx.upstreamBytes;
 
 describe('malformed and hostile requests get a 4xx and reach no upstream', () => {
   const many = Array.from({ length: 25 }, (_, i) => `X-H${i}: v\r\n`).join('');
@@ -53,7 +34,7 @@ describe('malformed and hostile requests get a 4xx and reach no upstream', () =>
     ['obs-fold', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n  folded\r\n\r\n', 400],
     ['garbage request line', 'HELLO\r\n\r\n', 400],
   ])('%s → %i', async (_name, payload, status) => {
-    const r = await rawRequest(sluice.proxyPort, payload);
+    const r = await rawRequest(fx.sluice.proxyPort, payload);
     expect(r.status).toBe(status);
     // Give any stray forwarding time to arrive before checking that none did.
     await new Promise((res) => setTimeout(res, 30));
@@ -61,15 +42,15 @@ describe('malformed and hostile requests get a 4xx and reach no upstream', () =>
   });
 
   it('accepts absolute-form naming the same host, as origin-form upstream', async () => {
-    const r = await rawRequest(sluice.proxyPort, 'GET http://a.example/p?q=1 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n');
+    const r = await rawRequest(fx.sluice.proxyPort, 'GET http://a.example/p?q=1 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n');
     expect(r.status).toBe(200);
-    expect(blue.seen.at(-1)?.url).toBe('/p?q=1');
+    expect(fx.blue.seen.at(-1)?.url).toBe('/p?q=1');
   });
 
   it('closes a connection whose headers arrive too slowly (slowloris) with 408', async () => {
     // One header line every 200 ms: never finishes within clientHeaders (600 ms).
     const parts = ['GET / HTTP/1.1\r\n', 'Host: a\r\n', ...Array.from({ length: 20 }, (_, i) => `X-${i}: y\r\n`)];
-    const r = await rawRequest(sluice.proxyPort, parts, 5000, 200);
+    const r = await rawRequest(fx.sluice.proxyPort, parts, 5000, 200);
     expect(r.closed).toBe(true);
     expect(r.status === 408 || r.status === 0).toBe(true);
     expect(r.closedAfterMs).toBeLessThan(4000);
@@ -77,7 +58,7 @@ describe('malformed and hostile requests get a 4xx and reach no upstream', () =>
   });
 
   it('still serves normal requests on the same listener', async () => {
-    const r = await rawRequest(sluice.proxyPort, 'GET /fine HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    const r = await rawRequest(fx.sluice.proxyPort, 'GET /fine HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
     expect(r.status).toBe(200);
   });
 });

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { runCli, startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
 
@@ -137,5 +137,46 @@ describe('restart mid-rollout', () => {
     const resumed = await request(`http://127.0.0.1:${running.adminPort}/api/v1/rollout/resume`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(resumed.statusCode).toBe(200);
     expect(((await resumed.body.json()) as any).rollout.phase).toBe('progressing');
+  });
+});
+
+describe('SIGTERM under load', () => {
+  it('completes every request in flight, refuses new ones cleanly, and exits 0', async () => {
+    const dir = tmp();
+    ups = [await startUpstream('blue', (_q, res) => setTimeout(() => res.end('ok'), 200 + Math.random() * 200)), await startUpstream('green')];
+    running = await startProcess(writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url)));
+    const base = `http://127.0.0.1:${running.proxyPort}`;
+    const agent = new Agent({ connections: 16 });
+    let sigtermAt = 0;
+    const outcomes: { startedBeforeSignal: boolean; status: number | 'refused' | 'error'; body?: string }[] = [];
+    let stop = false;
+    const worker = async () => {
+      while (!stop) {
+        const startedAt = Date.now();
+        try {
+          const r = await request(`${base}/w`, { dispatcher: agent });
+          const body = await r.body.text();
+          outcomes.push({ startedBeforeSignal: sigtermAt === 0 || startedAt < sigtermAt, status: r.statusCode, body });
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          outcomes.push({ startedBeforeSignal: sigtermAt === 0 || startedAt < sigtermAt, status: code === 'ECONNREFUSED' ? 'refused' : 'error' });
+          if (code === 'ECONNREFUSED') await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    };
+    const workers = Array.from({ length: 16 }, worker);
+    await new Promise((r) => setTimeout(r, 600));
+    sigtermAt = Date.now();
+    running.proc.kill('SIGTERM');
+    expect(await running.exited).toBe(0);
+    stop = true;
+    await Promise.all(workers);
+    await agent.close();
+    const before = outcomes.filter((o) => o.startedBeforeSignal);
+    expect(before.length).toBeGreaterThan(16);
+    // Every request that was in flight (or done) before the signal got its answer.
+    expect(before.filter((o) => o.status !== 200 || o.body !== 'ok')).toEqual([]);
+    // After it: refused or 503, never a half-answer.
+    for (const o of outcomes.filter((x) => !x.startedBeforeSignal)) expect(['refused', 503, 'error']).toContain(o.status);
   });
 });

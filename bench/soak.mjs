@@ -1,0 +1,241 @@
+// npm run soak: 10 minutes (--minutes N) of mixed traffic through one sluice process: keep-alive
+// requests from many clients, large downloads and uploads, WebSocket sessions, downloads aborted
+// mid-body, a weight change every 5 s and a rollout whose canary breaks and is rolled back.
+// Samples the sluice process's RSS, V8 heap and open file descriptors; reports their values after
+// warm-up and at the end, the slope after warm-up (target: under 1 MiB/min), and descriptors
+// against the idle baseline once the load stops (target: no leak). Writes bench/results/soak.json.
+import { createServer } from 'node:http';
+import { connect } from 'node:net';
+import { createHash } from 'node:crypto';
+import { writeFileSync, readdirSync, mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Readable } from 'node:stream';
+import { Agent, request } from 'undici';
+import { freePort, rssMiB, startSluiceProcess, stop } from './lib.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const argv = process.argv.slice(2);
+const minutes = argv.includes('--minutes') ? Number(argv[argv.indexOf('--minutes') + 1]) : 10;
+const warmupMs = Math.min(60_000, (minutes * 60_000) / 5);
+const log = (s) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** An upstream with small answers, large downloads, uploads, WebSocket echo, and a switchable failure rate. */
+async function upstream(name) {
+  const st = { failRate: 0 };
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const server = createServer((req, res) => {
+    const u = new URL(req.url, 'http://x');
+    if (u.pathname === '/big') {
+      const size = Number(u.searchParams.get('size') ?? 1 << 20);
+      res.writeHead(200, { 'content-length': String(size) });
+      let sent = 0;
+      const go = () => {
+        while (sent < size) {
+          const n = Math.min(chunk.length, size - sent);
+          sent += n;
+          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', go);
+        }
+        res.end();
+      };
+      res.on('close', () => (sent = size));
+      return go();
+    }
+    let bytes = 0;
+    req.on('data', (d) => (bytes += d.length));
+    req.on('end', () => {
+      const fail = Math.random() < st.failRate;
+      res.writeHead(fail ? 503 : 200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ pool: name, bytes }));
+    });
+  });
+  server.on('upgrade', (req, socket) => {
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC11B85`).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    socket.on('data', (d) => socket.write(d));
+    socket.on('end', () => socket.destroy());
+    socket.on('error', () => {});
+  });
+  server.keepAliveTimeout = 30_000;
+  const port = await freePort();
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  return { st, url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { server.close(r); server.closeAllConnections(); }) };
+}
+
+function wsSession(port) {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('error', () => resolve(false));
+    s.on('data', (d) => {
+      got += d.toString('latin1');
+      if (got.includes('\r\n\r\n') && !got.includes('ping')) s.write('ping');
+      if (got.includes('ping')) s.end();
+    });
+    s.on('close', () => resolve(got.includes('ping')));
+    s.write('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    setTimeout(() => s.destroy(), 5000).unref();
+  });
+}
+
+function fds(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+async function heapMiB(admin) {
+  const text = await (await request(`${admin}/metrics`)).body.text();
+  const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)/m.exec(text);
+  return m ? Number(m[1]) / 1048576 : NaN;
+}
+
+function slope(points) {
+  // least squares, MiB per minute
+  const n = points.length;
+  if (n < 2) return NaN;
+  const mx = points.reduce((a, p) => a + p[0], 0) / n;
+  const my = points.reduce((a, p) => a + p[1], 0) / n;
+  const num = points.reduce((a, p) => a + (p[0] - mx) * (p[1] - my), 0);
+  const den = points.reduce((a, p) => a + (p[0] - mx) ** 2, 0);
+  return den === 0 ? 0 : num / den;
+}
+
+async function main() {
+  const blue = await upstream('blue');
+  const green = await upstream('green');
+  const { proc, dir, port, base, admin } = await startSluiceProcess(blue.url, green.url, {
+    split: { trustedProxies: ['127.0.0.1/32'], initialCanaryWeight: 20 },
+    rollout: { stepHold: '20s' },
+    log: { level: 'warn', access: true },
+  });
+  writeFileSync(join(dir, 'soak-started'), new Date().toISOString());
+  const idleFds = fds(proc.pid);
+  log(`soak: ${minutes} min, sluice pid ${proc.pid}, idle fds ${idleFds}, RSS ${rssMiB(proc.pid).toFixed(1)} MiB`);
+
+  const agent = new Agent({ connections: 32 });
+  const counts = { ok: 0, failed: 0, big: 0, uploads: 0, aborted: 0, ws: 0, wsFailed: 0, weightChanges: 0 };
+  let running = true;
+  const started = Date.now();
+  const end = started + minutes * 60_000;
+  const loops = [];
+  // Keep-alive requests from many clients (~300 req/s).
+  for (let w = 0; w < 12; w++)
+    loops.push((async () => {
+      let i = w;
+      while (running) {
+        i += 12;
+        try {
+          const r = await request(`${base}/api/${i % 97}`, { dispatcher: agent, headers: { 'x-forwarded-for': `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` } });
+          await r.body.dump();
+          counts[r.statusCode < 500 ? 'ok' : 'failed']++;
+        } catch {
+          counts.failed++;
+        }
+        await sleep(35);
+      }
+    })());
+  // Downloads (1–4 MiB), uploads (1 MiB), aborted downloads, WebSocket sessions.
+  loops.push((async () => {
+    while (running) {
+      try {
+        const r = await request(`${base}/big?size=${(1 + Math.floor(Math.random() * 4)) << 20}`, { dispatcher: agent });
+        await r.body.dump({ limit: Infinity });
+        counts.big++;
+        const up = await request(`${base}/upload`, { method: 'POST', dispatcher: agent, body: Readable.from([Buffer.alloc(512 * 1024), Buffer.alloc(512 * 1024)]) });
+        await up.body.dump();
+        counts.uploads++;
+        const ab = new AbortController();
+        const a = await request(`${base}/big?size=${16 << 20}`, { dispatcher: agent, signal: ab.signal });
+        let got = 0;
+        try {
+          for await (const c of a.body) {
+            got += c.length;
+            if (got > 256 * 1024) ab.abort();
+          }
+        } catch {
+          counts.aborted++;
+        }
+        counts[(await wsSession(port)) ? 'ws' : 'wsFailed']++;
+      } catch {
+        counts.failed++;
+      }
+      await sleep(200);
+    }
+  })());
+  // Weight changes every 5 s; a rollout with a breaking canary in the middle.
+  loops.push((async () => {
+    let k = 0;
+    let rolloutDone = false;
+    while (running) {
+      await sleep(5000);
+      if (!running) break;
+      const phase = (await (await request(`${admin}/api/v1/status`)).body.json()).rollout.phase;
+      if (!rolloutDone && Date.now() - started > (minutes * 60_000) / 2 && phase !== 'progressing') {
+        rolloutDone = true;
+        await (await request(`${admin}/api/v1/rollout/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).body.dump();
+        await sleep(8000);
+        green.st.failRate = 0.3;
+        for (let t = 0; t < 60; t++) {
+          const s = await (await request(`${admin}/api/v1/status`)).body.json();
+          if (s.rollout.phase === 'rolled_back') {
+            log(`rollout: rolled back as expected: ${s.rollout.reason}`);
+            break;
+          }
+          await sleep(500);
+        }
+        green.st.failRate = 0;
+        continue;
+      }
+      if (phase === 'progressing') continue;
+      const weight = [10, 30, 50, 20, 0, 40][k++ % 6];
+      await (await request(`${admin}/api/v1/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ weights: { green: weight } }) })).body.dump();
+      counts.weightChanges++;
+    }
+  })());
+
+  const samples = [];
+  while (Date.now() < end) {
+    await sleep(10_000);
+    const t = (Date.now() - started) / 60_000;
+    const s = { t: +t.toFixed(2), rssMiB: rssMiB(proc.pid), heapMiB: await heapMiB(admin), fds: fds(proc.pid) };
+    samples.push(s);
+    log(`t=${s.t.toFixed(1)}m RSS ${s.rssMiB.toFixed(1)} MiB heap ${s.heapMiB.toFixed(1)} MiB fds ${s.fds} | ok ${counts.ok} failed ${counts.failed} big ${counts.big} up ${counts.uploads} aborted ${counts.aborted} ws ${counts.ws}/${counts.ws + counts.wsFailed} weights ${counts.weightChanges}`);
+  }
+  running = false;
+  await Promise.all(loops);
+  await agent.close();
+  await sleep(3000); // let keep-alive connections to sluice and upstreams go idle and close
+  const after = { fds: fds(proc.pid), rssMiB: rssMiB(proc.pid), heapMiB: await heapMiB(admin) };
+  const warm = samples.filter((s) => s.t * 60_000 >= warmupMs);
+  const first = warm[0] ?? samples[0];
+  const last = samples.at(-1);
+  const result = {
+    date: new Date().toISOString(),
+    minutes,
+    counts,
+    afterWarmup: first,
+    end: last,
+    rssSlopeMiBPerMin: +slope(warm.map((s) => [s.t, s.rssMiB])).toFixed(3),
+    heapSlopeMiBPerMin: +slope(warm.map((s) => [s.t, s.heapMiB])).toFixed(3),
+    fds: { idleBaseline: idleFds, duringLoadMax: Math.max(...samples.map((s) => s.fds)), afterLoad: after.fds },
+    samples,
+  };
+  await stop(proc);
+  await blue.close();
+  await green.close();
+  mkdirSync(join(here, 'results'), { recursive: true });
+  writeFileSync(join(here, 'results', 'soak.json'), JSON.stringify(result, null, 2));
+  const md = `Soak ${result.date.slice(0, 10)}, ${minutes} min: ${counts.ok} requests ok, ${counts.failed} failed, ${counts.big} downloads, ${counts.uploads} uploads, ${counts.aborted} aborted downloads, ${counts.ws} WebSocket sessions, ${counts.weightChanges} weight changes, one rollback.\n\n| | after warm-up | end | slope after warm-up |\n| --- | --- | --- | --- |\n| RSS | ${first.rssMiB.toFixed(1)} MiB | ${last.rssMiB.toFixed(1)} MiB | ${result.rssSlopeMiBPerMin} MiB/min |\n| V8 heap used | ${first.heapMiB.toFixed(1)} MiB | ${last.heapMiB.toFixed(1)} MiB | ${result.heapSlopeMiBPerMin} MiB/min |\n| open file descriptors | idle ${idleFds} | after the load stopped ${after.fds} (max under load ${result.fds.duringLoadMax}) | |\n`;
+  writeFileSync(join(here, 'results', 'soak.md'), md);
+  process.stdout.write(md);
+  if (!(Math.abs(result.rssSlopeMiBPerMin) < 1 && after.fds <= idleFds + 4)) process.exitCode = 1;
+}
+
+main().catch((e) => {
+  log(e.stack);
+  process.exit(1);
+});
