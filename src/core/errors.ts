@@ -28,7 +28,7 @@ export class ConfigError extends Error {
 }
 
 /** Why an upstream exchange failed, as counted in `sluice_upstream_errors_total{kind}`. */
-export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset' | 'protocol' | 'no_endpoint' | 'other';
+export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset' | 'protocol' | 'other';
 
 export interface UpstreamFailure {
   readonly kind: UpstreamErrorKind;
@@ -63,7 +63,6 @@ const UPSTREAM_FAILURES: Readonly<Record<string, UpstreamFailure>> = {
   HPE_INVALID_CONSTANT: f('protocol', 502, 'upstream_bad_response'),
   UND_ERR_RES_CONTENT_LENGTH_MISMATCH: f('protocol', 502, 'upstream_bad_response'),
   UND_ERR_INFO: f('protocol', 502, 'upstream_bad_response'),
-  NO_ENDPOINT: f('no_endpoint', 503, 'no_healthy_upstream'),
 };
 const OTHER_FAILURE = f('other', 502, 'upstream_error');
 
@@ -77,8 +76,6 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
   }
   return OTHER_FAILURE;
 }
-
-export const NO_ENDPOINT_FAILURE = UPSTREAM_FAILURES.NO_ENDPOINT as UpstreamFailure;
 
 /** Client-side request problems detected before any upstream is involved. */
 export const CLIENT_ERRORS = {

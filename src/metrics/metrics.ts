@@ -54,7 +54,7 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
     }),
   );
   reg(
-    collector('sluice_upstream_errors_total', 'Upstream failures by pool and kind (connect, timeout, reset, protocol, no_endpoint, other).', 'counter', () =>
+    collector('sluice_upstream_errors_total', 'Upstream failures by pool and kind (connect, timeout, reset, protocol, other).', 'counter', () =>
       recorder.pools.flatMap((p, i) => ERROR_KINDS.map((kind, k) => ({ labels: { pool: POOL_NAMES[i] as string, kind }, value: p.errorKinds[k] as number }))),
     ),
   );

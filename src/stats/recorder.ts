@@ -9,8 +9,8 @@ import * as hdr from 'hdr-histogram-js';
 import type { UpstreamErrorKind } from '../core/errors.js';
 import type { PoolId } from '../data/table.js';
 
-export const ERROR_KINDS: readonly UpstreamErrorKind[] = ['connect', 'timeout', 'reset', 'protocol', 'no_endpoint', 'other'];
-const KIND_INDEX: Readonly<Record<UpstreamErrorKind, number>> = { connect: 0, timeout: 1, reset: 2, protocol: 3, no_endpoint: 4, other: 5 };
+export const ERROR_KINDS: readonly UpstreamErrorKind[] = ['connect', 'timeout', 'reset', 'protocol', 'other'];
+const KIND_INDEX: Readonly<Record<UpstreamErrorKind, number>> = { connect: 0, timeout: 1, reset: 2, protocol: 3, other: 4 };
 
 /** Prometheus histogram bucket bounds (seconds) for sluice_request_duration_seconds. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
@@ -59,5 +59,10 @@ export class Recorder {
     p.buckets[b]! += 1;
     p.sumSeconds += v / 1e6;
     p.count++;
+  }
+
+  /** Cumulative upstream failures of one kind for a pool (metrics read the arrays directly). */
+  errorCount(pool: PoolId, kind: UpstreamErrorKind): number {
+    return this.pools[pool].errorKinds[KIND_INDEX[kind]] as number;
   }
 }

@@ -39,7 +39,7 @@ describe('upstream failures', () => {
     expect(b.error.requestId).toBe(r.headers['x-request-id']);
     // Bounded by the configured timeout, not minutes (generous margin: no timing claims here).
     expect(elapsed).toBeLessThan(5000);
-    expect(sluice.recorder.pools[0].errorKinds[1]).toBe(1); // timeout
+    expect(sluice.recorder.errorCount(0, 'timeout')).toBe(1);
   });
 
   it('answers 502 with a JSON body when the connection is refused', async () => {
@@ -51,7 +51,7 @@ describe('upstream failures', () => {
     expect(r.headers['content-type']).toBe('application/json');
     const b = await errorBody(r);
     expect(b.error).toMatchObject({ code: 'upstream_connect_refused', status: 502 });
-    expect(sluice.recorder.pools[0].errorKinds[0]).toBe(1); // connect
+    expect(sluice.recorder.errorCount(0, 'connect')).toBe(1);
   });
 
   it('answers 502 when the upstream resets before the response', async () => {
@@ -76,7 +76,7 @@ describe('upstream failures', () => {
     expect(r.statusCode).toBe(200);
     await expect(r.body.text()).rejects.toThrow();
     await new Promise((res) => setTimeout(res, 50));
-    expect(sluice.recorder.pools[0].errorKinds[2]).toBe(1); // reset
+    expect(sluice.recorder.errorCount(0, 'reset')).toBe(1);
   });
 
   it('destroys the client connection when a chunked upstream closes mid-body', async () => {

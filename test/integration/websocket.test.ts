@@ -42,6 +42,6 @@ describe('websocket', () => {
     expect(await closed).toBeLessThan(5000);
     await new Promise((r) => setTimeout(r, 100));
     expect(ups[0]!.sockets.size).toBe(0);
-    expect(sluice.recorder.pools[0].errorKinds[1]).toBe(1); // timeout
+    expect(sluice.recorder.errorCount(0, 'timeout')).toBe(1);
   });
 });
