@@ -5,7 +5,7 @@
 import { Registry } from 'prom-client';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
-import { createLogger, type Logger } from './core/log.js';
+import { createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
 import { AccessLog } from './data/access-log.js';
 import { ProxyServer } from './data/proxy.js';
 import { makeTable, TableCell } from './data/table.js';
@@ -51,7 +51,9 @@ export interface Sluice {
 }
 
 export async function startSluice(config: Config, opts: SluiceOptions = {}): Promise<Sluice> {
-  const logger = opts.logger ?? createLogger(config.log.level);
+  // One ordered writer for app logs and access lines (unless a test hands in its own logger).
+  const destination = opts.logger === undefined ? stdoutDestination() : undefined;
+  const logger = opts.logger ?? createLogger(config.log.level, destination);
   const clock = opts.clock ?? systemClock;
   const upstreamOpts: UpstreamOptions = {
     connections: config.upstream.connections,
@@ -75,7 +77,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const store = opts.store ?? new FileStateStore<ControllerState>(config.stateFile, validateState);
   const notifier = opts.notifier ?? new WebhookNotifier(config.webhooks, logger);
   const controller = new Controller({ config, table, store, window, pools, clock, logger, notifier });
-  const accessLog = config.log.access ? new AccessLog(1) : undefined;
+  const accessLog = config.log.access ? new AccessLog(destination ?? process.stdout) : undefined;
 
   const proxy = new ProxyServer({ config, table, pools, recorder, accessLog, logger });
   const a = config.rollout.analysis;
@@ -140,7 +142,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       await proxy.close(config.shutdownGrace);
       await health?.stop();
       await Promise.all(pools.map((p) => p.close()));
-      await accessLog?.close();
+      accessLog?.close();
       events.close();
       await admin.close();
       try {
@@ -151,6 +153,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       // Let webhooks under way finish, but never hold shutdown for long.
       await Promise.race([notifier.drain(), new Promise((r) => setTimeout(r, 3000).unref())]);
       logger.info('stopped');
+      if (destination !== undefined) await flushDestination(destination);
     })());
 
   return { config, proxyPort, adminPort, controller, recorder, window, pools, health, status, stop };
