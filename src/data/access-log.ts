@@ -1,0 +1,61 @@
+/**
+ * The access log, batched off the request path. Each request appends one pre-formatted JSON line
+ * to a string; a timer (or a full buffer) hands the batch to the sink in one write. Lines are
+ * pino-compatible (`level`, `time`, `msg`). The sink is the same ordered, asynchronous writer the
+ * process logger uses (pino's SonicBoom destination), so access lines and app logs never interleave
+ * mid-line, as two independent writers to one pipe could.
+ */
+
+/** Where batches go: anything with write(string), e.g. pino.destination({ sync: false }). */
+export interface LogSink {
+  write(chunk: string): unknown;
+}
+
+/** URL characters that need JSON escaping: rare in practice (Node's parser refuses most controls). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
+const jsonString = (v: string): string => (NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`);
+
+const FLUSH_BYTES = 16 * 1024;
+
+export class AccessLog {
+  private buf = '';
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly sink: LogSink,
+    private readonly flushMs = 200,
+  ) {}
+
+  /**
+   * One line. Positional arguments rather than an entry object: this runs once per request, and
+   * every field is a string or number sluice already holds (method and pool names are tokens and
+   * the request id is sluice's own or a validated one, so only the URL may need escaping).
+   */
+  log(time: number, requestId: string, method: string, url: string, status: number, pool: string, endpoint: string, ms: number, remote: string, error: string | undefined): void {
+    this.buf +=
+      `{"level":30,"time":${time},"msg":"access","reqId":"${requestId}","method":"${method}","url":${jsonString(url)},` +
+      `"status":${status},"pool":"${pool}","upstream":"${endpoint}","ms":${Math.round(ms * 1000) / 1000},"remote":"${remote}"` +
+      (error === undefined ? '}\n' : `,"error":"${error}"}\n`);
+    if (this.buf.length >= FLUSH_BYTES) this.flush();
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.flush(), this.flushMs);
+      this.timer.unref();
+    }
+  }
+
+  flush(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.buf === '') return;
+    const chunk = this.buf;
+    this.buf = '';
+    this.sink.write(chunk);
+  }
+
+  /** At shutdown: hand over what is buffered. */
+  close(): void {
+    this.flush();
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * One proxied exchange: an undici `dispatch` handler that streams the upstream response into the
+ * client response with backpressure. This is the cheapest undici path measured here
+ * (PERF-NOTES.md); undici marks the handler shape as subject to change, so it stays in this file.
+ *
+ * Legacy handler callbacks (onConnect/onHeaders/onData/onComplete/onError) are undici 7's native
+ * shape: the newer onRequestStart/onResponseStart shape is wrapped and re-parses headers.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { classifyUpstreamError, type UpstreamFailure } from '../core/errors.js';
+import type { Recorder } from '../stats/recorder.js';
+import type { AccessLog } from './access-log.js';
+import { responseHeaders } from './headers.js';
+import type { PoolId } from './table.js';
+import type { Endpoint, UpstreamPool } from './upstream.js';
+
+/** What every exchange shares: set once at start. */
+export interface ForwardContext {
+  recorder: Recorder;
+  accessLog: AccessLog | undefined;
+  now: () => number;
+  /** Called when the exchange finishes, however it finishes (in-flight tracking). */
+  done: () => void;
+}
+
+export function sendError(res: ServerResponse, status: number, code: string, requestId: string, message?: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `{"error":{"code":"${code}","status":${status},"requestId":"${requestId}"${message === undefined ? '' : `,"message":${JSON.stringify(message)}`}}}\n`;
+  res.writeHead(status, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'x-request-id', requestId]);
+  res.end(body);
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** The exchange a response belongs to, so one shared 'close' listener serves every request. */
+const kExchange = Symbol('sluice.exchange');
+
+/** res 'close' before the exchange finished: the client went away. Shared: no closure per request. */
+function onResponseClose(this: ServerResponse): void {
+  (this as ServerResponse & { [kExchange]?: Exchange })[kExchange]?.clientClosed();
+}
+
+export class Exchange {
+  private abortUpstream: ((err?: Error) => void) | undefined;
+  private resumeUpstream: (() => void) | undefined;
+  private onDrainBound: (() => void) | undefined;
+  private finished = false;
+  private clientGone = false;
+  private headerMicros = 0;
+  private status = 0;
+  attempts = 0;
+  endpoint: Endpoint;
+
+  constructor(
+    private readonly ctx: ForwardContext,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly pool: UpstreamPool,
+    endpoint: Endpoint,
+    readonly opts: { path: string; method: string; headers: string[]; body: IncomingMessage | null },
+    readonly requestId: string,
+    readonly remote: string,
+    private readonly start: number,
+  ) {
+    this.endpoint = endpoint;
+    (res as ServerResponse & { [kExchange]?: Exchange })[kExchange] = this;
+    res.on('close', onResponseClose);
+  }
+
+  /** Send (or re-send, on a retryable failure) to `this.endpoint`. */
+  dispatch(): void {
+    this.attempts++;
+    this.endpoint.inflight++;
+    this.endpoint.dispatcher.dispatch(this.opts, this);
+  }
+
+  /** The client went away before we finished: abort the upstream request. Not an upstream error. */
+  clientClosed(): void {
+    if (this.finished) return;
+    this.clientGone = true;
+    this.abortUpstream?.(new Error('client closed'));
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.clientGone) abort(new Error('client closed'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true; // 1xx informational: not forwarded
+    this.headerMicros = (this.ctx.now() - this.start) * 1000;
+    this.status = statusCode;
+    this.resumeUpstream = resume;
+    this.pool.answered(this.endpoint);
+    const res = this.res;
+    if (this.clientGone || res.destroyed) return false;
+    res.sendDate = false; // keep the upstream's Date
+    const headers = responseHeaders(rawHeaders);
+    headers.push('x-sluice-pool', this.pool.name, 'x-request-id', this.requestId);
+    if (statusText) res.writeHead(statusCode, statusText, headers);
+    else res.writeHead(statusCode, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    if (this.onDrainBound === undefined) this.onDrainBound = () => this.resumeUpstream?.();
+    this.res.once('drain', this.onDrainBound);
+    return false;
+  }
+
+  onComplete(): void {
+    this.res.end();
+    this.finish(undefined);
+  }
+
+  onError(err: Error): void {
+    if (this.finished) return;
+    if (this.clientGone) {
+      this.finish(undefined, true);
+      return;
+    }
+    const failure = classifyUpstreamError(err);
+    if (this.status === 0) {
+      if (failure.kind === 'connect') this.pool.connectFailed(this.endpoint);
+      if (this.mayRetry(failure)) {
+        // Ejection deadlines are wall-clock times: pick() takes Date.now(), not ctx.now().
+        const next = this.pool.pick(Date.now(), this.endpoint);
+        // A refused connect must go elsewhere; a reset may repeat on the same endpoint (a
+        // keep-alive race with the upstream closing an idle connection).
+        if (next !== this.endpoint || failure.kind === 'reset') {
+          this.endpoint.inflight--;
+          this.endpoint = next;
+          this.dispatch();
+          return;
+        }
+      }
+      this.headerMicros = (this.ctx.now() - this.start) * 1000;
+      this.status = failure.status;
+      sendError(this.res, failure.status, failure.code, this.requestId);
+    } else {
+      // Failed mid-body: the client must see truncation, never a clean end.
+      this.res.destroy(err);
+    }
+    this.finish(failure);
+  }
+
+  /**
+   * Whether a failure before any response byte may be retried on another endpoint of the pool
+   * (nginx proxy_next_upstream error). Bodies are streamed, so only body-less requests retry:
+   * - a failed connect, up to once per endpoint: nothing reached the application;
+   * - a reset, once, for idempotent methods only (RFC 9110 §9.2.2): the request may have reached
+   *   it, but repeating it is safe; once only, so a request that crashes its upstream cannot take
+   *   the whole pool down with it.
+   */
+  private mayRetry(f: UpstreamFailure): boolean {
+    if (this.opts.body !== null || this.clientGone) return false;
+    if (f.retryable) return this.attempts < this.pool.endpoints.length;
+    return f.kind === 'reset' && this.attempts === 1 && IDEMPOTENT.has(this.opts.method);
+  }
+
+  /** Record, log and release, exactly once. */
+  private finish(failure: UpstreamFailure | undefined, clientAborted = false): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.endpoint.inflight--;
+    if (this.onDrainBound !== undefined) this.res.removeListener('drain', this.onDrainBound);
+    // The 'close' listener stays: it is shared, and a finished exchange ignores it.
+    if (!clientAborted) this.ctx.recorder.record(this.pool.id as PoolId, this.status, this.headerMicros, failure?.kind);
+    const log = this.ctx.accessLog;
+    if (log !== undefined) {
+      log.log(
+        Date.now(),
+        this.requestId,
+        this.opts.method,
+        this.opts.path,
+        clientAborted ? 499 : this.status,
+        this.pool.name,
+        this.endpoint.url,
+        this.ctx.now() - this.start,
+        this.remote,
+        clientAborted ? 'client_abort' : failure?.code,
+      );
+    }
+    this.ctx.done();
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * The client-facing listener: node:http in front, undici behind. Reads the routing table, writes
+ * measurements; never awaits the controller and never logs synchronously per request.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../core/config.js';
+import { CLIENT_ERRORS, type SluiceError } from '../core/errors.js';
+import { TrustedSet } from '../core/net.js';
+import type { Recorder } from '../stats/recorder.js';
+import type { AccessLog } from './access-log.js';
+import { Exchange, sendError, type ForwardContext } from './forward.js';
+import { SAFE_REQUEST_ID, scanRequestHeaders, type HeaderNames, type ScannedRequest } from './headers.js';
+import { choosePool, clientIp, normalizeIp, parseSplitKey, type Selector } from './select.js';
+import type { PoolId, TableCell } from './table.js';
+import type { UpstreamPool } from './upstream.js';
+import { WebSocketProxy } from './upgrade.js';
+
+export interface ProxyDeps {
+  config: Config;
+  table: TableCell;
+  pools: readonly [UpstreamPool, UpstreamPool];
+  recorder: Recorder;
+  accessLog: AccessLog | undefined;
+  logger: Logger;
+}
+
+/** Prepared request, shared by the HTTP and WebSocket paths. */
+export interface Prepared {
+  scanned: ScannedRequest;
+  pool: UpstreamPool;
+  requestId: string;
+  ip: string;
+  path: string;
+}
+
+const ABSOLUTE_FORM = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(.*)$/i;
+
+export class ProxyServer {
+  readonly server: Server;
+  private readonly deps: ProxyDeps;
+  private readonly trusted: TrustedSet;
+  private readonly selector: Selector;
+  private readonly names: HeaderNames;
+  private readonly ctx: ForwardContext;
+  private readonly ws: WebSocketProxy;
+  private readonly idPrefix = randomBytes(4).toString('hex') + '-';
+  private idCounter = 0;
+  private inflight = 0;
+  private closing = false;
+  private drained: (() => void) | undefined;
+  private readonly available: (id: PoolId) => boolean;
+
+  constructor(deps: ProxyDeps) {
+    this.deps = deps;
+    const c = deps.config;
+    this.trusted = new TrustedSet(c.split.trustedProxies);
+    const key = parseSplitKey(c.split.key);
+    const ov = c.split.override;
+    this.selector = { key, overrideCookie: ov === false ? undefined : ov.cookie };
+    this.names = { keyHeader: key.kind === 'header' ? key.name : undefined, override: ov === false ? undefined : ov.header };
+    const now = () => performance.now();
+    this.ctx = { recorder: deps.recorder, accessLog: deps.accessLog, now, done: this.exchangeDone };
+    const pools = deps.pools;
+    this.available = (id) => {
+      const p = pools[id];
+      return p.allUp || p.hasAvailable(Date.now());
+    };
+    this.server = createServer(
+      {
+        maxHeaderSize: c.limits.maxHeaderBytes,
+        headersTimeout: c.timeouts.clientHeaders,
+        requestTimeout: 0,
+        keepAliveTimeout: c.timeouts.idle,
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(c.timeouts.clientHeaders / 4))),
+        requireHostHeader: true,
+        insecureHTTPParser: false,
+      },
+      this.handle,
+    );
+    // One more than allowed, so that "too many" is seen (Node silently truncates past the limit).
+    this.server.maxHeadersCount = c.limits.maxHeaderCount + 1;
+    this.server.setTimeout(c.timeouts.idle);
+    this.server.on('clientError', onClientError);
+    this.server.on('connect', (_req: IncomingMessage, socket: Socket) => rejectSocket(socket, CLIENT_ERRORS.connect));
+    this.ws = new WebSocketProxy({ deadline: c.timeouts.connect + c.timeouts.response, recorder: deps.recorder, logger: deps.logger });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      const p = this.prepare(req);
+      if (!('pool' in p)) return rejectSocket(socket, p);
+      if (!this.ws.isWebSocket(req)) return rejectSocket(socket, CLIENT_ERRORS.badUpgrade);
+      this.ws.proxy(req, socket, head, p);
+    });
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.removeListener('error', reject);
+        const a = this.server.address();
+        resolve(typeof a === 'object' && a !== null ? a.port : port);
+      });
+    });
+  }
+
+  get inFlight(): number {
+    return this.inflight;
+  }
+
+  private readonly exchangeDone = (): void => {
+    this.inflight--;
+    if (this.closing && this.inflight === 0) this.drained?.();
+  };
+
+  private nextId(): string {
+    if (++this.idCounter > 0x7fffffff) this.idCounter = 1;
+    return this.idPrefix + this.idCounter.toString(36);
+  }
+
+  private peerOf(req: IncomingMessage): string {
+    return normalizeIp(req.socket.remoteAddress);
+  }
+
+  /** Validate the request, choose its pool and build its upstream headers; or the error to send. */
+  prepare(req: IncomingMessage): Prepared | SluiceError {
+    let path = req.url as string;
+    const scanned = scanRequestHeaders(req.rawHeaders, this.names);
+    if (scanned.headerCount > this.deps.config.limits.maxHeaderCount) return CLIENT_ERRORS.tooManyHeaders;
+    if (scanned.hostCount > 1) return CLIENT_ERRORS.duplicateHost;
+    if (scanned.contentLengthCount > 1 || (scanned.transferEncoding && scanned.contentLengthCount > 0)) return CLIENT_ERRORS.framing;
+    // Only plain `chunked`: `chunked, chunked`, `gzip, chunked` and friends are how request
+    // smuggling hides a second framing from one of the parsers in a chain (RFC 9112 §6.1).
+    if (scanned.transferEncoding && (scanned.transferEncodingValue as string).trim().toLowerCase() !== 'chunked') return CLIENT_ERRORS.framing;
+    if (path.charCodeAt(0) !== 47 /* / */) {
+      // Absolute-form is accepted only when it names the same authority as Host (RFC 9112 §3.2.2
+      // says Host is then replaced; refusing a disagreement closes cache/route confusion).
+      const m = ABSOLUTE_FORM.exec(path);
+      if (m === null) return CLIENT_ERRORS.badTarget;
+      if (scanned.host === undefined || (m[2] as string).toLowerCase() !== scanned.host.toLowerCase()) return CLIENT_ERRORS.absoluteForm;
+      path = m[3] === '' ? '/' : (m[3] as string);
+      if (path.charCodeAt(0) !== 47) return CLIENT_ERRORS.badTarget;
+    }
+    const peer = this.peerOf(req);
+    const peerTrusted = this.trusted.has(peer);
+    const ip = clientIp(peer, peerTrusted, scanned.xff, this.trusted);
+    const table = this.deps.table.current;
+    const poolId = choosePool(table, this.selector, scanned, ip, this.available);
+    const requestId = peerTrusted && scanned.requestId !== undefined && SAFE_REQUEST_ID.test(scanned.requestId) ? scanned.requestId : this.nextId();
+    const out = scanned.out;
+    out.push('x-forwarded-for', peerTrusted && scanned.xff !== undefined ? `${scanned.xff}, ${peer}` : peer);
+    out.push('x-forwarded-proto', peerTrusted && scanned.xfProto !== undefined ? scanned.xfProto : 'http');
+    const xfHost = peerTrusted && scanned.xfHost !== undefined ? scanned.xfHost : scanned.host;
+    if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
+    out.push('x-request-id', requestId);
+    if (peerTrusted && scanned.forwarded !== undefined) out.push('forwarded', scanned.forwarded);
+    return { scanned, pool: this.deps.pools[poolId], requestId, ip, path };
+  }
+
+  private readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if (this.closing) {
+      res.shouldKeepAlive = false;
+      sendError(res, 503, 'shutting_down', this.nextId());
+      return;
+    }
+    const p = this.prepare(req);
+    if (!('pool' in p)) {
+      res.shouldKeepAlive = false;
+      sendError(res, p.status, p.code, this.nextId(), p.message);
+      return;
+    }
+    const now = performance.now();
+    const pool = p.pool;
+    const endpoint = pool.pick(pool.allUp ? 0 : Date.now());
+    this.inflight++;
+    const method = req.method as string;
+    const exchange = new Exchange(
+      this.ctx,
+      req,
+      res,
+      pool,
+      endpoint,
+      { path: p.path, method, headers: p.scanned.out, body: p.scanned.hasBody ? req : null },
+      p.requestId,
+      p.ip,
+      now,
+    );
+    exchange.dispatch();
+  };
+
+  /** Stop accepting, let in-flight requests finish within `graceMs`, then cut the rest. */
+  async close(graceMs: number): Promise<void> {
+    this.closing = true;
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    this.server.closeIdleConnections();
+    if (this.inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        t.unref();
+        this.drained = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    this.ws.closeAll();
+    this.server.closeAllConnections();
+    await closed;
+  }
+}
+
+/** Parser-level errors (malformed requests, oversized headers, header timeout): answer and close. */
+function onClientError(err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, code] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'headers_too_large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request_timeout']
+        : [400, err.code === undefined ? 'bad_request' : err.code.toLowerCase()];
+  writeRaw(socket, status, code);
+}
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+
+/** Answer on a raw socket (no ServerResponse exists for parser errors, CONNECT and upgrades). */
+export function writeRaw(socket: Socket, status: number, code: string): void {
+  const body = `{"error":{"code":"${code}","status":${status}}}\n`;
+  socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroySoon?.();
+}
+
+function rejectSocket(socket: Socket, e: SluiceError): void {
+  writeRaw(socket, e.status, e.code);
+}

@@ -1,0 +1,147 @@
+/**
+ * Upstream pools: keep-alive undici connection pools per endpoint, balanced least-busy with a
+ * round-robin tie-break, and passive ejection after consecutive connect failures (nginx
+ * max_fails/fail_timeout, Envoy consecutive_gateway_failure). Active health (control/health.ts)
+ * sets `activeHealthy`; both must allow an endpoint for it to take traffic.
+ */
+import { Pool } from 'undici';
+import type { Clock } from '../core/clock.js';
+import type { PoolName } from '../core/config.js';
+import type { PoolId } from './table.js';
+
+export interface UpstreamOptions {
+  connections: number;
+  connectTimeout: number;
+  headersTimeout: number;
+  bodyTimeout: number;
+  ejectAfter: number;
+  ejectFor: number;
+}
+
+export class Endpoint {
+  readonly url: string;
+  readonly dispatcher: Pool;
+  inflight = 0;
+  consecutiveFailures = 0;
+  /** Ejected until this time (ms); 0 when not ejected. */
+  ejectedUntil = 0;
+  /** Set by active health checks; true when none are configured. */
+  activeHealthy = true;
+
+  constructor(url: string, opts: UpstreamOptions) {
+    this.url = url.replace(/\/$/, '');
+    this.dispatcher = new Pool(this.url, {
+      connections: opts.connections,
+      connectTimeout: opts.connectTimeout,
+      headersTimeout: opts.headersTimeout,
+      bodyTimeout: opts.bodyTimeout,
+      // Idle upstream connections are kept 4 s unless the upstream's Keep-Alive says otherwise:
+      // longer than Node's 5 s server default would race the upstream's own close.
+      keepAliveTimeout: 4000,
+      keepAliveMaxTimeout: 600_000,
+      pipelining: 1,
+    });
+  }
+
+  available(now: number): boolean {
+    return this.activeHealthy && (this.ejectedUntil === 0 || now >= this.ejectedUntil);
+  }
+}
+
+export class UpstreamPool {
+  readonly id: PoolId;
+  readonly name: PoolName;
+  readonly endpoints: readonly Endpoint[];
+  private rr = 0;
+  /**
+   * True while no endpoint is ejected or actively unhealthy: the request path then skips the
+   * clock and the per-endpoint availability checks. Recomputed on every health change.
+   */
+  allUp = true;
+  private readonly ejectAfter: number;
+  private readonly ejectFor: number;
+  private readonly clock: Clock;
+  /** Called when an endpoint is ejected or comes back (for logs); never on the hot path otherwise. */
+  onEjection: ((ep: Endpoint, ejected: boolean) => void) | undefined;
+
+  constructor(id: PoolId, name: PoolName, urls: readonly string[], opts: UpstreamOptions, clock: Clock) {
+    this.id = id;
+    this.name = name;
+    this.endpoints = urls.map((u) => new Endpoint(u, opts));
+    this.ejectAfter = opts.ejectAfter;
+    this.ejectFor = opts.ejectFor;
+    this.clock = clock;
+  }
+
+  /** True when at least one endpoint may take traffic now. */
+  hasAvailable(now: number): boolean {
+    if (this.allUp) return true;
+    for (const ep of this.endpoints) if (ep.available(now)) return true;
+    return false;
+  }
+
+  /** Call after any change to an endpoint's ejection or active health. */
+  refresh(): void {
+    this.allUp = this.endpoints.every((e) => e.activeHealthy && e.ejectedUntil === 0);
+  }
+
+  /** Active health result for an endpoint (from control/health.ts). */
+  setActiveHealth(ep: Endpoint, healthy: boolean): void {
+    ep.activeHealthy = healthy;
+    this.refresh();
+  }
+
+  /**
+   * The least-busy available endpoint, ties broken round-robin. When none is available it still
+   * returns one (panic mode, as nginx and Envoy do): a refused connection answers faster than a 503
+   * guess, and ejection may be stale. `exclude` skips an endpoint that just failed (retry).
+   */
+  pick(now: number, exclude?: Endpoint): Endpoint {
+    const eps = this.endpoints;
+    const n = eps.length;
+    if (n === 1 && exclude === undefined) return eps[0] as Endpoint;
+    const start = this.rr++ % n;
+    if (this.rr > 1e9) this.rr = 0;
+    let best: Endpoint | undefined;
+    for (let i = 0; i < n; i++) {
+      const ep = eps[(start + i) % n] as Endpoint;
+      if (ep === exclude || !ep.available(now)) continue;
+      if (best === undefined || ep.inflight < best.inflight) best = ep;
+    }
+    if (best !== undefined) return best;
+    for (let i = 0; i < n; i++) {
+      const ep = eps[(start + i) % n] as Endpoint;
+      if (ep !== exclude) return ep;
+    }
+    return eps[start] as Endpoint;
+  }
+
+  /** A connect-level failure: count it and eject after `ejectAfter` in a row. */
+  connectFailed(ep: Endpoint): void {
+    ep.consecutiveFailures++;
+    if (ep.consecutiveFailures >= this.ejectAfter) {
+      const wasEjected = ep.ejectedUntil !== 0;
+      ep.ejectedUntil = this.clock() + this.ejectFor;
+      this.allUp = false;
+      if (!wasEjected) this.onEjection?.(ep, true);
+    }
+  }
+
+  /** Any answer from the endpoint resets its failure streak. */
+  answered(ep: Endpoint): void {
+    if (ep.consecutiveFailures !== 0) ep.consecutiveFailures = 0;
+    if (ep.ejectedUntil !== 0) {
+      ep.ejectedUntil = 0;
+      this.refresh();
+      this.onEjection?.(ep, false);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.endpoints.map((e) => e.dispatcher.close().catch(() => e.dispatcher.destroy())));
+  }
+
+  destroy(): void {
+    for (const e of this.endpoints) void e.dispatcher.destroy().catch(() => {});
+  }
+}
