@@ -16,6 +16,7 @@ import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import { formatIssues, isLoopbackHost } from '../core/config.js';
 import { SluiceError } from '../core/errors.js';
+import { listenOn } from '../core/net.js';
 import { allows, type Authenticator, type Principal, type Role } from './auth.js';
 import type { AuditLog } from './audit.js';
 import type { FailureLimiter } from './rate-limit.js';
@@ -83,14 +84,7 @@ export class AdminServer {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.removeListener('error', reject);
-        const a = this.server.address();
-        resolve(typeof a === 'object' && a !== null ? a.port : port);
-      });
-    });
+    return listenOn(this.server, port, host);
   }
 
   close(): Promise<void> {

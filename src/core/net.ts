@@ -91,3 +91,15 @@ export class TrustedSet {
     return ok;
   }
 }
+
+/** Listen on host:port; resolves with the bound port (useful with port 0), rejects on EADDRINUSE etc. */
+export function listenOn(server: import('node:net').Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      const a = server.address();
+      resolve(typeof a === 'object' && a !== null ? a.port : port);
+    });
+  });
+}

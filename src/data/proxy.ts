@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
 import { CLIENT_ERRORS, type SluiceError } from '../core/errors.js';
-import { TrustedSet } from '../core/net.js';
+import { listenOn, TrustedSet } from '../core/net.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
 import { Exchange, sendError, type ForwardContext } from './forward.js';
@@ -95,14 +95,7 @@ export class ProxyServer {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.removeListener('error', reject);
-        const a = this.server.address();
-        resolve(typeof a === 'object' && a !== null ? a.port : port);
-      });
-    });
+    return listenOn(this.server, port, host);
   }
 
   get inFlight(): number {
