@@ -87,6 +87,7 @@ export class ProxyServer {
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => rejectSocket(socket, CLIENT_ERRORS.connect));
     this.ws = new WebSocketProxy({ deadline: c.timeouts.connect + c.timeouts.response, recorder: deps.recorder, logger: deps.logger });
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (this.closing) return writeRaw(socket, 503, 'shutting_down');
       const p = this.prepare(req);
       if (!('pool' in p)) return rejectSocket(socket, p);
       if (!this.ws.isWebSocket(req)) return rejectSocket(socket, CLIENT_ERRORS.badUpgrade);

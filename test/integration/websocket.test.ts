@@ -1,6 +1,8 @@
 /** WebSocket upgrades: same routing decision as HTTP, forwarding headers, and an upgrade deadline. */
 import { describe, expect, it } from 'vitest';
+import { request } from 'undici';
 import { startTestSluice } from '../helpers/sluice.js';
+import { startUpstream } from '../helpers/upstream.js';
 import { harness } from '../helpers/harness.js';
 import { acceptKey, startWsUpstream, wsConnect } from '../helpers/ws.js';
 
@@ -44,4 +46,23 @@ describe('websocket', () => {
     expect(ups[0]!.sockets.size).toBe(0);
     expect(sluice.recorder.errorCount(0, 'timeout')).toBe(1);
   });
+
+  it('accepts no new upgrade while shutting down, and still finishes the request in flight', async () => {
+    const ups = await pair();
+    const slow = h.track(await startUpstream('blue', (_q, res) => setTimeout(() => res.end('late'), 800)));
+    const sluice = (h.sluice = await startTestSluice([slow.url], ups[1]!.url));
+    // A request in flight keeps the shutdown waiting (up to shutdownGrace).
+    const inflight = request(`${sluice.base}/slow`).then((r) => r.body.text());
+    await new Promise((r) => setTimeout(r, 100));
+    const stopping = sluice.stop();
+    // The listener is closed: the connection is refused (an upgrade racing on a kept-alive
+    // connection would get 503), never switched to a WebSocket.
+    const { head } = await wsConnect(sluice.proxyPort).catch(() => ({ head: '' }));
+    expect(head === '' || /^HTTP\/1\.1 503/.test(head)).toBe(true);
+    expect(ups[0]!.upgrades.length + ups[1]!.upgrades.length).toBe(0);
+    expect(await inflight).toBe('late');
+    await stopping;
+    h.sluice = undefined;
+  });
 });
+
