@@ -141,6 +141,7 @@ export const configSchema = z
       .object({
         maxHeaderBytes: z.number().int().min(1024).max(1 << 20).default(16384).describe('Total request header bytes; above it: 431.'),
         maxHeaderCount: z.number().int().min(8).max(10_000).default(100).describe('Request header count; above it: 431.'),
+        maxConnections: z.number().int().min(1).default(10_000).describe('Concurrent client connections (like nginx worker_connections); past it new connections are closed at once.'),
       })
       .strict()
       .prefault({}),

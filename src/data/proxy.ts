@@ -82,6 +82,8 @@ export class ProxyServer {
     );
     // One more than allowed, so that "too many" is seen (Node silently truncates past the limit).
     this.server.maxHeadersCount = c.limits.maxHeaderCount + 1;
+    // A connection flood must not exhaust descriptors: past this, Node closes new connections.
+    this.server.maxConnections = c.limits.maxConnections;
     this.server.setTimeout(c.timeouts.idle);
     this.server.on('clientError', onClientError);
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => rejectSocket(socket, CLIENT_ERRORS.connect));

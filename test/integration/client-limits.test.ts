@@ -3,7 +3,10 @@
  * upstream (the recording upstream counts raw TCP bytes and connections).
  */
 import { describe, expect, it } from 'vitest';
+import { connect, type Socket } from 'node:net';
 import { sharedSluice } from '../helpers/fixture.js';
+import { startTestSluice } from '../helpers/sluice.js';
+import { startUpstream } from '../helpers/upstream.js';
 import { rawRequest } from '../helpers/raw.js';
 
 const fx = sharedSluice({
@@ -60,5 +63,32 @@ describe('malformed and hostile requests get a 4xx and reach no upstream', () =>
   it('still serves normal requests on the same listener', async () => {
     const r = await rawRequest(fx.sluice.proxyPort, 'GET /fine HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
     expect(r.status).toBe(200);
+  });
+});
+
+describe('connection cap', () => {
+  it('closes connections past limits.maxConnections and serves again when they go', async () => {
+    const blue = await startUpstream('blue');
+    const green = await startUpstream('green');
+    const s = await startTestSluice(blue.url, green.url, { limits: { maxConnections: 3 } });
+    try {
+      const held = await Promise.all(
+        Array.from({ length: 3 }, () => new Promise<Socket>((r) => {
+          const c = connect(s.proxyPort, '127.0.0.1', () => r(c));
+        })),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      const fourth = await rawRequest(s.proxyPort, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', 2000);
+      expect(fourth.closed).toBe(true);
+      expect(fourth.status).toBe(0);
+      for (const c of held) c.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const again = await rawRequest(s.proxyPort, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      expect(again.status).toBe(200);
+    } finally {
+      await s.stop();
+      await blue.close();
+      await green.close();
+    }
   });
 });

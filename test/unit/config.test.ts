@@ -27,7 +27,7 @@ describe('config', () => {
     expect(c.split).toEqual({ key: 'ip', trustedProxies: [], override: { header: 'x-sluice-pool', cookie: 'sluice-pool' }, initialCanaryWeight: 0 });
     expect(c.rollout).toEqual({ steps: [10, 25, 50, 100], stepHold: 30_000, analysis: { interval: 1000, window: 10_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2, minP95DeltaMs: 5, confidence: 0.99 } });
     expect(c.timeouts).toEqual({ connect: 5000, response: 30_000, idle: 60_000, clientHeaders: 10_000 });
-    expect(c.limits).toEqual({ maxHeaderBytes: 16384, maxHeaderCount: 100 });
+    expect(c.limits).toEqual({ maxHeaderBytes: 16384, maxHeaderCount: 100, maxConnections: 10_000 });
     expect(c.healthCheck.path).toBeNull();
     expect(c.shutdownGrace).toBe(10_000);
   });
