@@ -11,7 +11,6 @@ import { classifyUpstreamError, type UpstreamFailure } from '../core/errors.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
 import { responseHeaders } from './headers.js';
-import type { PoolId } from './table.js';
 import type { Endpoint, UpstreamPool } from './upstream.js';
 
 /** What every exchange shares: set once at start. */
@@ -51,12 +50,11 @@ export class Exchange {
   private clientGone = false;
   private headerMicros = 0;
   private status = 0;
-  attempts = 0;
-  endpoint: Endpoint;
+  private attempts = 0;
+  private endpoint: Endpoint;
 
   constructor(
     private readonly ctx: ForwardContext,
-    readonly req: IncomingMessage,
     readonly res: ServerResponse,
     readonly pool: UpstreamPool,
     endpoint: Endpoint,
@@ -169,7 +167,7 @@ export class Exchange {
     this.endpoint.inflight--;
     if (this.onDrainBound !== undefined) this.res.removeListener('drain', this.onDrainBound);
     // The 'close' listener stays: it is shared, and a finished exchange ignores it.
-    if (!clientAborted) this.ctx.recorder.record(this.pool.id as PoolId, this.status, this.headerMicros, failure?.kind);
+    if (!clientAborted) this.ctx.recorder.record(this.pool.id, this.status, this.headerMicros, failure?.kind);
     const log = this.ctx.accessLog;
     if (log !== undefined) {
       log.log(

@@ -173,7 +173,6 @@ export class ProxyServer {
     const method = req.method as string;
     const exchange = new Exchange(
       this.ctx,
-      req,
       res,
       pool,
       endpoint,
