@@ -68,29 +68,25 @@ export interface ScannedRequest {
   headerCount: number;
 }
 
+/** The configured header names a scan looks for. Build it once with `headerNames()`. */
 export interface HeaderNames {
   /** Lower-case name of the split key header, or undefined. */
-  keyHeader: string | undefined;
+  readonly keyHeader: string | undefined;
   /** Lower-case name of the override header, or undefined. */
-  override: string | undefined;
+  readonly override: string | undefined;
+  /** 1 at the length of every name the scan acts on: other names pass without lower-casing. */
+  readonly lengths: Uint8Array;
+}
+
+export function headerNames(keyHeader: string | undefined, override: string | undefined): HeaderNames {
+  const lengths = new Uint8Array(256);
+  for (const n of [...REQUEST_NAMES.keys(), keyHeader, override]) if (n !== undefined && n.length < 256) lengths[n.length] = 1;
+  return { keyHeader, override, lengths };
 }
 
 /** Scan `raw` (Node's req.rawHeaders): the outgoing headers and the values routing needs. */
-/** Lengths of the names the scan cares about: other names are passed through without lower-casing. */
-function interestingLengths(extra: readonly (string | undefined)[]): Uint8Array {
-  const lens = new Uint8Array(256);
-  for (const n of REQUEST_NAMES.keys()) lens[n.length] = 1;
-  for (const n of extra) if (n !== undefined && n.length < 256) lens[n.length] = 1;
-  return lens;
-}
-const lengthCache = new WeakMap<HeaderNames, Uint8Array>();
-
 export function scanRequestHeaders(raw: readonly string[], names: HeaderNames): ScannedRequest {
-  let lens = lengthCache.get(names);
-  if (lens === undefined) {
-    lens = interestingLengths([names.keyHeader, names.override]);
-    lengthCache.set(names, lens);
-  }
+  const lens = names.lengths;
   const out: string[] = [];
   const r: ScannedRequest = {
     out,

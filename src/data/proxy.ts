@@ -12,7 +12,7 @@ import { listenOn, TrustedSet } from '../core/net.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
 import { Exchange, sendError, type ForwardContext } from './forward.js';
-import { SAFE_REQUEST_ID, scanRequestHeaders, type HeaderNames, type ScannedRequest } from './headers.js';
+import { headerNames, SAFE_REQUEST_ID, scanRequestHeaders, type HeaderNames, type ScannedRequest } from './headers.js';
 import { choosePool, clientIp, normalizeIp, parseSplitKey, type Selector } from './select.js';
 import type { PoolId, TableCell } from './table.js';
 import type { UpstreamPool } from './upstream.js';
@@ -60,7 +60,7 @@ export class ProxyServer {
     const key = parseSplitKey(c.split.key);
     const ov = c.split.override;
     this.selector = { key, overrideCookie: ov === false ? undefined : ov.cookie };
-    this.names = { keyHeader: key.kind === 'header' ? key.name : undefined, override: ov === false ? undefined : ov.header };
+    this.names = headerNames(key.kind === 'header' ? key.name : undefined, ov === false ? undefined : ov.header);
     const now = () => performance.now();
     this.ctx = { recorder: deps.recorder, accessLog: deps.accessLog, now, done: this.exchangeDone };
     const pools = deps.pools;

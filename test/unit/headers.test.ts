@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { cookieValue, responseHeaders, scanRequestHeaders } from '../../src/data/headers.js';
+import { cookieValue, headerNames, responseHeaders, scanRequestHeaders } from '../../src/data/headers.js';
 import { parseCidr, TrustedSet } from '../../src/core/net.js';
 
-const names = { keyHeader: undefined, override: 'x-sluice-pool' };
+const names = headerNames(undefined, 'x-sluice-pool');
 const outNames = (out: string[]) => out.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
 
 describe('request headers', () => {

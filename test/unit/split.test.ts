@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { bucketOf, BUCKETS, murmurHash2 } from '../../src/data/murmur.js';
 import { choosePool, clientIp, overridePool, poolForBucket, routingKey, type Selector } from '../../src/data/select.js';
 import { makeTable } from '../../src/data/table.js';
-import { scanRequestHeaders } from '../../src/data/headers.js';
+import { headerNames, scanRequestHeaders } from '../../src/data/headers.js';
 import { TrustedSet } from '../../src/core/net.js';
 
 /** A seeded PRNG (mulberry32) so property runs are reproducible. */
@@ -40,7 +40,8 @@ function murmurRef(buf: Buffer): number {
 }
 
 const noOverride: Selector = { key: { kind: 'ip' }, overrideCookie: undefined };
-const scan = (raw: string[] = []) => scanRequestHeaders(raw, { keyHeader: undefined, override: 'x-sluice-pool' });
+const defaultNames = headerNames(undefined, 'x-sluice-pool');
+const scan = (raw: string[] = []) => scanRequestHeaders(raw, defaultNames);
 const always = () => true;
 
 describe('murmurHash2', () => {
@@ -160,9 +161,10 @@ describe('split: keys and overrides', () => {
 
   it('keys by header and by cookie, falling back to the ip when absent or empty', () => {
     const hs: Selector = { key: { kind: 'header', name: 'x-user' }, overrideCookie: undefined };
-    const withHeader = scanRequestHeaders(['X-User', 'alice'], { keyHeader: 'x-user', override: undefined });
+    const userKey = headerNames('x-user', undefined);
+    const withHeader = scanRequestHeaders(['X-User', 'alice'], userKey);
     expect(routingKey(hs, withHeader, '9.9.9.9')).toBe('alice');
-    const emptyHeader = scanRequestHeaders(['X-User', ''], { keyHeader: 'x-user', override: undefined });
+    const emptyHeader = scanRequestHeaders(['X-User', ''], userKey);
     expect(routingKey(hs, emptyHeader, '9.9.9.9')).toBe('9.9.9.9');
     const cs: Selector = { key: { kind: 'cookie', name: 'uid' }, overrideCookie: undefined };
     expect(routingKey(cs, scan(['Cookie', 'x=1; uid=u-77']), '9.9.9.9')).toBe('u-77');
