@@ -21,13 +21,13 @@ export interface AnalysisPolicy {
   maxP95Ratio: number;
   /** The ratio test also needs canary p95 − stable p95 above this (ms): sub-ms noise is not a regression. */
   minP95DeltaMs: number;
-  /** Two-sided z of the confidence level for the whole window (2.58 for 99 %). */
-  z: number;
+  /** Two-sided confidence level of the bounds on the whole window (0.99). */
+  confidence: number;
   /**
-   * z for the fast check on the newest intervals: stricter, because it looks at small, overlapping
-   * slices every tick and would otherwise add up false alarms over a rollout.
+   * Confidence level of the fast check on the newest intervals: stricter, because it looks at
+   * small, overlapping slices every tick and would otherwise add up false alarms over a rollout.
    */
-  zFast: number;
+  fastConfidence: number;
 }
 
 export interface Observation {
@@ -95,9 +95,9 @@ const ms = (x: number) => `${+x.toFixed(1)}ms`;
 const secs = (x: number) => `${+(x / 1000).toFixed(1)}s`;
 
 /** Judge one slice; returns a failing verdict or undefined. */
-function judge(name: string, w: WindowStats, stable: WindowStats, p: AnalysisPolicy, spanMs: number, z: number, minErrors = 1): Verdict | undefined {
-  const confidence = `${+(confidenceOf(z) * 100).toFixed(1)}%`;
-  const errLow = wilsonLower(w.errors, w.requests, z);
+function judge(name: string, w: WindowStats, stable: WindowStats, p: AnalysisPolicy, spanMs: number, level: number, minErrors = 1): Verdict | undefined {
+  const confidence = `${+(level * 100).toFixed(1)}%`;
+  const errLow = wilsonLower(w.errors, w.requests, zFor(level));
   if (errLow > p.maxErrorRate && w.errors >= minErrors) {
     return {
       kind: 'fail',
@@ -131,15 +131,6 @@ function judge(name: string, w: WindowStats, stable: WindowStats, p: AnalysisPol
   return undefined;
 }
 
-/** The two-sided confidence level of a z (inverse of zFor), for words. */
-export function confidenceOf(z: number): number {
-  // erf by Abramowitz–Stegun 7.1.26: plenty for a label.
-  const x = z / Math.SQRT2;
-  const t = 1 / (1 + 0.3275911 * x);
-  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
-  return Math.round(erf * 1000) / 1000;
-}
-
 /** The verdict on the canary named `name`. */
 export function analyze(name: string, o: Observation, p: AnalysisPolicy): Verdict {
   if (!o.canaryHealthy) {
@@ -147,7 +138,7 @@ export function analyze(name: string, o: Observation, p: AnalysisPolicy): Verdic
   }
   const r = o.canaryRecent;
   if (r !== undefined && r.requests >= p.minRequests && o.recentMs < o.windowMs) {
-    const fast = judge(name, r, o.stableRecent ?? EMPTY, p, o.recentMs, p.zFast, FAST_MIN_ERRORS);
+    const fast = judge(name, r, o.stableRecent ?? EMPTY, p, o.recentMs, p.fastConfidence, FAST_MIN_ERRORS);
     if (fast !== undefined) return fast;
   }
   if (o.canary.requests < p.minRequests) {
@@ -157,7 +148,7 @@ export function analyze(name: string, o: Observation, p: AnalysisPolicy): Verdic
       evidence: { requests: o.canary.requests, minRequests: p.minRequests },
     };
   }
-  const slow = judge(name, o.canary, o.stable, p, o.windowMs, p.z);
+  const slow = judge(name, o.canary, o.stable, p, o.windowMs, p.confidence);
   if (slow !== undefined) return slow;
   return {
     kind: 'pass',

@@ -63,9 +63,9 @@ export function policyOf(config: Config): RolloutPolicy {
     maxP95Ms: a.maxP95Ms,
     maxP95Ratio: a.maxP95Ratio,
     minP95DeltaMs: a.minP95DeltaMs,
-    z: zFor(a.confidence),
+    confidence: a.confidence,
     // Ten times stricter for the fast check (0.99 → 0.999).
-    zFast: zFor(1 - (1 - a.confidence) / 10),
+    fastConfidence: 1 - (1 - a.confidence) / 10,
   };
 }
 
@@ -132,7 +132,8 @@ export class Controller {
     const { window, pools, clock } = this.deps;
     const canaryId = poolIdOf(canaryOf(this.s.stable));
     const stableId = canaryId === 0 ? 1 : 0;
-    const z = this.policy.z;
+    const z = zFor(this.policy.confidence);
+    const zFast = zFor(this.policy.fastConfidence);
     const canary = window.query(canaryId, { z });
     const stable = window.query(stableId, { z });
     const k = recentSuffix((n) => window.recent(canaryId, n), window.length, this.policy.minRequests);
@@ -142,8 +143,8 @@ export class Controller {
     return {
       canary,
       stable,
-      canaryRecent: fastSlice ? window.query(canaryId, { intervals: k, z: this.policy.zFast }) : undefined,
-      stableRecent: fastSlice ? window.query(stableId, { intervals: k, z: this.policy.zFast }) : undefined,
+      canaryRecent: fastSlice ? window.query(canaryId, { intervals: k, z: zFast }) : undefined,
+      stableRecent: fastSlice ? window.query(stableId, { intervals: k, z: zFast }) : undefined,
       canaryHealthy: pools[canaryId].hasAvailable(clock()),
       windowMs: Math.max(1, window.length) * interval,
       recentMs: (k ?? 0) * interval,

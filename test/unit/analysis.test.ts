@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { analyze, recentSuffix, wilsonLower, zFor, type AnalysisPolicy, type Observation } from '../../src/control/analysis.js';
 import type { WindowStats } from '../../src/stats/window.js';
 
-const policy: AnalysisPolicy = { minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2, minP95DeltaMs: 5, z: 1.96, zFast: 3.29 };
+const policy: AnalysisPolicy = { minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2, minP95DeltaMs: 5, confidence: 0.95, fastConfidence: 0.999 };
 
 const w = (requests: number, errors: number, p95 = 10, bounds: [number, number] = [p95, p95]): WindowStats => ({
   requests,

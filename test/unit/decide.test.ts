@@ -5,7 +5,7 @@ import type { ControllerState, Phase } from '../../src/control/state.js';
 import { SluiceError } from '../../src/core/errors.js';
 import type { WindowStats } from '../../src/stats/window.js';
 
-const policy: RolloutPolicy = { steps: [10, 25, 50, 100], stepHold: 30_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2, minP95DeltaMs: 5, z: 1.96, zFast: 3.29 };
+const policy: RolloutPolicy = { steps: [10, 25, 50, 100], stepHold: 30_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2, minP95DeltaMs: 5, confidence: 0.95, fastConfidence: 0.999 };
 const defaults = { steps: policy.steps, stepHold: policy.stepHold };
 
 function st(over: Partial<ControllerState> = {}): ControllerState {
