@@ -17,7 +17,8 @@ export type Phase =
   /** The canary was sent back to 0 %, by analysis or by an operator; never undone automatically. */
   | 'rolled_back';
 
-export const PHASE_VALUES = ['idle', 'progressing', 'paused', 'promoted', 'rolled_back'] as const;
+/** Every phase, once: the state schema and the `sluice_rollout_phase` metric enumerate this. */
+export const PHASE_VALUES = ['idle', 'progressing', 'paused', 'promoted', 'rolled_back'] as const satisfies readonly Phase[];
 
 export interface WeightsState {
   blue: number;
@@ -69,7 +70,7 @@ export const controllerStateSchema = z.object({
   reason: z.string().nullable(),
   rollbacks: z.number().int().nonnegative().default(0),
   history: z.array(z.any()).default([]),
-}) satisfies z.ZodType<unknown>;
+});
 
 /** Parse saved state; undefined when it does not fit. */
 export function validateState(raw: unknown): ControllerState | undefined {

@@ -5,6 +5,7 @@
  */
 import { collectDefaultMetrics, type Registry } from 'prom-client';
 import { POOL_NAMES } from '../core/config.js';
+import { PHASE_VALUES } from '../control/state.js';
 import { DURATION_BUCKETS, ERROR_KINDS, type Recorder } from '../stats/recorder.js';
 
 type Labels = Record<string, string | number>;
@@ -34,8 +35,6 @@ export interface MetricsSource {
   endpoints(): { pool: string; url: string; healthy: boolean }[];
   windows(): Partial<Record<'blue' | 'green', { errorRate: number; p95Ms: number }>>;
 }
-
-export const PHASES = ['idle', 'progressing', 'paused', 'promoted', 'rolled_back'] as const;
 
 export function registerMetrics(registry: Registry, recorder: Recorder, source: MetricsSource): void {
   collectDefaultMetrics({ register: registry });
@@ -97,7 +96,7 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
   reg(
     collector('sluice_rollout_phase', 'Current rollout phase (1 for the current one).', 'gauge', () => {
       const phase = source.phase();
-      return PHASES.map((p) => ({ labels: { phase: p }, value: p === phase ? 1 : 0 }));
+      return PHASE_VALUES.map((p) => ({ labels: { phase: p }, value: p === phase ? 1 : 0 }));
     }),
   );
   reg(collector('sluice_rollbacks_total', 'Rollbacks, automatic and manual.', 'counter', () => [{ labels: {}, value: source.rollbacks() }]));
