@@ -2,9 +2,8 @@
  * WebSocket upgrades, proxied through http-proxy-3 on the same routing decision as HTTP requests.
  * A deadline bounds the wait for the upstream's 101 so a silent upstream cannot hold sockets.
  */
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ClientRequest } from 'node:http';
 import { createProxyServer } from 'http-proxy-3';
 import type { Logger } from 'pino';
 import { classifyUpstreamError } from '../core/errors.js';
@@ -13,10 +12,13 @@ import type { Prepared } from './proxy.js';
 import { writeRaw } from './proxy.js';
 
 interface Pending {
+  /** The deadline, running from the moment the upgrade request arrived. */
   timer: NodeJS.Timeout;
   start: number;
   prepared: Prepared;
   done: boolean;
+  /** The request to the upstream, once http-proxy-3 has made it (destroyed at the deadline). */
+  proxyReq?: ClientRequest;
 }
 
 const kPending = Symbol('sluice.ws');
@@ -31,9 +33,7 @@ export class WebSocketProxy {
       if (pending === undefined) return;
       proxyReq.once('upgrade', () => this.settle(pending, 101, undefined));
       proxyReq.once('response', (r: IncomingMessage) => this.settle(pending, r.statusCode ?? 502, undefined));
-      // The deadline destroys the upstream request too.
-      pending.timer.refresh();
-      (pending as Pending & { proxyReq?: ClientRequest }).proxyReq = proxyReq;
+      pending.proxyReq = proxyReq;
     });
     // Errors without a per-call callback must not crash the process.
     this.backend.on('error', () => {});
@@ -47,7 +47,7 @@ export class WebSocketProxy {
   proxy(req: IncomingMessage, socket: Socket, head: Buffer, p: Prepared): void {
     const endpoint = p.pool.pick(Date.now());
     const start = performance.now();
-    const pending: Pending & { proxyReq?: ClientRequest } = {
+    const pending: Pending = {
       start,
       prepared: p,
       done: false,
@@ -55,8 +55,8 @@ export class WebSocketProxy {
         if (pending.done) return;
         this.settle(pending, 504, 'timeout');
         pending.proxyReq?.destroy();
+        // writeRaw ends the socket once the 504 is flushed; destroying now could drop it.
         writeRaw(socket, 504, 'upstream_timeout');
-        socket.destroy();
       }, this.opts.deadline),
     };
     (req as unknown as Record<symbol, Pending>)[kPending] = pending;
