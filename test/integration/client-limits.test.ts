@@ -48,6 +48,8 @@ describe('malformed and hostile requests get a 4xx and reach no upstream', () =>
     const r = await rawRequest(fx.sluice.proxyPort, 'GET http://a.example/p?q=1 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n');
     expect(r.status).toBe(200);
     expect(fx.blue.seen.at(-1)?.url).toBe('/p?q=1');
+    // Positive control for the zero-byte assertions above: a forwarded request does move the counter.
+    expect(upstreamBytes()).toBeGreaterThan(0);
   });
 
   it('closes a connection whose headers arrive too slowly (slowloris) with 408', async () => {
