@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, freePort, load, median, nginxBin, pinSelf, startPinned, stop, waitPort } from './lib.mjs';
+import { cpuSeconds, freePort, load, median, nginxBin, pinSelf, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -25,10 +25,8 @@ if (nginxBin) {
 await waitPort(upPort);
 const upstream = `http://127.0.0.1:${upPort}`;
 async function sluice(dist, name) {
-  const port = await freePort();
-  const cfg = join(dir, `${name}.json`);
-  writeFileSync(cfg, JSON.stringify({ listen: { host: '127.0.0.1', port }, admin: { host: '127.0.0.1', port: await freePort() }, pools: { blue: { endpoints: [upstream] }, green: { endpoints: [upstream] } }, split: { initialCanaryWeight: 10 }, stateFile: join(dir, `${name}-state.json`), audit: { file: null }, log: { level: 'warn', access: false } }));
-  return { name, port, proc: startPinned(0, process.execPath, [join(dist, 'cli.js'), '--config', cfg]) };
+  const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 } }, join(dist, 'cli.js'));
+  return { name, port: s.port, proc: s.proc };
 }
 const barePort = await freePort();
 const cs = [

@@ -1,7 +1,7 @@
 // Shared bench plumbing: free ports, pinned child processes, /proc CPU and RSS, load generators.
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
-import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -169,9 +169,9 @@ export async function loadAtRate(url, { seconds, rate, connections = 16 }) {
 /**
  * Start a sluice process (pinned to core 0) in front of `blue` and `green` upstream URLs, with
  * `extra` config merged over bench defaults; resolves when both listeners accept connections.
+ * `cli` runs another build (bench/ab.mjs compares two).
  */
-export async function startSluiceProcess(blue, green, extra = {}) {
-  const { mkdtempSync } = await import('node:fs');
+export async function startSluiceProcess(blue, green, extra = {}, cli = new URL('../dist/cli.js', import.meta.url).pathname) {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
   const port = await freePort();
   const adminPort = await freePort();
@@ -185,7 +185,6 @@ export async function startSluiceProcess(blue, green, extra = {}) {
     log: { level: 'warn', access: false },
     ...extra,
   }));
-  const cli = new URL('../dist/cli.js', import.meta.url).pathname;
   const proc = startPinned(0, process.execPath, [cli, '--config', file]);
   await waitPort(port);
   await waitPort(adminPort);

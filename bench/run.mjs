@@ -5,10 +5,9 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childPids, cpuSeconds, freePort, has, load, loadAtRate, median, nginxBin, pinSelf, rssMiB, startPinned, stop, waitPort, canPin } from './lib.mjs';
+import { childPids, cpuSeconds, freePort, has, load, loadAtRate, median, nginxBin, pinSelf, rssMiB, startPinned, startSluiceProcess, stop, waitPort, canPin } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
 const argv = process.argv.slice(2);
 const flag = (n, d) => {
   const i = argv.indexOf(n);
@@ -32,20 +31,6 @@ ${body} }`);
   return ['-p', d, '-c', join(d, 'nginx.conf')];
 }
 
-function sluiceConfig(name, upstream, port, adminPort, access) {
-  const file = join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify({
-    listen: { host: '127.0.0.1', port },
-    admin: { host: '127.0.0.1', port: adminPort },
-    pools: { blue: { endpoints: [upstream] }, green: { endpoints: [upstream] } },
-    split: { initialCanaryWeight: 10 },
-    stateFile: join(dir, `${name}-state.json`),
-    audit: { file: join(dir, `${name}-audit.jsonl`) },
-    log: { level: 'warn', access },
-  }));
-  return file;
-}
-
 async function main() {
   pinSelf(1);
   log(`sluice bench: ${rounds} round(s) × ${seconds}s, ${connections} connections, load ${has('wrk') ? 'wrk' : 'autocannon'}, pinning ${canPin ? 'on (proxy cpu 0; upstream + load cpu 1)' : 'off'}`);
@@ -64,10 +49,15 @@ async function main() {
     await waitPort(port);
     contenders.push({ name, port, proc, pid: proc.pid });
   };
+  const addSluice = async (name, access) => {
+    // sluice's default config with a 90/10 split: measurement and metrics on, as in production.
+    const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access } });
+    contenders.push({ name, port: s.port, proc: s.proc, pid: s.proc.pid });
+  };
   const node = (script, port) => startPinned(0, process.execPath, [script], { PORT: String(port), UPSTREAM: upstream });
   await add('bare undici', (p) => node(join(here, 'contenders/bare-undici.mjs'), p));
-  await add('sluice (access log off)', async (p) => startPinned(0, process.execPath, [join(root, 'dist/cli.js'), '--config', sluiceConfig('sluice', upstream, p, await freePort(), false)]));
-  await add('sluice (access log on)', async (p) => startPinned(0, process.execPath, [join(root, 'dist/cli.js'), '--config', sluiceConfig('sluice-log', upstream, p, await freePort(), true)]));
+  await addSluice('sluice (access log off)', false);
+  await addSluice('sluice (access log on)', true);
   await add('http-proxy-3', (p) => node(join(here, 'contenders/http-proxy-3.mjs'), p));
   if (nginxBin) {
     await add('nginx', (p) =>
