@@ -127,7 +127,10 @@ export class Controller {
     this.timer = undefined;
   }
 
-  /** Build the observation of the current canary from the window (percentile math happens here). */
+  /**
+   * Build the observation of the current canary from the window (percentile math happens here).
+   * Also keeps both pools' window numbers in `windows`, which the status document and metrics read.
+   */
   observe(): Observation {
     const { window, pools, clock } = this.deps;
     const canaryId = poolIdOf(canaryOf(this.s.stable));
