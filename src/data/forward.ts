@@ -20,6 +20,8 @@ export interface ForwardContext {
   now: () => number;
   /** Called when the exchange finishes, however it finishes (in-flight tracking). */
   done: () => void;
+  /** timeouts.idle: how long a client that stopped reading gets before its socket is closed. */
+  idleMs: number;
 }
 
 export function sendError(res: ServerResponse, status: number, code: string, requestId: string, message?: string): void {
@@ -105,9 +107,18 @@ export class Exchange {
 
   onData(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
-    if (this.onDrainBound === undefined) this.onDrainBound = () => this.resumeUpstream?.();
+    if (this.onDrainBound === undefined) this.onDrainBound = () => this.drained();
     this.res.once('drain', this.onDrainBound);
+    // The client is not keeping up: it gets timeouts.idle to read again, else its socket is
+    // closed (nginx send_timeout); undici's body timeout does not run while paused.
+    this.res.socket?.setTimeout(this.ctx.idleMs);
     return false;
+  }
+
+  private drained(): void {
+    // A request body still arriving keeps its own idle timer (ProxyServer.handle).
+    if (this.opts.body === null) this.res.socket?.setTimeout(0);
+    this.resumeUpstream?.();
   }
 
   onComplete(): void {

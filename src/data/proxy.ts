@@ -52,6 +52,7 @@ export class ProxyServer {
   private closing = false;
   private drained: (() => void) | undefined;
   private readonly available: (id: PoolId) => boolean;
+  private readonly idleMs: number;
 
   constructor(deps: ProxyDeps) {
     this.deps = deps;
@@ -62,7 +63,8 @@ export class ProxyServer {
     this.selector = { key, overrideCookie: ov === false ? undefined : ov.cookie };
     this.names = headerNames(key.kind === 'header' ? key.name : undefined, ov === false ? undefined : ov.header);
     const now = () => performance.now();
-    this.ctx = { recorder: deps.recorder, accessLog: deps.accessLog, now, done: this.exchangeDone };
+    this.idleMs = c.timeouts.idle;
+    this.ctx = { recorder: deps.recorder, accessLog: deps.accessLog, now, done: this.exchangeDone, idleMs: c.timeouts.idle };
     const pools = deps.pools;
     this.available = (id) => {
       const p = pools[id];
@@ -84,7 +86,10 @@ export class ProxyServer {
     this.server.maxHeadersCount = c.limits.maxHeaderCount + 1;
     // A connection flood must not exhaust descriptors: past this, Node closes new connections.
     this.server.maxConnections = c.limits.maxConnections;
-    this.server.setTimeout(c.timeouts.idle);
+    // No server-wide socket timeout: it would re-arm a timer on every read and write of every
+    // request. Idle keep-alive connections close at keepAliveTimeout; a socket gets timeouts.idle
+    // only while sluice waits on its client: a request body arriving (handle) or a response the
+    // client does not read (Exchange.onData).
     this.server.on('clientError', onClientError);
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => rejectSocket(socket, CLIENT_ERRORS.connect));
     this.ws = new WebSocketProxy({ deadline: c.timeouts.connect + c.timeouts.response, recorder: deps.recorder, logger: deps.logger });
@@ -167,6 +172,7 @@ export class ProxyServer {
       return;
     }
     const now = performance.now();
+    if (p.scanned.hasBody) req.socket.setTimeout(this.idleMs);
     const pool = p.pool;
     const endpoint = pool.pick(pool.allUp ? 0 : Date.now());
     this.inflight++;

@@ -11,10 +11,27 @@ import { sharedSluice } from '../helpers/fixture.js';
 import { rawRequest } from '../helpers/raw.js';
 import { bucketOf } from '../../src/data/murmur.js';
 
+/** Bytes /big sends: far more than the socket buffers between a client that stops reading and it. */
+const BIG = 256 * 1024 * 1024;
 const echo = (name: string) => (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
+  if (req.url === '/big') return sendBig(res);
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ pool: name, url: req.url, bytes: body.length }));
 };
+function sendBig(res: ServerResponse): void {
+  res.writeHead(200, { 'content-length': String(BIG) });
+  const chunk = Buffer.alloc(1024 * 1024, 120);
+  let sent = 0;
+  const more = (): void => {
+    while (sent < BIG) {
+      sent += chunk.length;
+      if (!res.write(chunk)) return void res.once('drain', more);
+    }
+    res.end();
+  };
+  res.on('close', () => (sent = BIG));
+  more();
+}
 const fx = sharedSluice({ split: { initialCanaryWeight: 50 }, timeouts: { idle: '700ms', clientHeaders: '700ms' } }, echo);
 const upstreamBytes = fx.upstreamBytes;
 const post = (te: string, body = '5\r\nhello\r\n0\r\n\r\n') => `POST / HTTP/1.1\r\nHost: a\r\n${te}\r\n\r\n${body}`;
@@ -106,6 +123,27 @@ describe('slow clients and protocol corners', () => {
       expect(r.closed).toBe(true);
       expect(r.closedAfterMs).toBeLessThan(5000);
     }
+  });
+
+  it('closes a client that stops reading a response at timeouts.idle (the response is cut short)', async () => {
+    const sock = connect(fx.sluice.proxyPort, '127.0.0.1');
+    let received = 0;
+    sock.on('data', (d: Buffer) => (received += d.length));
+    await new Promise((r) => sock.once('connect', r));
+    sock.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 300));
+    sock.pause(); // stop reading: the kernel buffers fill, then sluice's writes stall
+    // timeouts.idle is 700 ms here; stay away 3 s, then read whatever is left.
+    await new Promise((r) => setTimeout(r, 3000));
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.resume();
+    await closed;
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(BIG);
+    // Meanwhile and after, others are served.
+    const r = await request(`${fx.sluice.base}/ok`);
+    expect(r.statusCode).toBe(200);
+    await r.body.dump();
   });
 
   it('answers Expect: 100-continue, then forwards the body (without the Expect header)', async () => {
