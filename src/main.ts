@@ -5,6 +5,7 @@
 import { Registry } from 'prom-client';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
+import { semiSpaceMiB } from './core/gc.js';
 import { createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
 import { AccessLog } from './data/access-log.js';
 import { ProxyServer } from './data/proxy.js';
@@ -131,7 +132,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   health?.start();
   events.start();
   ready = true;
-  logger.info({ proxy: `${config.listen.host}:${proxyPort}`, admin: `${config.admin.host}:${adminPort}`, weights: controller.state.weights, stable: controller.state.stable }, 'sluice listening');
+  logger.info({ proxy: `${config.listen.host}:${proxyPort}`, admin: `${config.admin.host}:${adminPort}`, weights: controller.state.weights, stable: controller.state.stable, semiSpaceMiB: semiSpaceMiB() }, 'sluice listening');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
