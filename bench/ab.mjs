@@ -1,11 +1,11 @@
 // A/B of two sluice builds against a bare undici proxy in one run, interleaved rounds: proxy CPU
 // per request and req/s. Usage: node bench/ab.mjs <old dist dir> [--rounds N] [--seconds S]
 // (e.g. cp -r dist /tmp/dist-old before a change, rebuild, then compare).
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, freePort, load, median, nginxBin, pinSelf, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
+import { nodeFlags, cpuSeconds, freePort, load, median, pinSelf, startOrigin, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -15,22 +15,14 @@ const rounds = flag('--rounds', 5);
 const seconds = flag('--seconds', 5);
 pinSelf(1);
 const dir = mkdtempSync(join(tmpdir(), 'sluice-ab-'));
-const upPort = await freePort();
-let origin;
-if (nginxBin) {
-  mkdirSync(join(dir, 'o'));
-  writeFileSync(join(dir, 'o', 'n.conf'), `daemon off; master_process off; worker_processes 1; pid ${dir}/o/p; error_log ${dir}/o/e.log; events { worker_connections 4096; } http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir}; server { listen 127.0.0.1:${upPort}; keepalive_requests 1000000; location / { return 200 "hello world"; } } }`);
-  origin = startPinned(1, nginxBin, ['-p', join(dir, 'o'), '-c', join(dir, 'o', 'n.conf')]);
-} else origin = startPinned(1, process.execPath, [join(here, 'upstream.mjs')], { PORT: String(upPort) });
-await waitPort(upPort);
-const upstream = `http://127.0.0.1:${upPort}`;
+const { proc: origin, url: upstream } = await startOrigin(dir);
 async function sluice(dist, name) {
   const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 } }, join(dist, 'cli.js'));
   return { name, port: s.port, proc: s.proc };
 }
 const barePort = await freePort();
 const cs = [
-  { name: 'bare undici', port: barePort, proc: startPinned(0, process.execPath, [join(here, 'contenders/bare-undici.mjs')], { PORT: String(barePort), UPSTREAM: upstream }) },
+  { name: 'bare undici', port: barePort, proc: startPinned(0, process.execPath, [...nodeFlags, join(here, 'contenders/bare-undici.mjs')], { PORT: String(barePort), UPSTREAM: upstream }) },
   await sluice(oldDist, 'old'),
   await sluice(join(here, '..', 'dist'), 'new'),
 ];

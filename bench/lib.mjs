@@ -1,13 +1,47 @@
 // Shared bench plumbing: free ports, pinned child processes, /proc CPU and RSS, load generators.
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 export const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => spawnSync(p, ['-v']).status === 0);
 export const canPin = has('taskset');
+
+/**
+ * Node flags for every Node proxy in a bench (sluice and the Node baselines alike, so that ratios
+ * compare code, not GC settings): sluice's launch flags (package.json config.nodeFlags, as npm
+ * start and the Dockerfile use them), plus --single-threaded-gc when pinned to one core, as the
+ * README advises for one-CPU deployments (src/core/gc.ts).
+ */
+const launchFlags = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).config.nodeFlags.split(' ');
+export const nodeFlags = canPin ? [...launchFlags, '--single-threaded-gc'] : launchFlags;
+
+/** An nginx config under `dir/name` with one worker and no disk logs; returns nginx's arguments. */
+export function nginxConf(dir, name, body) {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${d};`).join(' ');
+  writeFileSync(join(d, 'nginx.conf'), `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
+events { worker_connections 4096; }
+http { access_log off; ${temp}
+${body} }`);
+  return ['-p', d, '-c', join(d, 'nginx.conf')];
+}
+
+/**
+ * The origin every contender forwards to, pinned to core 1: nginx `return 200` when installed
+ * (cheap), else a tight node:http server. Resolves with its process and URL.
+ */
+export async function startOrigin(dir) {
+  const port = await freePort();
+  const proc = nginxBin
+    ? startPinned(1, nginxBin, nginxConf(dir, 'origin', `server { listen 127.0.0.1:${port} reuseport; keepalive_requests 1000000; location / { return 200 "hello world"; } }`))
+    : startPinned(1, process.execPath, [new URL('./upstream.mjs', import.meta.url).pathname], { PORT: String(port) });
+  await waitPort(port);
+  return { proc, port, url: `http://127.0.0.1:${port}` };
+}
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 export async function freePort() {
@@ -169,9 +203,10 @@ export async function loadAtRate(url, { seconds, rate, connections = 16 }) {
 /**
  * Start a sluice process (pinned to core 0) in front of `blue` and `green` upstream URLs, with
  * `extra` config merged over bench defaults; resolves when both listeners accept connections.
- * `cli` runs another build (bench/ab.mjs compares two).
+ * `cli` runs another build (bench/ab.mjs compares two); `nodeArgs` go after the launch flags
+ * (bench/profile.mjs adds --cpu-prof).
  */
-export async function startSluiceProcess(blue, green, extra = {}, cli = new URL('../dist/cli.js', import.meta.url).pathname) {
+export async function startSluiceProcess(blue, green, extra = {}, cli = new URL('../dist/cli.js', import.meta.url).pathname, nodeArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
   const port = await freePort();
   const adminPort = await freePort();
@@ -185,7 +220,7 @@ export async function startSluiceProcess(blue, green, extra = {}, cli = new URL(
     log: { level: 'warn', access: false },
     ...extra,
   }));
-  const proc = startPinned(0, process.execPath, [cli, '--config', file]);
+  const proc = startPinned(0, process.execPath, [...nodeFlags, ...nodeArgs, cli, '--config', file]);
   await waitPort(port);
   await waitPort(adminPort);
   return { proc, dir, port, adminPort, base: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };

@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childPids, cpuSeconds, freePort, has, load, loadAtRate, median, nginxBin, pinSelf, rssMiB, startPinned, startSluiceProcess, stop, waitPort, canPin } from './lib.mjs';
+import { nodeFlags, canPin, childPids, cpuSeconds, freePort, has, load, loadAtRate, median, nginxBin, nginxConf, pinSelf, rssMiB, startOrigin, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -20,27 +20,11 @@ const connections = flag('--connections', 64);
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
 const log = (s) => process.stderr.write(`${s}\n`);
 
-function nginxConf(name, body) {
-  const d = join(dir, name);
-  mkdirSync(d, { recursive: true });
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${d};`).join(' ');
-  writeFileSync(join(d, 'nginx.conf'), `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
-events { worker_connections 4096; }
-http { access_log off; ${temp}
-${body} }`);
-  return ['-p', d, '-c', join(d, 'nginx.conf')];
-}
-
 async function main() {
   pinSelf(1);
   log(`sluice bench: ${rounds} round(s) × ${seconds}s, ${connections} connections, load ${has('wrk') ? 'wrk' : 'autocannon'}, pinning ${canPin ? 'on (proxy cpu 0; upstream + load cpu 1)' : 'off'}`);
   // The origin: nginx `return 200` when installed (cheap), else a tight node:http server.
-  const upPort = await freePort();
-  const origin = nginxBin
-    ? startPinned(1, nginxBin, nginxConf('origin', `server { listen 127.0.0.1:${upPort} reuseport; keepalive_requests 1000000; location / { return 200 "hello world"; } }`))
-    : startPinned(1, process.execPath, [join(here, 'upstream.mjs')], { PORT: String(upPort) });
-  await waitPort(upPort);
-  const upstream = `http://127.0.0.1:${upPort}`;
+  const { proc: origin, port: upPort, url: upstream } = await startOrigin(dir);
 
   const contenders = [{ name: 'direct', port: upPort, pid: null }];
   const add = async (name, make) => {
@@ -54,14 +38,14 @@ async function main() {
     const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access } });
     contenders.push({ name, port: s.port, proc: s.proc, pid: s.proc.pid });
   };
-  const node = (script, port) => startPinned(0, process.execPath, [script], { PORT: String(port), UPSTREAM: upstream });
+  const node = (script, port) => startPinned(0, process.execPath, [...nodeFlags, script], { PORT: String(port), UPSTREAM: upstream });
   await add('bare undici', (p) => node(join(here, 'contenders/bare-undici.mjs'), p));
   await addSluice('sluice (access log off)', false);
   await addSluice('sluice (access log on)', true);
   await add('http-proxy-3', (p) => node(join(here, 'contenders/http-proxy-3.mjs'), p));
   if (nginxBin) {
     await add('nginx', (p) =>
-      startPinned(0, nginxBin, nginxConf(`proxy-${p}`, `upstream up { server 127.0.0.1:${upPort}; keepalive 64; }
+      startPinned(0, nginxBin, nginxConf(dir, `proxy-${p}`, `upstream up { server 127.0.0.1:${upPort}; keepalive 64; }
 server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }`)),
     );
   } else log('nginx not installed: skipped (npm run bench:setup installs it)');
