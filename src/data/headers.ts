@@ -226,13 +226,27 @@ export function responseHeaders(raw: readonly Buffer[]): string[] {
     }
     out.push(name, (raw[i + 1] as Buffer).toString('latin1'));
   }
-  if (connection === undefined) return out;
+  // Most upstreams send `Connection: keep-alive` (or close): options, not header names to drop.
+  if (connection === undefined || isConnectionOptionsOnly(connection)) return out;
+  // As on the way in, the options themselves are not names (Keep-Alive and Upgrade are dropped anyway).
   const named = new Set(connection.split(',').map((t) => t.trim().toLowerCase()));
+  for (const o of CONNECTION_OPTIONS) named.delete(o);
   const kept: string[] = [];
   for (let i = 0; i < out.length; i += 2) {
     if (!named.has((out[i] as string).toLowerCase())) kept.push(out[i] as string, out[i + 1] as string);
   }
   return kept;
+}
+
+/** True when a Connection value holds only options (close, keep-alive, upgrade), no header names. */
+function isConnectionOptionsOnly(value: string): boolean {
+  const v = value.length <= 10 ? value.toLowerCase() : undefined;
+  if (v === 'keep-alive' || v === 'close') return true;
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '' && !CONNECTION_OPTIONS.has(t)) return false;
+  }
+  return true;
 }
 
 /** Value of cookie `name` in a Cookie header, or undefined. No allocation besides the result. */

@@ -41,6 +41,18 @@ describe('response headers', () => {
     const out = responseHeaders(b('Content-Type', 'text/plain', 'Connection', 'X-Internal', 'X-Internal', 'x', 'Transfer-Encoding', 'chunked', 'Keep-Alive', 'timeout=5', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'));
     expect(out).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
   });
+
+  it.each([
+    ['keep-alive', ['X-Internal', 'x', 'Close', 'y']],
+    ['Keep-Alive', ['X-Internal', 'x', 'Close', 'y']],
+    ['close', ['X-Internal', 'x', 'Close', 'y']],
+    ['keep-alive, Upgrade', ['X-Internal', 'x', 'Close', 'y']],
+    ['keep-alive, X-Internal', ['Close', 'y']],
+    [' close ,x-internal', ['Close', 'y']],
+    ['X-Internal', ['Close', 'y']],
+  ])('Connection: %s keeps only what it does not name', (connection, kept) => {
+    expect(responseHeaders(b('Connection', connection, 'X-Internal', 'x', 'Close', 'y'))).toEqual(kept);
+  });
 });
 
 describe('cookies', () => {
