@@ -1,5 +1,5 @@
 // CPU profile of one proxy under load: node --cpu-prof, then the functions with the most self time.
-// Usage: node bench/profile.mjs [sluice|bare|<contender.mjs>] [--seconds S] [--top N] [--canary W]
+// Usage: node bench/profile.mjs [sluice|bare|<contender.mjs>] [--seconds S] [--top N] [--canary W] [--access]
 // (a .mjs contender is started like the bare one: PORT and UPSTREAM in its environment).
 // Writes the .cpuprofile to bench/results/ (open it in Chrome DevTools for the full picture).
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ const which = argv[0] && !argv[0].startsWith('--') ? argv[0] : 'sluice';
 const seconds = flag('--seconds', 8);
 const top = flag('--top', 40);
 const canary = flag('--canary', 0);
+const access = argv.includes('--access');
 pinSelf(1);
 const dir = mkdtempSync(join(tmpdir(), 'sluice-prof-'));
 const profDir = join(here, 'results', 'profile');
@@ -30,7 +31,7 @@ if (which === 'bare' || which.endsWith('.mjs')) {
   proc = startPinned(0, process.execPath, [...nodeFlags, ...profArgs, script], { PORT: String(port), UPSTREAM: upstream });
   await waitPort(port);
 } else {
-  const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: canary } }, undefined, profArgs);
+  const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: canary }, log: { level: 'warn', access } }, undefined, profArgs);
   proc = s.proc;
   port = s.port;
 }
@@ -60,4 +61,4 @@ const perReq = (c) => (c * 200) / requests;
 const busy = total - (self.get('(idle) :0') ?? 0);
 console.log(`${which}: ${r.rps.toFixed(0)} req/s over ${seconds}s; ${requests} requests; busy ${perReq(busy).toFixed(2)} µs/req; profile ${file}`);
 for (const [k, c] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${perReq(c).toFixed(3).padStart(7)} µs ${((c / total) * 100).toFixed(2).padStart(6)}%  ${k}`);
-writeFileSync(join(profDir, `${which.replace(/^.*\//, '').replace(/\.mjs$/, '')}.json`), JSON.stringify({ requests, perRequest: Object.fromEntries([...self].map(([k, c]) => [k, perReq(c)])) }));
+writeFileSync(join(profDir, `${which.replace(/^.*\//, '').replace(/\.mjs$/, '')}${access ? '-access' : ''}.json`), JSON.stringify({ requests, perRequest: Object.fromEntries([...self].map(([k, c]) => [k, perReq(c)])) }));
