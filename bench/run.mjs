@@ -38,8 +38,9 @@ async function main() {
     const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access } });
     contenders.push({ name, port: s.port, proc: s.proc, pid: s.proc.pid });
   };
-  const node = (script, port) => startPinned(0, process.execPath, [...nodeFlags, script], { PORT: String(port), UPSTREAM: upstream });
+  const node = (script, port, env = {}) => startPinned(0, process.execPath, [...nodeFlags, script], { PORT: String(port), UPSTREAM: upstream, ...env });
   await add('bare undici', (p) => node(join(here, 'contenders/bare-undici.mjs'), p));
+  await add("bare undici + sluice's headers", (p) => node(join(here, 'contenders/bare-undici.mjs'), p, { HEADERS: 'sluice' }));
   await addSluice('sluice (access log off)', false);
   await addSluice('sluice (access log on)', true);
   await add('http-proxy-3', (p) => node(join(here, 'contenders/http-proxy-3.mjs'), p));
@@ -104,6 +105,22 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const direct99 = mod[0].p99;
   lines.push('', `Latency at a moderate load (target ${rate} req/s, a third of sluice's max; ${has('wrk') ? 'wrk, each connection pausing 2 ms between requests' : 'open-loop node generator'}; medians of ${rounds}):`, '', '| contender | req/s | p50 ms | p99 ms | p99 added over direct | errors |', '| --- | --- | --- | --- | --- | --- |');
   for (const m of mod) lines.push(`| ${m.name} | ${f(m.rps)} | ${f(m.p50, 3)} | ${f(m.p99, 3)} | ${m.name === 'direct' ? '–' : `${f(m.p99 - direct99, 3)} ms`} | ${m.errors} |`);
+  // The targets of issue #5, as ratios within this run (no pass/fail: a report, not a test).
+  const cpuOf = (n) => by[n]?.cpuUsPerReq.median;
+  const off = cpuOf('sluice (access log off)');
+  const modOf = (n) => mod.find((m) => m.name === n);
+  const verdict = (ok) => (ok === undefined ? 'n/a' : ok ? 'met' : 'NOT met');
+  const cmp = (x, ok) => (Number.isFinite(x) ? verdict(ok(x)) : 'n/a');
+  const targets = [
+    ['CPU per request ÷ bare undici (access log off)', ratio(off, cpuOf('bare undici')), (x) => x <= 1.15, '≤ 1.15', 2],
+    ["CPU per request ÷ bare undici with sluice's headers", ratio(off, cpuOf("bare undici + sluice's headers")), undefined, '(context)', 2],
+    ['req/s ÷ http-proxy-3', ratio(by['sluice (access log off)'].rps.median, by['http-proxy-3']?.rps.median), (x) => x >= 2, '≥ 2', 2],
+    ['access log: added CPU per request (%)', (ratio(cpuOf('sluice (access log on)'), off) - 1) * 100, (x) => x < 10, '< 10', 1],
+    ['p99 added over direct at a moderate load (ms)', modOf('sluice (access log off)').p99 - direct99, (x) => x < 1, '< 1', 3],
+  ];
+  lines.push('', '| target | this run | goal | |', '| --- | --- | --- | --- |');
+  for (const [name, x, ok, goal, d] of targets) lines.push(`| ${name} | ${f(x, d)} | ${goal} | ${ok === undefined ? '' : cmp(x, ok)} |`);
+  lines.push('', 'Measurement and metrics per request: `node bench/record-cost.mjs`.');
   const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, rounds, seconds, connections, tool: has('wrk') ? 'wrk' : 'autocannon', pinned: canPin, command: `npm run bench -- ${argv.join(' ')}`.trim() };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify({ meta, summary, rounds: results, moderate: { rate, results: moderate } }, null, 2));

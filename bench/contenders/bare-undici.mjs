@@ -1,6 +1,12 @@
 // Node's practical floor: node:http + undici Pool.dispatch with a minimal handler, no features.
+// With HEADERS=sluice it also adds the six headers sluice adds (X-Forwarded-For/-Proto/-Host and
+// X-Request-Id upstream; X-Sluice-Pool and X-Request-Id to the client) and nothing else: what those
+// headers cost Node and undici, apart from sluice's own code.
 import { createServer } from 'node:http';
 import { Pool } from 'undici';
+
+const withHeaders = process.env.HEADERS === 'sluice';
+let ids = 0;
 
 const pool = new Pool(process.env.UPSTREAM, { connections: 128, pipelining: 1 });
 const server = createServer((req, res) => {
@@ -10,6 +16,8 @@ const server = createServer((req, res) => {
     const n = raw[i].toLowerCase();
     if (n !== 'connection' && n !== 'keep-alive' && n !== 'transfer-encoding') headers.push(raw[i], raw[i + 1]);
   }
+  const id = withHeaders ? `5f3a9c1e-${(++ids).toString(36)}` : '';
+  if (withHeaders) headers.push('x-forwarded-for', req.socket.remoteAddress, 'x-forwarded-proto', 'http', 'x-forwarded-host', req.headers.host, 'x-request-id', id);
   pool.dispatch(
     { path: req.url, method: req.method, headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req },
     {
@@ -20,6 +28,7 @@ const server = createServer((req, res) => {
           const n = rawHeaders[i].toString('latin1');
           if (n.toLowerCase() !== 'connection' && n.toLowerCase() !== 'keep-alive') out.push(n, rawHeaders[i + 1].toString('latin1'));
         }
+        if (withHeaders) out.push('x-sluice-pool', 'blue', 'x-request-id', id);
         res.writeHead(status, out);
         this.resume = resume;
         return true;

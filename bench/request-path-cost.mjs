@@ -1,0 +1,36 @@
+// What sluice's own request-path functions cost per call, in-process (no sockets): request
+// preparation (header scan, key, hash, pool choice, forwarding headers), the response-header
+// rewrite, and recording. The socket-level cost per request is npm run bench's job.
+// Usage: npm run build && node bench/request-path-cost.mjs
+import { parseConfig } from '../dist/core/config.js';
+import { createLogger } from '../dist/core/log.js';
+import { responseHeaders } from '../dist/data/headers.js';
+import { ProxyServer } from '../dist/data/proxy.js';
+import { makeTable, TableCell } from '../dist/data/table.js';
+import { UpstreamPool } from '../dist/data/upstream.js';
+import { Recorder } from '../dist/stats/recorder.js';
+
+const urls = { blue: 'http://127.0.0.1:1', green: 'http://127.0.0.1:2' };
+const config = parseConfig({ pools: { blue: { endpoints: [urls.blue] }, green: { endpoints: [urls.green] } } });
+const opts = { connections: 1, connectTimeout: 1000, headersTimeout: 1000, bodyTimeout: 1000, ejectAfter: 3, ejectFor: 1000 };
+const pools = [new UpstreamPool(0, 'blue', [urls.blue], opts, Date.now), new UpstreamPool(1, 'green', [urls.green], opts, Date.now)];
+const recorder = new Recorder();
+const proxy = new ProxyServer({ config, table: new TableCell(makeTable(1, 'blue', { blue: 90, green: 10 })), pools, recorder, accessLog: undefined, logger: createLogger('silent') });
+// What wrk sends, and what nginx answers (as undici hands it over: Buffers).
+const req = { url: '/', method: 'GET', rawHeaders: ['Host', '127.0.0.1:8080'], socket: { remoteAddress: '127.0.0.1' } };
+const upstreamHeaders = ['Server', 'nginx/1.22.1', 'Date', 'Sun, 22 Nov 2026 10:54:12 GMT', 'Content-Type', 'text/plain', 'Content-Length', '11', 'Connection', 'keep-alive'].map((s) => Buffer.from(s, 'latin1'));
+
+function time(name, fn, n = 2_000_000) {
+  for (let i = 0; i < n / 10; i++) fn(i);
+  const t = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn(i);
+  return [name, +(Number(process.hrtime.bigint() - t) / n).toFixed(1)];
+}
+const result = Object.fromEntries([
+  time('prepareNs', () => proxy.prepare(req)),
+  time('responseHeadersNs', () => responseHeaders(upstreamHeaders)),
+  time('recordNs', (i) => recorder.record(i & 1, 200, 300 + (i & 1023), undefined)),
+]);
+console.log(JSON.stringify(result));
+proxy.server.close();
+for (const p of pools) p.destroy();
