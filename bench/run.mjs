@@ -52,8 +52,10 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   } else log('nginx not installed: skipped (npm run bench:setup installs it)');
 
   const results = Object.fromEntries(contenders.map((c) => [c.name, []]));
+  // Each round starts one contender later, so no contender always runs right after the same one.
+  const rotated = (xs, k) => xs.map((_, i) => xs[(i + k) % xs.length]);
   for (let round = 0; round < rounds; round++) {
-    for (const c of contenders) {
+    for (const c of rotated(contenders, round)) {
       const url = `http://127.0.0.1:${c.port}/`;
       await load(url, { seconds: 1, connections }); // warm-up
       const pids = c.pid === null ? [] : [c.pid, ...childPids(c.pid)];
@@ -72,12 +74,14 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const moderate = {};
   for (const name of ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)']) moderate[name] = [];
   for (let round = 0; round < rounds; round++) {
-    for (const name of Object.keys(moderate)) {
+    for (const name of rotated(Object.keys(moderate), round)) {
       const c = contenders.find((x) => x.name === name);
       const url = `http://127.0.0.1:${c.port}/`;
       // wrk with a 2 ms pause per connection between requests: ~500 req/s a connection, µs latencies.
-      const opts = { seconds: 1, connections: Math.max(1, Math.round(rate / 500)), delayMs: 2 };
-      await (has('wrk') ? load(url, opts) : loadAtRate(url, { seconds: 1, rate })); // warm-up
+      // Two seconds of warm-up at the same rate: the first seconds after a change of load pattern
+      // carry GC and JIT transients that are not the steady state being measured.
+      const opts = { seconds: 2, connections: Math.max(1, Math.round(rate / 500)), delayMs: 2 };
+      await (has('wrk') ? load(url, opts) : loadAtRate(url, { seconds: 2, rate })); // warm-up
       const r = has('wrk') ? await load(url, { seconds: Math.min(seconds, 5), connections: Math.max(1, Math.round(rate / 500)), delayMs: 2 }) : await loadAtRate(url, { seconds: Math.min(seconds, 5), rate });
       moderate[name].push(r);
       log(`moderate ~${rate} req/s round ${round + 1} ${name.padEnd(24)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50.toFixed(3)}ms  p99 ${r.p99.toFixed(3)}ms  errors ${r.errors}`);
