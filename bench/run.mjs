@@ -1,6 +1,7 @@
 // npm run bench: proxy overhead of sluice against direct, a bare undici proxy, http-proxy-3 and
 // nginx (when installed), same load, interleaved rounds. Flags: --quick, --rounds N, --seconds S,
-// --connections C. Writes bench/results/latest.json and latest.md.
+// --connections C, --fresh (a new process per contender and round). Writes
+// bench/results/latest.json and latest.md.
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -17,6 +18,9 @@ const quick = argv.includes('--quick');
 const rounds = flag('--rounds', quick ? 1 : 3);
 const seconds = flag('--seconds', quick ? 2 : 8);
 const connections = flag('--connections', 64);
+/** Seconds of warm-up before each measurement. */
+const warm = quick ? 1 : 2;
+const fresh = argv.includes('--fresh');
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
 const log = (s) => process.stderr.write(`${s}\n`);
 
@@ -26,46 +30,74 @@ async function main() {
   // The origin: nginx `return 200` when installed (cheap), else a tight node:http server.
   const { proc: origin, port: upPort, url: upstream } = await startOrigin(dir);
 
-  const contenders = [{ name: 'direct', port: upPort, pid: null }];
-  const add = async (name, make) => {
-    const port = await freePort();
-    const proc = await make(port);
-    await waitPort(port);
-    contenders.push({ name, port, proc, pid: proc.pid });
-  };
-  const addSluice = async (name, access) => {
-    // sluice's default config with a 90/10 split: measurement and metrics on, as in production.
-    const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access } });
-    contenders.push({ name, port: s.port, proc: s.proc, pid: s.proc.pid });
-  };
+  // By default each proxy is started once and measured warm, as a long-lived proxy runs. With
+  // --fresh each is started afresh for every round and stopped after it: one process can stay a
+  // few per cent faster or slower than another of the same build for its whole life (JIT and
+  // memory layout), so rounds then sample processes too, not only time (at moderate load a young
+  // process also carries its heap's early growth).
+  const contenders = [{ name: 'direct', start: async () => ({ port: upPort, proc: null }) }];
+  const add = (name, make) =>
+    contenders.push({
+      name,
+      start: async () => {
+        const port = await freePort();
+        const proc = await make(port);
+        await waitPort(port);
+        return { port, proc };
+      },
+    });
+  // sluice's default config with a 90/10 split: measurement and metrics on, as in production.
+  const addSluice = (name, access) =>
+    contenders.push({
+      name,
+      start: async () => {
+        const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access } });
+        return { port: s.port, proc: s.proc };
+      },
+    });
   const node = (script, port, env = {}) => startPinned(0, process.execPath, [...nodeFlags, script], { PORT: String(port), UPSTREAM: upstream, ...env });
-  await add('bare undici', (p) => node(join(here, 'contenders/bare-undici.mjs'), p));
-  await add("bare undici + sluice's headers", (p) => node(join(here, 'contenders/bare-undici.mjs'), p, { HEADERS: 'sluice' }));
-  await addSluice('sluice (access log off)', false);
-  await addSluice('sluice (access log on)', true);
-  await add('http-proxy-3', (p) => node(join(here, 'contenders/http-proxy-3.mjs'), p));
+  add('bare undici', (p) => node(join(here, 'contenders/bare-undici.mjs'), p));
+  add("bare undici + sluice's headers", (p) => node(join(here, 'contenders/bare-undici.mjs'), p, { HEADERS: 'sluice' }));
+  addSluice('sluice (access log off)', false);
+  addSluice('sluice (access log on)', true);
+  add('http-proxy-3', (p) => node(join(here, 'contenders/http-proxy-3.mjs'), p));
   if (nginxBin) {
-    await add('nginx', (p) =>
+    add('nginx', (p) =>
       startPinned(0, nginxBin, nginxConf(dir, `proxy-${p}`, `upstream up { server 127.0.0.1:${upPort}; keepalive 64; }
 server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }`)),
     );
   } else log('nginx not installed: skipped (npm run bench:setup installs it)');
+  /** Run `fn` against a contender: started for it (--fresh) or once for the whole bench. */
+  const running = new Map();
+  const during = async (c, fn) => {
+    if (!running.has(c)) running.set(c, await c.start());
+    const { port, proc } = running.get(c);
+    try {
+      return await fn(`http://127.0.0.1:${port}/`, proc);
+    } finally {
+      if (fresh) {
+        running.delete(c);
+        if (proc) await stop(proc);
+      }
+    }
+  };
 
   const results = Object.fromEntries(contenders.map((c) => [c.name, []]));
   // Each round starts one contender later, so no contender always runs right after the same one.
   const rotated = (xs, k) => xs.map((_, i) => xs[(i + k) % xs.length]);
   for (let round = 0; round < rounds; round++) {
     for (const c of rotated(contenders, round)) {
-      const url = `http://127.0.0.1:${c.port}/`;
-      await load(url, { seconds: 1, connections }); // warm-up
-      const pids = c.pid === null ? [] : [c.pid, ...childPids(c.pid)];
-      const cpu0 = pids.reduce((a, p) => a + cpuSeconds(p), 0);
-      const r = await load(url, { seconds, connections });
-      const cpu = pids.reduce((a, p) => a + cpuSeconds(p), 0) - cpu0;
-      const rss = pids.length ? pids.reduce((a, p) => a + rssMiB(p), 0) : NaN;
-      const row = { ...r, cpuUsPerReq: pids.length ? (cpu / r.requests) * 1e6 : NaN, rssMiB: rss };
-      results[c.name].push(row);
-      log(`round ${round + 1} ${c.name.padEnd(24)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(2)}ms  p99 ${r.p99.toFixed(2)}ms  cpu ${row.cpuUsPerReq.toFixed(1)}µs/req  errors ${r.errors}`);
+      await during(c, async (url, proc) => {
+        await load(url, { seconds: warm, connections }); // warm-up
+        const pids = proc === null ? [] : [proc.pid, ...childPids(proc.pid)];
+        const cpu0 = pids.reduce((a, p) => a + cpuSeconds(p), 0);
+        const r = await load(url, { seconds, connections });
+        const cpu = pids.reduce((a, p) => a + cpuSeconds(p), 0) - cpu0;
+        const rss = pids.length ? pids.reduce((a, p) => a + rssMiB(p), 0) : NaN;
+        const row = { ...r, cpuUsPerReq: pids.length ? (cpu / r.requests) * 1e6 : NaN, rssMiB: rss };
+        results[c.name].push(row);
+        log(`round ${round + 1} ${c.name.padEnd(24)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(2)}ms  p99 ${r.p99.toFixed(2)}ms  cpu ${row.cpuUsPerReq.toFixed(1)}µs/req  errors ${r.errors}`);
+      });
     }
   }
   // Latency added at a moderate load: a third of sluice's max, same fixed rate for each contender.
@@ -75,19 +107,20 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   for (const name of ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)']) moderate[name] = [];
   for (let round = 0; round < rounds; round++) {
     for (const name of rotated(Object.keys(moderate), round)) {
-      const c = contenders.find((x) => x.name === name);
-      const url = `http://127.0.0.1:${c.port}/`;
-      // wrk with a 2 ms pause per connection between requests: ~500 req/s a connection, µs latencies.
-      // Two seconds of warm-up at the same rate: the first seconds after a change of load pattern
-      // carry GC and JIT transients that are not the steady state being measured.
-      const opts = { seconds: 2, connections: Math.max(1, Math.round(rate / 500)), delayMs: 2 };
-      await (has('wrk') ? load(url, opts) : loadAtRate(url, { seconds: 2, rate })); // warm-up
-      const r = has('wrk') ? await load(url, { seconds: Math.min(seconds, 5), connections: Math.max(1, Math.round(rate / 500)), delayMs: 2 }) : await loadAtRate(url, { seconds: Math.min(seconds, 5), rate });
-      moderate[name].push(r);
-      log(`moderate ~${rate} req/s round ${round + 1} ${name.padEnd(24)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50.toFixed(3)}ms  p99 ${r.p99.toFixed(3)}ms  errors ${r.errors}`);
+      await during(contenders.find((x) => x.name === name), async (url) => {
+        // wrk with a 2 ms pause per connection between requests: ~500 req/s a connection, µs latencies.
+        // Warm-up at the measured rate (the first seconds after a change of load pattern carry GC
+        // transients); a fresh process gets full load first (JIT, heap growth).
+        const conns = Math.max(1, Math.round(rate / 500));
+        if (fresh) await load(url, { seconds: warm, connections });
+        await (has('wrk') ? load(url, { seconds: warm, connections: conns, delayMs: 2 }) : loadAtRate(url, { seconds: warm, rate }));
+        const r = has('wrk') ? await load(url, { seconds: Math.min(seconds, 5), connections: conns, delayMs: 2 }) : await loadAtRate(url, { seconds: Math.min(seconds, 5), rate });
+        moderate[name].push(r);
+        log(`moderate ~${rate} req/s round ${round + 1} ${name.padEnd(24)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50.toFixed(3)}ms  p99 ${r.p99.toFixed(3)}ms  errors ${r.errors}`);
+      });
     }
   }
-  for (const c of contenders) if (c.proc) await stop(c.proc);
+  for (const { proc } of running.values()) if (proc) await stop(proc);
   await stop(origin);
 
   const summary = contenders.map((c) => {
