@@ -173,13 +173,24 @@ export function scanRequestHeaders(raw: readonly string[], names: HeaderNames): 
   return r;
 }
 
-/** Remove every header named in Connection (besides its options), then forget what they set. */
-function dropConnectionNamed(r: ScannedRequest, connection: string): void {
+/**
+ * The header names a Connection value lists, lower-cased, without its options (close,
+ * keep-alive, upgrade); undefined when it lists none, as `Connection: keep-alive` does. Both
+ * directions drop what this returns.
+ */
+function connectionNamed(value: string): Set<string> | undefined {
+  if (value === 'keep-alive' || value === 'close') return undefined; // nearly every message: no split
   let named: Set<string> | undefined;
-  for (const token of connection.split(',')) {
+  for (const token of value.split(',')) {
     const t = token.trim().toLowerCase();
     if (t !== '' && !CONNECTION_OPTIONS.has(t)) (named ??= new Set()).add(t);
   }
+  return named;
+}
+
+/** Remove every header named in Connection (besides its options), then forget what they set. */
+function dropConnectionNamed(r: ScannedRequest, connection: string): void {
+  const named = connectionNamed(connection);
   if (named === undefined) return;
   // Never let Connection strip Host or framing: the request would change meaning upstream.
   named.delete('host');
@@ -226,27 +237,13 @@ export function responseHeaders(raw: readonly Buffer[]): string[] {
     }
     out.push(name, (raw[i + 1] as Buffer).toString('latin1'));
   }
-  // Most upstreams send `Connection: keep-alive` (or close): options, not header names to drop.
-  if (connection === undefined || isConnectionOptionsOnly(connection)) return out;
-  // As on the way in, the options themselves are not names (Keep-Alive and Upgrade are dropped anyway).
-  const named = new Set(connection.split(',').map((t) => t.trim().toLowerCase()));
-  for (const o of CONNECTION_OPTIONS) named.delete(o);
+  const named = connection === undefined ? undefined : connectionNamed(connection);
+  if (named === undefined) return out;
   const kept: string[] = [];
   for (let i = 0; i < out.length; i += 2) {
     if (!named.has((out[i] as string).toLowerCase())) kept.push(out[i] as string, out[i + 1] as string);
   }
   return kept;
-}
-
-/** True when a Connection value holds only options (close, keep-alive, upgrade), no header names. */
-function isConnectionOptionsOnly(value: string): boolean {
-  const v = value.length <= 10 ? value.toLowerCase() : undefined;
-  if (v === 'keep-alive' || v === 'close') return true;
-  for (const token of value.split(',')) {
-    const t = token.trim().toLowerCase();
-    if (t !== '' && !CONNECTION_OPTIONS.has(t)) return false;
-  }
-  return true;
 }
 
 /** Value of cookie `name` in a Cookie header, or undefined. No allocation besides the result. */
