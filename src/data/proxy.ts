@@ -52,7 +52,6 @@ export class ProxyServer {
   private closing = false;
   private drained: (() => void) | undefined;
   private readonly available: (id: PoolId) => boolean;
-  private readonly idleMs: number;
 
   constructor(deps: ProxyDeps) {
     this.deps = deps;
@@ -63,7 +62,6 @@ export class ProxyServer {
     this.selector = { key, overrideCookie: ov === false ? undefined : ov.cookie };
     this.names = headerNames(key.kind === 'header' ? key.name : undefined, ov === false ? undefined : ov.header);
     const now = () => performance.now();
-    this.idleMs = c.timeouts.idle;
     this.ctx = { recorder: deps.recorder, accessLog: deps.accessLog, now, done: this.exchangeDone, idleMs: c.timeouts.idle };
     const pools = deps.pools;
     this.available = (id) => {
@@ -172,7 +170,7 @@ export class ProxyServer {
       return;
     }
     const now = performance.now();
-    if (p.scanned.hasBody) req.socket.setTimeout(this.idleMs);
+    if (p.scanned.hasBody) req.socket.setTimeout(this.ctx.idleMs);
     const pool = p.pool;
     const endpoint = pool.pick(pool.allUp ? 0 : Date.now());
     this.inflight++;
