@@ -83,7 +83,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const proxy = new ProxyServer({ config, table, pools, recorder, accessLog, logger });
   const a = config.rollout.analysis;
   const thresholds = { maxErrorRate: a.maxErrorRate, maxP95Ms: a.maxP95Ms, maxP95Ratio: a.maxP95Ratio, minRequests: a.minRequests };
-  const status = () => statusDocument(controller.state, controller.analysis, pools, controller.windows, clock(), { windowMs: Math.max(1, window.length) * a.interval, thresholds });
+  const status = () => statusDocument(controller.state, controller.analysis, pools, controller.windows, clock(), { windowMs: controller.windowMs, thresholds });
   const events = new EventHub(status, { refreshMs: Math.max(1000, a.interval), keepAliveMs: 15_000, maxClients: 64 });
   controller.onChange(() => events.broadcast());
 

@@ -127,6 +127,11 @@ export class Controller {
     this.timer = undefined;
   }
 
+  /** The span the window covers now (ms): grows to analysis.window after start. */
+  get windowMs(): number {
+    return Math.max(1, this.deps.window.length) * this.deps.config.rollout.analysis.interval;
+  }
+
   /**
    * Build the observation of the current canary from the window (percentile math happens here).
    * Also keeps both pools' window numbers in `windows`, which the status document and metrics read.
@@ -149,7 +154,7 @@ export class Controller {
       canaryRecent: fastSlice ? window.query(canaryId, { intervals: k, z: zFast }) : undefined,
       stableRecent: fastSlice ? window.query(stableId, { intervals: k, z: zFast }) : undefined,
       canaryHealthy: pools[canaryId].hasAvailable(clock()),
-      windowMs: Math.max(1, window.length) * interval,
+      windowMs: this.windowMs,
       recentMs: (k ?? 0) * interval,
     };
   }
