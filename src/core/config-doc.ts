@@ -55,8 +55,7 @@ export function configReference(): string {
       rows.push(`| \`pools.blue.endpoints\`, \`pools.green.endpoints\` | required | ${cell(s.description)} Each: ${cell(objectish?.blue?.properties?.endpoints?.description)} |`);
       return;
     }
-    const value = path[0] === 'pools' ? undefined : get(defaults, path);
-    rows.push(`| \`${path.join('.')}\` | ${show(value, s)} | ${cell(s.description)} |`);
+    rows.push(`| \`${path.join('.')}\` | ${show(get(defaults, path), s)} | ${cell(s.description)} |`);
   };
   for (const [k, child] of Object.entries(schema.properties ?? {})) walk(child, [k]);
   return rows.join('\n');
