@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { classifyUpstreamError, type UpstreamFailure } from '../core/errors.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
-import { responseHeaders } from './headers.js';
+import { responseHeaders, type ResponseMeta } from './headers.js';
 import type { Endpoint, UpstreamPool } from './upstream.js';
 
 /** What every exchange shares: set once at start. */
@@ -44,7 +44,16 @@ function onResponseClose(this: ServerResponse): void {
   (this as ServerResponse & { [kExchange]?: Exchange })[kExchange]?.clientClosed();
 }
 
-export class Exchange {
+export class Exchange implements ResponseMeta {
+  /**
+   * Response body bytes still to come when the upstream gave an exact Content-Length, else -1.
+   * The chunk that completes the body goes out with res.end(chunk): one corked write of head,
+   * body and end, where write() then end() corks the socket, schedules a tick to uncork it and
+   * passes through the stream machinery twice.
+   */
+  bodyLength = -1;
+  /** The client response was ended with the body's last chunk. */
+  private ended = false;
   private abortUpstream: ((err?: Error) => void) | undefined;
   private resumeUpstream: (() => void) | undefined;
   private onDrainBound: (() => void) | undefined;
@@ -98,7 +107,7 @@ export class Exchange {
     const res = this.res;
     if (this.clientGone || res.destroyed) return false;
     res.sendDate = false; // keep the upstream's Date
-    const headers = responseHeaders(rawHeaders);
+    const headers = responseHeaders(rawHeaders, this);
     headers.push('x-sluice-pool', this.pool.name, 'x-request-id', this.requestId);
     if (statusText) res.writeHead(statusCode, statusText, headers);
     else res.writeHead(statusCode, headers);
@@ -106,6 +115,14 @@ export class Exchange {
   }
 
   onData(chunk: Buffer): boolean {
+    const left = this.bodyLength;
+    if (left === chunk.length) {
+      this.bodyLength = -1;
+      this.ended = true;
+      this.res.end(chunk);
+      return true;
+    }
+    if (left > 0) this.bodyLength = left - chunk.length;
     if (this.res.write(chunk)) return true;
     if (this.onDrainBound === undefined) this.onDrainBound = () => this.drained();
     this.res.once('drain', this.onDrainBound);
@@ -122,7 +139,7 @@ export class Exchange {
   }
 
   onComplete(): void {
-    this.res.end();
+    if (!this.ended) this.res.end();
     this.finish(undefined);
   }
 

@@ -213,30 +213,61 @@ function dropConnectionNamed(r: ScannedRequest, connection: string): void {
 }
 
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
-const RESPONSE_DROP_LENGTHS = new Uint8Array(32);
-for (const n of RESPONSE_DROP) RESPONSE_DROP_LENGTHS[n.length] = 1;
+/** 1 at the length of every response header name the rewrite acts on (the drops and Content-Length). */
+const RESPONSE_LENGTHS = new Uint8Array(32);
+for (const n of RESPONSE_DROP) RESPONSE_LENGTHS[n.length] = 1;
+RESPONSE_LENGTHS['content-length'.length] = 1;
+
+/** What the response-header rewrite learned besides the headers. */
+export interface ResponseMeta {
+  /**
+   * The body's exact length in bytes when the upstream framed it with one valid Content-Length
+   * and no Transfer-Encoding; else -1 (chunked, close-delimited, or doubtful framing).
+   */
+  bodyLength: number;
+}
+
+/** A Content-Length value: 1 to 15 digits (Number stays exact), else -1. */
+function contentLength(v: string): number {
+  if (v.length === 0 || v.length > 15) return -1;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+  }
+  return Number(v);
+}
 
 /**
  * undici's raw response headers (Buffers, flat) → Node's flat string array for writeHead, without
- * hop-by-hop headers or those named in the upstream's Connection header.
+ * hop-by-hop headers or those named in the upstream's Connection header. Sets `meta.bodyLength`.
  */
-export function responseHeaders(raw: readonly Buffer[]): string[] {
+export function responseHeaders(raw: readonly Buffer[], meta: ResponseMeta): string[] {
   const out: string[] = [];
   let connection: string | undefined;
+  let length = -1;
+  let lengths = 0;
+  let chunked = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as Buffer).toString('latin1');
-    // Only names of a hop-by-hop name's length can be one: skip lower-casing the rest.
-    if (name.length >= 32 || RESPONSE_DROP_LENGTHS[name.length] === 0) {
+    // Only names of a length the rewrite acts on can matter: skip lower-casing the rest.
+    if (name.length >= 32 || RESPONSE_LENGTHS[name.length] === 0) {
       out.push(name, (raw[i + 1] as Buffer).toString('latin1'));
       continue;
     }
     const lower = name.toLowerCase();
     if (RESPONSE_DROP.has(lower)) {
       if (lower === 'connection') connection = (raw[i + 1] as Buffer).toString('latin1');
+      else if (lower === 'transfer-encoding') chunked = true;
       continue;
     }
-    out.push(name, (raw[i + 1] as Buffer).toString('latin1'));
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    if (lower === 'content-length') {
+      lengths++;
+      length = contentLength(value);
+    }
+    out.push(name, value);
   }
+  meta.bodyLength = lengths === 1 && !chunked ? length : -1;
   const named = connection === undefined ? undefined : connectionNamed(connection);
   if (named === undefined) return out;
   const kept: string[] = [];

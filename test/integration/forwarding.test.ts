@@ -1,6 +1,6 @@
 /** Forwarding on real sockets: split, headers sluice sets and strips, request ids, Host. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startTestSluice, type TestSluice } from '../helpers/sluice.js';
 import { rawRequest } from '../helpers/raw.js';
@@ -126,6 +126,69 @@ describe('forwarding', () => {
     expect(await r.body.text()).toBe('POST hello');
     const raw = await rawRequest(sluice.proxyPort, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
     expect(raw.text).toMatch(/^HTTP\/1\.1 201 Made It/);
+  });
+
+  it('frames every response as the upstream did, on one client connection, and truncates a short body', async () => {
+    const piece = 'x'.repeat(20_000);
+    blue.behaviour = (req, res) => {
+      const later = (f: () => void) => setTimeout(f, 5);
+      switch (req.url) {
+        case '/cl':
+          res.writeHead(200, { 'content-length': '5' });
+          return void res.end('hello');
+        case '/cl-pieces': // the last piece completes the length: it ends the client response
+          res.writeHead(200, { 'content-length': String(piece.length * 3) });
+          res.write(piece);
+          return later(() => {
+            res.write(piece);
+            later(() => res.end(piece));
+          });
+        case '/chunked':
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.write('a');
+          return later(() => res.end('b'));
+        case '/empty':
+          res.writeHead(200, { 'content-length': '0' });
+          return void res.end();
+        case '/no-content':
+          res.writeHead(204);
+          return void res.end();
+        case '/short': // promises 100 bytes, sends 10, closes
+          res.writeHead(200, { 'content-length': '100' });
+          res.write('0123456789');
+          return later(() => res.destroy());
+        default:
+          res.writeHead(404, { 'content-length': '0' });
+          res.end();
+      }
+    };
+    sluice = await startTestSluice(blue.url, green.url);
+    const client = new Client(sluice.base, { pipelining: 1 });
+    let connects = 0;
+    client.on('connect', () => connects++);
+    try {
+      const ask = async (path: string, method: 'GET' | 'HEAD' = 'GET') => {
+        const r = await client.request({ path, method });
+        return { status: r.statusCode, length: r.headers['content-length'], te: r.headers['transfer-encoding'], text: await r.body.text() };
+      };
+      for (let round = 0; round < 2; round++) {
+        expect(await ask('/cl')).toEqual({ status: 200, length: '5', te: undefined, text: 'hello' });
+        expect(await ask('/cl-pieces')).toEqual({ status: 200, length: String(piece.length * 3), te: undefined, text: piece.repeat(3) });
+        expect(await ask('/chunked')).toEqual({ status: 200, length: undefined, te: 'chunked', text: 'ab' });
+        expect(await ask('/empty')).toEqual({ status: 200, length: '0', te: undefined, text: '' });
+        expect(await ask('/no-content')).toEqual({ status: 204, length: undefined, te: undefined, text: '' });
+      }
+      // One connection for all ten: had one answer been framed wrong, the next would not parse.
+      expect(connects).toBe(1);
+      expect(blue.seen).toHaveLength(10);
+      // Last on this connection: undici's client does not reuse a connection after HEAD.
+      expect(await ask('/cl', 'HEAD')).toEqual({ status: 200, length: '5', te: undefined, text: '' });
+      const short = await client.request({ path: '/short', method: 'GET' });
+      expect(short.statusCode).toBe(200);
+      await expect(short.body.text()).rejects.toThrow();
+    } finally {
+      await client.destroy();
+    }
   });
 
   it('sends a pool with no available endpoint no traffic while the other has one', async () => {

@@ -38,7 +38,7 @@ describe('request headers', () => {
 describe('response headers', () => {
   const b = (...xs: string[]) => xs.map((x) => Buffer.from(x, 'latin1'));
   it('drops hop-by-hop and Connection-named headers', () => {
-    const out = responseHeaders(b('Content-Type', 'text/plain', 'Connection', 'X-Internal', 'X-Internal', 'x', 'Transfer-Encoding', 'chunked', 'Keep-Alive', 'timeout=5', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'));
+    const out = responseHeaders(b('Content-Type', 'text/plain', 'Connection', 'X-Internal', 'X-Internal', 'x', 'Transfer-Encoding', 'chunked', 'Keep-Alive', 'timeout=5', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'), { bodyLength: 7 });
     expect(out).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
   });
 
@@ -51,7 +51,29 @@ describe('response headers', () => {
     [' close ,x-internal', ['Close', 'y']],
     ['X-Internal', ['Close', 'y']],
   ])('Connection: %s keeps only what it does not name', (connection, kept) => {
-    expect(responseHeaders(b('Connection', connection, 'X-Internal', 'x', 'Close', 'y'))).toEqual(kept);
+    expect(responseHeaders(b('Connection', connection, 'X-Internal', 'x', 'Close', 'y'), { bodyLength: -1 })).toEqual(kept);
+  });
+
+  // The exact body length lets the last chunk end the response; any doubt about framing is -1.
+  it.each([
+    [['Content-Length', '11'], 11],
+    [['content-length', '0'], 0],
+    [['CONTENT-LENGTH', '123456789012345'], 123456789012345],
+    [['Content-Type', 'text/plain'], -1],
+    [['Transfer-Encoding', 'chunked'], -1],
+    [['Content-Length', '11', 'Transfer-Encoding', 'chunked'], -1],
+    [['Transfer-Encoding', 'chunked', 'Content-Length', '11'], -1],
+    [['Content-Length', '11', 'Content-Length', '11'], -1],
+    [['Content-Length', ''], -1],
+    [['Content-Length', '1e3'], -1],
+    [['Content-Length', '-1'], -1],
+    [['Content-Length', ' 11'], -1],
+    [['Content-Length', '1234567890123456'], -1],
+  ])('body length of %j is %d', (headers, length) => {
+    const meta = { bodyLength: 99 };
+    const out = responseHeaders(b(...headers), meta);
+    expect(meta.bodyLength).toBe(length);
+    expect(out.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase())).not.toContain('transfer-encoding');
   });
 });
 
