@@ -7,9 +7,11 @@
  * shape: the newer onRequestStart/onResponseStart shape is wrapped and re-parses headers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errors } from 'undici';
 import { classifyUpstreamError, type UpstreamFailure } from '../core/errors.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
+import type { Awaiting, ResponseDeadlines } from './deadlines.js';
 import { responseHeaders, type ResponseMeta } from './headers.js';
 import type { Endpoint, UpstreamPool } from './upstream.js';
 
@@ -22,6 +24,11 @@ export interface ForwardContext {
   done: () => void;
   /** timeouts.idle: how long a client that stopped reading gets before its socket is closed. */
   idleMs: number;
+  /**
+   * timeouts.response for body-less requests, when sluice keeps it rather than undici (see
+   * deadlines.ts); undefined when undici keeps it for every request.
+   */
+  deadlines: ResponseDeadlines | undefined;
 }
 
 export function sendError(res: ServerResponse, status: number, code: string, requestId: string, message?: string): void {
@@ -44,7 +51,7 @@ function onResponseClose(this: ServerResponse): void {
   (this as ServerResponse & { [kExchange]?: Exchange })[kExchange]?.clientClosed();
 }
 
-export class Exchange implements ResponseMeta {
+export class Exchange implements ResponseMeta, Awaiting {
   /**
    * Response body bytes still to come when the upstream gave an exact Content-Length, else -1.
    * The chunk that completes the body goes out with res.end(chunk): one corked write of head,
@@ -63,13 +70,17 @@ export class Exchange implements ResponseMeta {
   private status = 0;
   private attempts = 0;
   private endpoint: Endpoint;
+  awaitPrev: Awaiting | undefined = undefined;
+  awaitNext: Awaiting | undefined = undefined;
+  awaitLinked = false;
+  sentTick = 0;
 
   constructor(
     private readonly ctx: ForwardContext,
     readonly res: ServerResponse,
     readonly pool: UpstreamPool,
     endpoint: Endpoint,
-    readonly opts: { path: string; method: string; headers: string[]; body: IncomingMessage | null },
+    readonly opts: { path: string; method: string; headers: string[]; body: IncomingMessage | null; headersTimeout: number | undefined },
     readonly requestId: string,
     readonly remote: string,
     private readonly start: number,
@@ -95,11 +106,20 @@ export class Exchange implements ResponseMeta {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort;
-    if (this.clientGone) abort(new Error('client closed'));
+    if (this.clientGone) return abort(new Error('client closed'));
+    // undici calls this as it writes the request: the response timeout starts now.
+    const deadlines = this.ctx.deadlines;
+    if (deadlines !== undefined && this.opts.body === null) deadlines.add(this);
+  }
+
+  /** No response headers within timeouts.response: as undici's own headers timeout would fail it. */
+  headersTimedOut(): void {
+    this.abortUpstream?.(new errors.HeadersTimeoutError());
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx informational: not forwarded
+    if (this.awaitLinked) this.ctx.deadlines?.remove(this);
     this.headerMicros = (this.ctx.now() - this.start) * 1000;
     this.status = statusCode;
     this.resumeUpstream = resume;
@@ -145,6 +165,7 @@ export class Exchange implements ResponseMeta {
 
   onError(err: Error): void {
     if (this.finished) return;
+    if (this.awaitLinked) this.ctx.deadlines?.remove(this);
     if (this.clientGone) {
       this.finish(undefined, true);
       return;

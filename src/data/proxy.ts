@@ -11,6 +11,7 @@ import { CLIENT_ERRORS, type SluiceError } from '../core/errors.js';
 import { listenOn, TrustedSet } from '../core/net.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
+import { ResponseDeadlines } from './deadlines.js';
 import { Exchange, sendError, type ForwardContext } from './forward.js';
 import { headerNames, SAFE_REQUEST_ID, scanRequestHeaders, type HeaderNames, type ScannedRequest } from './headers.js';
 import { choosePool, clientIp, normalizeIp, parseSplitKey, type Selector } from './select.js';
@@ -52,6 +53,7 @@ export class ProxyServer {
   private closing = false;
   private drained: (() => void) | undefined;
   private readonly available: (id: PoolId) => boolean;
+  private readonly bodyHeadersTimeout: number | undefined;
 
   constructor(deps: ProxyDeps) {
     this.deps = deps;
@@ -62,7 +64,13 @@ export class ProxyServer {
     this.selector = { key, overrideCookie: ov === false ? undefined : ov.cookie };
     this.names = headerNames(key.kind === 'header' ? key.name : undefined, ov === false ? undefined : ov.header);
     const now = () => performance.now();
-    this.ctx = { recorder: deps.recorder, accessLog: deps.accessLog, now, done: this.exchangeDone, idleMs: c.timeouts.idle };
+    // timeouts.response shorter than timeouts.idle (the defaults): sluice keeps it for body-less
+    // requests (deadlines.ts), undici gets the longer one for both (Endpoint), and a request with
+    // a body carries its own, since undici restarts it as the body goes out.
+    const t = c.timeouts;
+    const deadlines = t.response < t.idle ? new ResponseDeadlines(t.response) : undefined;
+    this.bodyHeadersTimeout = deadlines === undefined ? undefined : t.response;
+    this.ctx = { recorder: deps.recorder, accessLog: deps.accessLog, now, done: this.exchangeDone, idleMs: t.idle, deadlines };
     const pools = deps.pools;
     this.available = (id) => {
       const p = pools[id];
@@ -101,6 +109,7 @@ export class ProxyServer {
   }
 
   listen(port: number, host: string): Promise<number> {
+    this.ctx.deadlines?.start();
     return listenOn(this.server, port, host);
   }
 
@@ -180,7 +189,13 @@ export class ProxyServer {
       res,
       pool,
       endpoint,
-      { path: p.path, method, headers: p.scanned.out, body: p.scanned.hasBody ? req : null },
+      {
+        path: p.path,
+        method,
+        headers: p.scanned.out,
+        body: p.scanned.hasBody ? req : null,
+        headersTimeout: p.scanned.hasBody ? this.bodyHeadersTimeout : undefined,
+      },
       p.requestId,
       p.ip,
       now,
@@ -205,6 +220,7 @@ export class ProxyServer {
     }
     this.ws.closeAll();
     this.server.closeAllConnections();
+    this.ctx.deadlines?.stop();
     await closed;
   }
 }

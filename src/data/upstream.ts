@@ -33,7 +33,10 @@ export class Endpoint {
     this.dispatcher = new Pool(this.url, {
       connections: opts.connections,
       connectTimeout: opts.connectTimeout,
-      headersTimeout: opts.headersTimeout,
+      // One timeout for headers and body when response < idle: undici then refreshes one timer
+      // per connection rather than arming a second per response; sluice keeps the shorter
+      // response timeout itself (data/deadlines.ts).
+      headersTimeout: Math.max(opts.headersTimeout, opts.bodyTimeout),
       bodyTimeout: opts.bodyTimeout,
       // Idle upstream connections are kept 4 s unless the upstream's Keep-Alive says otherwise:
       // longer than Node's 5 s server default would race the upstream's own close.

@@ -26,6 +26,31 @@ describe('fault injection', () => {
     expect(blue.seen.length).toBe(0);
   });
 
+  // The test above takes sluice's own response deadlines (response < idle, no body); these take
+  // undici's: a request with a body carries its own timeout, and response >= idle leaves both to undici.
+  it.each([
+    ['a request with a body', { response: '400ms' }, 'POST'],
+    ['response no shorter than idle', { response: '400ms', idle: '400ms' }, 'GET'],
+  ] as const)('answers 504 at timeouts.response for %s too', async (_name, timeouts, method) => {
+    const blue = h.track(await startUpstream('blue'));
+    const fp = h.track(await startFaultProxy(blue.url, { blackhole: true }));
+    const green = h.track(await startUpstream('green'));
+    const s = (h.sluice = await startTestSluice(fp.url, green.url, { timeouts }));
+    const r = await request(`${s.base}/`, { method, body: method === 'POST' ? 'payload' : undefined });
+    expect(r.statusCode).toBe(504);
+    expect(((await r.body.json()) as { error: { code: string } }).error.code).toBe('upstream_timeout');
+    expect(s.recorder.errorCount(0, 'timeout')).toBe(1);
+  });
+
+  it('does not time out a slow upstream that answers within timeouts.response', async () => {
+    const blue = h.track(await startUpstream('blue', (_req, res) => void setTimeout(() => res.end('late but in time'), 250)));
+    const green = h.track(await startUpstream('green'));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, { timeouts: { response: '600ms' } }));
+    const rs = await Promise.all([0, 1, 2].map(() => request(`${s.base}/`).then(async (r) => [r.statusCode, await r.body.text()])));
+    expect(rs).toEqual([0, 1, 2].map(() => [200, 'late but in time']));
+    expect(s.recorder.errorCount(0, 'timeout')).toBe(0);
+  });
+
   it('truncates the client and counts an error when the upstream resets mid-body', async () => {
     const big = Buffer.alloc(64 * 1024, 0x62);
     const blue = h.track(
