@@ -15,7 +15,7 @@ export const canPin = has('taskset');
  * start and the Dockerfile use them), plus --single-threaded-gc when pinned to one core, as the
  * README advises for one-CPU deployments (src/core/gc.ts).
  */
-const launchFlags = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).config.nodeFlags.split(' ');
+export const launchFlags = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).config.nodeFlags.split(' ');
 export const nodeFlags = canPin ? [...launchFlags, '--single-threaded-gc'] : launchFlags;
 
 /** An nginx config under `dir/name` with one worker and no disk logs; returns nginx's arguments. */

@@ -131,7 +131,7 @@ export const configSchema = z
     timeouts: z
       .object({
         connect: duration().default(5000).describe('Upstream TCP connect.'),
-        response: duration().default(30_000).describe('Upstream response headers after the request was sent (504 past it). Checked on undici\'s timer wheel: fires up to ~1 s late.'),
+        response: duration().default(30_000).describe('Upstream response headers after the request was sent (504 past it). Checked on a coarse clock: fires up to ~1 s late.'),
         idle: duration().default(60_000).describe('Idle time: between upstream body chunks (up to ~1 s late, like response), and idle or slow client connections.'),
         clientHeaders: duration().default(10_000).describe('Client request headers must arrive within this (408 and close past it).'),
       })
