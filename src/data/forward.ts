@@ -59,8 +59,6 @@ export class Exchange implements ResponseMeta, Awaiting {
    * passes through the stream machinery twice.
    */
   bodyLength = -1;
-  /** The client response was ended with the body's last chunk. */
-  private ended = false;
   private abortUpstream: ((err?: Error) => void) | undefined;
   private resumeUpstream: (() => void) | undefined;
   private onDrainBound: (() => void) | undefined;
@@ -138,7 +136,6 @@ export class Exchange implements ResponseMeta, Awaiting {
     const left = this.bodyLength;
     if (left === chunk.length) {
       this.bodyLength = -1;
-      this.ended = true;
       this.res.end(chunk);
       return true;
     }
@@ -159,7 +156,7 @@ export class Exchange implements ResponseMeta, Awaiting {
   }
 
   onComplete(): void {
-    if (!this.ended) this.res.end();
+    if (!this.res.writableEnded) this.res.end(); // else the last chunk ended it (onData)
     this.finish(undefined);
   }
 

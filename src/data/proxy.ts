@@ -53,7 +53,6 @@ export class ProxyServer {
   private closing = false;
   private drained: (() => void) | undefined;
   private readonly available: (id: PoolId) => boolean;
-  private readonly bodyHeadersTimeout: number | undefined;
 
   constructor(deps: ProxyDeps) {
     this.deps = deps;
@@ -69,7 +68,6 @@ export class ProxyServer {
     // a body carries its own, since undici restarts it as the body goes out.
     const t = c.timeouts;
     const deadlines = t.response < t.idle ? new ResponseDeadlines(t.response) : undefined;
-    this.bodyHeadersTimeout = deadlines === undefined ? undefined : t.response;
     this.ctx = { recorder: deps.recorder, accessLog: deps.accessLog, now, done: this.exchangeDone, idleMs: t.idle, deadlines };
     const pools = deps.pools;
     this.available = (id) => {
@@ -194,7 +192,7 @@ export class ProxyServer {
         method,
         headers: p.scanned.out,
         body: p.scanned.hasBody ? req : null,
-        headersTimeout: p.scanned.hasBody ? this.bodyHeadersTimeout : undefined,
+        headersTimeout: p.scanned.hasBody ? this.ctx.deadlines?.timeoutMs : undefined,
       },
       p.requestId,
       p.ip,
