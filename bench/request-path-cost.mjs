@@ -1,6 +1,7 @@
 // What sluice's own request-path functions cost per call, in-process (no sockets): request
 // preparation (header scan, key, hash, pool choice, forwarding headers), the response-header
-// rewrite, recording, and an access-log line (into a sink that drops it). The socket-level cost per request is npm run bench's job.
+// rewrite, recording, and an access-log line (into a sink that drops it). The socket-level cost
+// per request is npm run bench's job.
 // Usage: npm run build && node bench/request-path-cost.mjs
 import { parseConfig } from '../dist/core/config.js';
 import { createLogger } from '../dist/core/log.js';
