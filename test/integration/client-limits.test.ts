@@ -84,8 +84,12 @@ describe('connection cap', () => {
       expect(fourth.closed).toBe(true);
       expect(fourth.status).toBe(0);
       for (const c of held) c.destroy();
-      await new Promise((r) => setTimeout(r, 100));
-      const again = await rawRequest(s.proxyPort, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      // sluice sees the closes a moment later; retry until it serves again (at most 5 s).
+      let again = { status: 0 };
+      for (const t = Date.now(); again.status !== 200 && Date.now() - t < 5000; ) {
+        await new Promise((r) => setTimeout(r, 50));
+        again = await rawRequest(s.proxyPort, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      }
       expect(again.status).toBe(200);
     } finally {
       await s.stop();

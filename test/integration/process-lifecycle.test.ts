@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, request } from 'undici';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { runCli, startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
@@ -74,10 +75,17 @@ describe('the sluice command', () => {
 
   it('on SIGTERM finishes the request in flight, then exits 0', async () => {
     const dir = tmp();
-    ups = [await startUpstream('blue', (_q, res) => setTimeout(() => res.end('slow-ok'), 700)), await startUpstream('green')];
+    let arrived!: () => void;
+    const reached = new Promise<void>((r) => (arrived = r));
+    const slow = (q: IncomingMessage, res: ServerResponse) => {
+      if (q.url === '/slow') arrived();
+      setTimeout(() => res.end('slow-ok'), 700);
+    };
+    ups = [await startUpstream('blue', slow), await startUpstream('green')];
     running = await startProcess(writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url)));
     const inflight = request(`http://127.0.0.1:${running.proxyPort}/slow`).then(async (r) => ({ status: r.statusCode, body: await r.body.text() }));
-    await new Promise((r) => setTimeout(r, 150));
+    // SIGTERM only once the upstream has the request: before that the connection is idle.
+    await reached;
     running.proc.kill('SIGTERM');
     expect(await inflight).toEqual({ status: 200, body: 'slow-ok' });
     expect(await running.exited).toBe(0);
@@ -165,7 +173,8 @@ describe('SIGTERM under load', () => {
       }
     };
     const workers = Array.from({ length: 16 }, worker);
-    await new Promise((r) => setTimeout(r, 600));
+    // SIGTERM once the upstream has seen more than one round of requests (however slow the host).
+    while (ups[0]!.seen.length < 20) await new Promise((r) => setTimeout(r, 20));
     running.proc.kill('SIGTERM');
     expect(await running.exited).toBe(0);
     stop = true;

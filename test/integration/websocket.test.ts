@@ -49,11 +49,20 @@ describe('websocket', () => {
 
   it('accepts no new upgrade while shutting down, and still finishes the request in flight', async () => {
     const ups = await pair();
-    const slow = h.track(await startUpstream('blue', (_q, res) => setTimeout(() => res.end('late'), 800)));
+    let arrived!: () => void;
+    const reached = new Promise<void>((r) => (arrived = r));
+    const slow = h.track(
+      await startUpstream('blue', (q, res) => {
+        if (q.url === '/slow') arrived();
+        setTimeout(() => res.end('late'), 800);
+      }),
+    );
     const sluice = (h.sluice = await startTestSluice([slow.url], ups[1]!.url));
-    // A request in flight keeps the shutdown waiting (up to shutdownGrace).
+    // A request in flight keeps the shutdown waiting (up to shutdownGrace). Wait until the
+    // upstream has it: a connection whose request has not been read yet is idle, and shutdown
+    // closes idle connections.
     const inflight = request(`${sluice.base}/slow`).then((r) => r.body.text());
-    await new Promise((r) => setTimeout(r, 100));
+    await reached;
     const stopping = sluice.stop();
     // The listener is closed: the connection is refused (an upgrade racing on a kept-alive
     // connection would get 503), never switched to a WebSocket.
