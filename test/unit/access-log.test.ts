@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AccessLog } from '../../src/data/access-log.js';
+import { AccessLog, FLUSH_BYTES, millis } from '../../src/data/access-log.js';
 
 /** A sink that keeps each write, as the shared log destination would receive them. */
 const sink = () => {
@@ -29,9 +29,24 @@ describe('access log', () => {
   it('hands over a full batch at once, without waiting for the timer', () => {
     const out = sink();
     const log = new AccessLog(out, 1_000_000);
-    for (let i = 0; i < 200; i++) log.log(0, 'id', 'GET', `/${'x'.repeat(200)}`, 200, 'blue', 'e', 1, 'r', undefined);
+    const lines = Math.ceil((2 * FLUSH_BYTES) / 200);
+    for (let i = 0; i < lines; i++) log.log(0, 'id', 'GET', `/${'x'.repeat(200)}`, 200, 'blue', 'e', 1, 'r', undefined);
     expect(out.writes.length).toBeGreaterThan(0);
+    expect(out.writes.every((w) => w.length >= FLUSH_BYTES)).toBe(true);
     log.close();
-    expect(out.writes.join('').trim().split('\n').length).toBe(200);
+    expect(out.writes.join('').trim().split('\n').length).toBe(lines);
+  });
+
+  it('writes milliseconds with three decimals as the same number a rounding would give', () => {
+    const cases: [number, string][] = [[0, '0'], [-0.2, '0'], [Number.NaN, '0'], [0.0004, '0'], [0.0005, '0.001'], [0.05, '0.050'], [1.23456, '1.235'], [2, '2.000'], [9.9999, '10.000'], [123.4, '123.400'], [3_000_000.007, '3000000.007']];
+    for (const [ms, text] of cases) {
+      expect(millis(ms)).toBe(text);
+      expect(Number(text)).toBe(Math.max(0, Math.round(ms * 1000) / 1000) || 0);
+    }
+    // Property: any duration up to a day reads back as the rounded value.
+    for (let i = 0; i < 10_000; i++) {
+      const ms = Math.random() * 86_400_000 * (i % 2 ? 1 : 1e-6);
+      expect(Number(millis(ms))).toBe(Math.round(ms * 1000) / 1000);
+    }
   });
 });
