@@ -7,7 +7,7 @@
 //                                                                  save bench/results/perf/<name>.json
 //   node bench/perf.mjs --diff <a> <b> [--top N]                   µs per request by symbol, a − b
 // Needs `perf` (Debian: linux-perf). Names: sluice, sluice-access, bare.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,15 +47,17 @@ const name = `${which}${access ? '-access' : ''}`;
 pinSelf(1);
 mkdirSync(outDir, { recursive: true });
 const dir = mkdtempSync(join(tmpdir(), 'sluice-perf-'));
+// --perf-basic-prof also turns on V8's log: keep it out of the working directory.
+const v8Flags = ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, 'v8.log')}`];
 const { proc: origin, url: upstream } = await startOrigin(dir);
 let proc;
 let port;
 if (which === 'bare') {
   port = await freePort();
-  proc = startPinned(0, process.execPath, [...nodeFlags, '--perf-basic-prof', join(here, 'contenders/bare-undici.mjs')], { PORT: String(port), UPSTREAM: upstream });
+  proc = startPinned(0, process.execPath, [...nodeFlags, ...v8Flags, join(here, 'contenders/bare-undici.mjs')], { PORT: String(port), UPSTREAM: upstream });
   await waitPort(port);
 } else {
-  const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access } }, undefined, ['--perf-basic-prof']);
+  const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access } }, undefined, v8Flags);
   ({ proc, port } = s);
 }
 const url = `http://127.0.0.1:${port}/`;
@@ -77,6 +79,7 @@ await new Promise((res) => rec.once('exit', res));
 await stop(proc);
 await stop(origin);
 const report = spawnSync('perf', ['report', '-i', data, '--stdio', '-n', '--sort', 'dso,sym'], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout;
+rmSync(`/tmp/perf-${proc.pid}.map`, { force: true }); // V8's JIT symbol map, read by perf report
 // Samples are counted over slightly more than the load (recording starts 300 ms early and stops
 // after it): per-request figures are a little high, alike for every contender.
 const perRequest = {};
