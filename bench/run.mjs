@@ -156,6 +156,8 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
     // The same, paired: each round's on ÷ off, so drift between rounds cancels (context only).
     ['access log: added CPU, median of per-round ratios (%)', (median(results['sluice (access log on)'].map((r, i) => r.cpuUsPerReq / results['sluice (access log off)'][i].cpuUsPerReq)) - 1) * 100, undefined, '(context)', 1],
     ['p99 added over direct at a moderate load (ms)', modOf('sluice (access log off)').p99 - direct99, (x) => x < 1, '< 1', 3],
+    // Node's floor on this host, for context: sluice's p99 against the bare undici proxy's.
+    ['p99 over the bare undici proxy at a moderate load (ms)', modOf('sluice (access log off)').p99 - modOf('bare undici').p99, undefined, '(context)', 3],
   ];
   lines.push('', '| target | this run | goal | |', '| --- | --- | --- | --- |');
   for (const [name, x, ok, goal, d] of targets) lines.push(`| ${name} | ${f(x, d)} | ${goal} | ${ok === undefined ? '' : cmp(x, ok)} |`);
