@@ -6,11 +6,10 @@
 //   [--extra '<sluice config JSON>']
 // Without --nvp each scavenge counts as one semi-space (32 MiB) of allocation, an upper bound:
 // V8 starts a scavenge a little before the semi-space is full.
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { spawn } from 'node:child_process';
-import { canPin, freePort, launchFlags, load, nodeFlags, pinSelf, startOrigin, stop, waitPort } from './lib.mjs';
+import { freePort, launchFlags, load, nodeFlags, pinSelf, startOrigin, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
 
 const argv = process.argv.slice(2);
 const which = argv[0] && !argv[0].startsWith('--') ? argv[0] : 'sluice';
@@ -20,31 +19,21 @@ const semiSpaceMiB = Number(/--max-semi-space-size=(\d+)/.exec(launchFlags.join(
 pinSelf(1);
 const dir = mkdtempSync(join(tmpdir(), 'sluice-alloc-'));
 const { proc: origin, url: upstream } = await startOrigin(dir);
-const port = await freePort();
-let args = [];
-let env = { ...process.env };
+// V8 prints its GC trace on stdout: into a file read below.
+const gcLog = join(dir, 'gc.txt');
+const gcFlags = ['--trace-gc', ...(argv.includes('--nvp') ? ['--trace-gc-nvp'] : [])];
+let proc;
+let port;
 if (which === 'bare' || which === 'bare-headers') {
-  args = [new URL('contenders/bare-undici.mjs', import.meta.url).pathname];
-  env = { ...env, PORT: String(port), UPSTREAM: upstream, HEADERS: which === 'bare-headers' ? 'sluice' : '' };
+  port = await freePort();
+  const env = { PORT: String(port), UPSTREAM: upstream, HEADERS: which === 'bare-headers' ? 'sluice' : '' };
+  proc = startPinned(0, process.execPath, [...nodeFlags, ...gcFlags, new URL('contenders/bare-undici.mjs', import.meta.url).pathname], env, gcLog);
+  await waitPort(port);
 } else {
   const dist = which === 'sluice' ? new URL('../dist', import.meta.url).pathname : resolve(which);
-  const file = join(dir, 'sluice.json');
-  writeFileSync(file, JSON.stringify({
-    listen: { host: '127.0.0.1', port },
-    admin: { host: '127.0.0.1', port: await freePort() },
-    pools: { blue: { endpoints: [upstream] }, green: { endpoints: [upstream] } },
-    split: { initialCanaryWeight: 10 },
-    stateFile: join(dir, 'state.json'),
-    audit: { file: null },
-    log: { level: 'warn', access },
-    ...(argv.includes('--extra') ? JSON.parse(argv[argv.indexOf('--extra') + 1]) : {}),
-  }));
-  args = [join(dist, 'cli.js'), '--config', file];
+  const extra = { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access }, ...(argv.includes('--extra') ? JSON.parse(argv[argv.indexOf('--extra') + 1]) : {}) };
+  ({ proc, port } = await startSluiceProcess(upstream, upstream, extra, join(dist, 'cli.js'), gcFlags, gcLog));
 }
-const gcLog = join(dir, 'gc.txt');
-const cmd = [process.execPath, ...nodeFlags, '--trace-gc', ...(argv.includes('--nvp') ? ['--trace-gc-nvp'] : []), ...args];
-const proc = spawn(canPin ? 'taskset' : cmd[0], canPin ? ['-c', '0', ...cmd] : cmd.slice(1), { stdio: ['ignore', openSync(gcLog, 'w'), 'inherit'], env });
-await waitPort(port);
 const url = `http://127.0.0.1:${port}/`;
 const scavenges = () => readFileSync(gcLog, 'utf8').split('\n').filter((l) => l.includes('Scavenge') || l.includes(' gc=s '));
 await load(url, { seconds: 3, connections: 64 });
@@ -53,7 +42,7 @@ const r = await load(url, { seconds, connections: 64 });
 const during = scavenges().slice(before);
 const n = during.length;
 const pauses = during.map((l) => Number((/MB, ([\d.]+) \//.exec(l) ?? /pause=([\d.]+)/.exec(l))?.[1])).filter(Number.isFinite).sort((a, b) => a - b);
-proc.kill('SIGTERM');
+await stop(proc);
 await stop(origin);
 if (r.errors) console.error(`${r.errors} errors`);
 const nvp = (k) => during.map((l) => Number(new RegExp(`${k}=([\\d.]+)`).exec(l)?.[1])).filter(Number.isFinite);

@@ -71,11 +71,11 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-/** Start a process pinned to `cpu` (when taskset exists), stdout to /dev/null. */
-export function startPinned(cpu, cmd, args, env = {}) {
-  const devnull = openSync('/dev/null', 'w');
+/** Start a process pinned to `cpu` (when taskset exists), stdout to a file (/dev/null). */
+export function startPinned(cpu, cmd, args, env = {}, stdout = '/dev/null') {
+  const out = openSync(stdout, 'w');
   const full = canPin ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
-  const proc = spawn(full[0], full[1], { stdio: ['ignore', devnull, 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(full[0], full[1], { stdio: ['ignore', out, 'pipe'], env: { ...process.env, ...env } });
   let err = '';
   proc.stderr.on('data', (d) => (err += d.toString()));
   proc.errors = () => err;
@@ -206,7 +206,7 @@ export async function loadAtRate(url, { seconds, rate, connections = 16 }) {
  * `cli` runs another build (bench/ab.mjs compares two); `nodeArgs` go after the launch flags
  * (bench/profile.mjs adds --cpu-prof).
  */
-export async function startSluiceProcess(blue, green, extra = {}, cli = new URL('../dist/cli.js', import.meta.url).pathname, nodeArgs = []) {
+export async function startSluiceProcess(blue, green, extra = {}, cli = new URL('../dist/cli.js', import.meta.url).pathname, nodeArgs = [], stdout = undefined) {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
   const port = await freePort();
   const adminPort = await freePort();
@@ -220,7 +220,7 @@ export async function startSluiceProcess(blue, green, extra = {}, cli = new URL(
     log: { level: 'warn', access: false },
     ...extra,
   }));
-  const proc = startPinned(0, process.execPath, [...nodeFlags, ...nodeArgs, cli, '--config', file]);
+  const proc = startPinned(0, process.execPath, [...nodeFlags, ...nodeArgs, cli, '--config', file], {}, stdout);
   await waitPort(port);
   await waitPort(adminPort);
   return { proc, dir, port, adminPort, base: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };
