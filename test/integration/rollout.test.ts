@@ -86,9 +86,9 @@ describe('rollout on real sockets', () => {
       // Afterwards: only blue answers. Requests already at green when the table was swapped finish
       // there (by design: nothing in flight fails), so let them drain before the snapshot.
       // Wait until green's count has held for 200 ms (at most 5 s: a leak never holds that long).
-      for (let seen = load.counts.green, t = Date.now(); Date.now() - t < 5000; seen = load.counts.green) {
+      for (let seen = -1, t = Date.now(); load.counts.green !== seen && Date.now() - t < 5000; ) {
+        seen = load.counts.green;
         await new Promise((r) => setTimeout(r, 200));
-        if (load.counts.green === seen) break;
       }
       const before = { ...load.counts };
       await new Promise((r) => setTimeout(r, 300));
