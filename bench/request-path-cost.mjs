@@ -17,7 +17,7 @@ const config = parseConfig({ pools: { blue: { endpoints: [urls.blue] }, green: {
 const opts = { connections: 1, connectTimeout: 1000, headersTimeout: 1000, bodyTimeout: 1000, ejectAfter: 3, ejectFor: 1000 };
 const pools = [new UpstreamPool(0, 'blue', [urls.blue], opts, Date.now), new UpstreamPool(1, 'green', [urls.green], opts, Date.now)];
 const recorder = new Recorder();
-const proxy = new ProxyServer({ config, table: new TableCell(makeTable(1, 'blue', { blue: 90, green: 10 })), pools, recorder, accessLog: undefined, logger: createLogger('silent') });
+const proxy = new ProxyServer({ config, table: new TableCell(makeTable(1, 'blue', { blue: 90, green: 10 })), pools, recorder, accessLog: new AccessLog({ write() {} }), logger: createLogger('silent') });
 // What wrk sends, and what nginx answers (as undici hands it over: Buffers).
 const req = { url: '/', method: 'GET', rawHeaders: ['Host', '127.0.0.1:8080'], socket: { remoteAddress: '127.0.0.1' } };
 const upstreamHeaders = ['Server', 'nginx/1.22.1', 'Date', 'Sun, 22 Nov 2026 10:54:12 GMT', 'Content-Type', 'text/plain', 'Content-Length', '11', 'Connection', 'keep-alive'].map((s) => Buffer.from(s, 'latin1'));

@@ -2,7 +2,7 @@
  * The CLI client: subcommands that talk to a running sluice's admin API. Non-zero exit with the
  * reason on stderr for any failure (unreachable, 401, 403, 409, 400).
  */
-export const CLIENT_COMMANDS = new Set(['status', 'weights', 'rollout', 'history']);
+export const CLIENT_COMMANDS = new Set(['status', 'weights', 'rollout', 'history', 'log']);
 
 interface StatusDoc {
   version: number;
@@ -104,6 +104,18 @@ export async function runClient(positional: readonly string[], flags: Map<string
         if (flags.has('--json')) process.stdout.write(`${JSON.stringify(h, null, 2)}\n`);
         else if (h.history.length === 0) process.stdout.write('no history yet\n');
         else for (const e of h.history) process.stdout.write(`${new Date(e.at).toISOString()}  ${e.event.padEnd(12)} by ${e.by.padEnd(8)} blue=${e.weights.blue} green=${e.weights.green} ${e.phase}${e.reason ? `  ${e.reason}` : ''}\n`);
+        return 0;
+      }
+      case 'log': {
+        // No arguments: show. level=<level> and/or access=on|off: change until the next restart.
+        const body: Record<string, unknown> = {};
+        for (const a of rest) {
+          const m = /^(level|access)=(.+)$/.exec(a);
+          if (m === null || (m[1] === 'access' && m[2] !== 'on' && m[2] !== 'off')) throw new ClientError(`bad setting ${JSON.stringify(a)}: expected level=<level> or access=on|off`);
+          body[m[1] as string] = m[1] === 'access' ? m[2] === 'on' : m[2];
+        }
+        const l = (await call(base, token, rest.length === 0 ? 'GET' : 'PUT', '/api/v1/log', rest.length === 0 ? undefined : body)) as { level: string; access: boolean };
+        process.stdout.write(`level ${l.level}   access log ${l.access ? 'on' : 'off'}\n`);
         return 0;
       }
     }

@@ -21,7 +21,7 @@ import { FileStateStore, type StateStore } from './control/state-store.js';
 import { AdminServer } from './admin/server.js';
 import { Authenticator } from './admin/auth.js';
 import { AuditLog } from './admin/audit.js';
-import { apiRoutes } from './admin/routes.js';
+import { apiRoutes, type LogLevel, type LogSettings } from './admin/routes.js';
 import { loadAssets } from './admin/assets.js';
 import { EventHub } from './admin/events.js';
 import { FailureLimiter } from './admin/rate-limit.js';
@@ -78,7 +78,8 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const store = opts.store ?? new FileStateStore<ControllerState>(config.stateFile, validateState);
   const notifier = opts.notifier ?? new WebhookNotifier(config.webhooks, logger);
   const controller = new Controller({ config, table, store, window, pools, clock, logger, notifier });
-  const accessLog = config.log.access ? new AccessLog(destination ?? process.stdout) : undefined;
+  // Always there (it costs nothing until a line is written): PUT /api/v1/log can switch it on.
+  const accessLog = new AccessLog(destination ?? process.stdout);
 
   const proxy = new ProxyServer({ config, table, pools, recorder, accessLog, logger });
   const a = config.rollout.analysis;
@@ -99,6 +100,15 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     windows: () => controller.windows,
   });
 
+  // Log level and access log, changed at run time until the next restart (config holds the start).
+  const logSettings: LogSettings = {
+    get: () => ({ level: logger.level as LogLevel, access: proxy.accessLogging }),
+    set: (s) => {
+      if (s.level !== undefined) logger.level = s.level;
+      if (s.access !== undefined) proxy.accessLogging = s.access;
+    },
+  };
+
   let ready = false;
   const admin = new AdminServer({
     host: config.admin.host,
@@ -107,12 +117,12 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     audit: new AuditLog(config.audit.file),
     limiter: new FailureLimiter(10, 60_000, clock),
     registry,
-    routes: apiRoutes(controller, status, events),
+    routes: apiRoutes(controller, status, events, logSettings),
     assets: loadAssets(),
     ready: () => ready,
     snapshot: () => {
       const s = controller.state;
-      return { version: s.version, stable: s.stable, weights: s.weights, phase: s.phase, stepIndex: s.stepIndex };
+      return { version: s.version, stable: s.stable, weights: s.weights, phase: s.phase, stepIndex: s.stepIndex, log: logSettings.get() };
     },
     logger,
   });
@@ -143,7 +153,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       await proxy.close(config.shutdownGrace);
       await health?.stop();
       await Promise.all(pools.map((p) => p.close()));
-      accessLog?.close();
+      accessLog.close();
       events.close();
       await admin.close();
       try {

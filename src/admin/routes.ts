@@ -1,11 +1,20 @@
 /** The /api/v1 routes: each turns a call into a controller command or a read. */
+import type { z } from 'zod';
 import type { Controller } from '../control/controller.js';
 import { SluiceError } from '../core/errors.js';
 import type { EventHub } from './events.js';
 import type { Route } from './server.js';
-import { commandBody, fullWeights, startBody, weightsBody } from './schemas.js';
+import { commandBody, fullWeights, logBody, startBody, weightsBody } from './schemas.js';
 
-export function apiRoutes(controller: Controller, status: () => unknown, events: EventHub): Route[] {
+export type LogLevel = z.output<typeof logBody>['level'] & string;
+
+/** The process's log level and access log, as PUT /api/v1/log reads and changes them. */
+export interface LogSettings {
+  get(): { level: LogLevel; access: boolean };
+  set(s: { level?: LogLevel | undefined; access?: boolean | undefined }): void;
+}
+
+export function apiRoutes(controller: Controller, status: () => unknown, events: EventHub, log: LogSettings): Route[] {
   const simple = (name: 'pause' | 'resume' | 'promote' | 'abort'): Route => ({
     method: 'POST',
     path: `/api/v1/rollout/${name}`,
@@ -46,6 +55,17 @@ export function apiRoutes(controller: Controller, status: () => unknown, events:
     simple('promote'),
     simple('abort'),
     { method: 'GET', path: '/api/v1/history', role: 'viewer', handle: () => ({ history: controller.state.history }) },
+    { method: 'GET', path: '/api/v1/log', role: 'viewer', handle: () => log.get() },
+    {
+      method: 'PUT',
+      path: '/api/v1/log',
+      role: 'operator',
+      action: 'log.set',
+      handle: (ctx) => {
+        log.set(ctx.parse(logBody));
+        return log.get();
+      },
+    },
     {
       method: 'GET',
       path: '/api/v1/events',

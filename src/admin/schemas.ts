@@ -1,6 +1,6 @@
 /** Admin request bodies, validated by zod; failures name the field. */
 import { z } from 'zod';
-import { duration, percent } from '../core/config.js';
+import { duration, logLevel, percent } from '../core/config.js';
 
 export const weightsBody = z
   .object({
@@ -23,6 +23,11 @@ export const startBody = z
   .strict();
 
 export const commandBody = z.object({ expectedVersion: z.number().int().nonnegative().optional(), reason: z.string().max(500).optional() }).strict();
+
+export const logBody = z
+  .object({ level: logLevel().optional(), access: z.boolean().optional() })
+  .strict()
+  .refine((b) => b.level !== undefined || b.access !== undefined, 'give level, access or both');
 
 /** Complete a one-sided weights body. */
 export function fullWeights(w: { blue?: number | undefined; green?: number | undefined }): { blue: number; green: number } {

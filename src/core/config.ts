@@ -39,6 +39,8 @@ const httpUrl = z.string().refine((s) => {
 }, 'Invalid url (expected http(s)://host:port with no path)');
 
 export const POOL_NAMES = ['blue', 'green'] as const;
+/** pino's levels: the config key log.level and the admin API's PUT /api/v1/log. */
+export const logLevel = () => z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 export type PoolName = (typeof POOL_NAMES)[number];
 
 const poolSchema = z
@@ -164,8 +166,8 @@ export const configSchema = z
       .describe('JSON POST per rollout event to each url (optionally only the listed events).'),
     log: z
       .object({
-        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('pino log level.'),
-        access: z.boolean().default(true).describe('One access log line per request, written in batches off the request path.'),
+        level: logLevel().default('info').describe('pino log level (PUT /api/v1/log changes it until restart).'),
+        access: z.boolean().default(true).describe('One access log line per request, written in batches off the request path (PUT /api/v1/log switches it until restart).'),
       })
       .strict()
       .prefault({}),

@@ -24,7 +24,8 @@ export interface ProxyDeps {
   table: TableCell;
   pools: readonly [UpstreamPool, UpstreamPool];
   recorder: Recorder;
-  accessLog: AccessLog | undefined;
+  /** Written to while access logging is on (config log.access, then `accessLogging`). */
+  accessLog: AccessLog;
   logger: Logger;
 }
 
@@ -68,7 +69,7 @@ export class ProxyServer {
     // a body carries its own, since undici restarts it as the body goes out.
     const t = c.timeouts;
     const deadlines = t.response < t.idle ? new ResponseDeadlines(t.response) : undefined;
-    this.ctx = { recorder: deps.recorder, accessLog: deps.accessLog, now, done: this.exchangeDone, idleMs: t.idle, deadlines };
+    this.ctx = { recorder: deps.recorder, accessLog: c.log.access ? deps.accessLog : undefined, now, done: this.exchangeDone, idleMs: t.idle, deadlines };
     const pools = deps.pools;
     this.available = (id) => {
       const p = pools[id];
@@ -113,6 +114,15 @@ export class ProxyServer {
 
   get inFlight(): number {
     return this.inflight;
+  }
+
+  /** Whether exchanges finishing from now on write an access log line (PUT /api/v1/log). */
+  get accessLogging(): boolean {
+    return this.ctx.accessLog !== undefined;
+  }
+
+  set accessLogging(on: boolean) {
+    this.ctx.accessLog = on ? this.deps.accessLog : undefined;
   }
 
   private readonly exchangeDone = (): void => {

@@ -132,6 +132,36 @@ describe('admin API', () => {
     expect(JSON.stringify(audit)).not.toMatch(/secret/);
   });
 
+  it('reads and changes the log settings: a viewer reads, an operator changes, audited, 400 naming the field', async () => {
+    await start({
+      admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'viewer1', sha256: sha256Hex('view-secret'), role: 'viewer' }, { id: 'ops', sha256: sha256Hex('ops-secret'), role: 'operator' }] },
+    });
+    const view = { authorization: 'Bearer view-secret' };
+    const ops = { authorization: 'Bearer ops-secret' };
+    expect((await api('GET', '/api/v1/log', undefined, view)).json).toEqual({ level: 'silent', access: false });
+    expect((await api('PUT', '/api/v1/log', { access: true }, view)).status).toBe(403);
+    const bad: [unknown, string, string][] = [
+      [{}, '(body)', 'give level, access or both'],
+      [{ level: 'loud' }, 'level', 'level'],
+      [{ access: 'yes' }, 'access', 'access'],
+      [{ access: true, colour: 'red' }, '(body)', 'colour: unknown key'],
+    ];
+    for (const [body, field, message] of bad) {
+      const r = await api('PUT', '/api/v1/log', body, ops);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.json.error.field.split(',')).toContain(field);
+      expect(r.json.error.message).toContain(message);
+    }
+    expect((await api('GET', '/api/v1/log', undefined, view)).json).toEqual({ level: 'silent', access: false });
+    const ok = await api('PUT', '/api/v1/log', { level: 'warn', access: true }, ops);
+    expect(ok.status).toBe(200);
+    expect(ok.json).toEqual({ level: 'warn', access: true });
+    expect((await api('PUT', '/api/v1/log', { level: 'error' }, ops)).json).toEqual({ level: 'error', access: true });
+    const audit = readFileSync(join(sluice!.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(audit.filter((a) => a.action === 'log.set').map((a) => [a.result, a.status])).toEqual([['denied', 403], ['rejected', 400], ['rejected', 400], ['rejected', 400], ['rejected', 400], ['ok', 200], ['ok', 200]]);
+    expect(audit.find((a) => a.action === 'log.set' && a.result === 'ok')).toMatchObject({ tokenId: 'ops', before: { log: { level: 'silent', access: false } }, after: { log: { level: 'warn', access: true } } });
+  });
+
   it('refuses a foreign Origin and a Host that is not the admin listener', async () => {
     await start();
     expect((await api('PUT', '/api/v1/weights', { weights: { green: 1 } }, { origin: 'http://evil.example' })).status).toBe(403);

@@ -85,6 +85,24 @@ describe('sluice CLI client', () => {
     expect(badCmd.code).toBe(1);
   });
 
+  it('shows and changes the log settings (sluice log)', async () => {
+    const blue = h.track(await startUpstream('blue'));
+    const green = h.track(await startUpstream('green'));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url));
+    const env = { SLUICE_ADMIN_URL: s.admin };
+    expect((await cli(['log'], env)).stdout).toBe('level silent   access log off\n');
+    const set = await cli(['log', 'access=on', 'level=error'], env);
+    expect(set.code).toBe(0);
+    expect(set.stdout).toBe('level error   access log on\n');
+    expect((await cli(['log'], env)).stdout).toBe('level error   access log on\n');
+    const bad = await cli(['log', 'access=yes'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('expected level=<level> or access=on|off');
+    const badLevel = await cli(['log', 'level=loud'], env);
+    expect(badLevel.code).toBe(1);
+    expect(badLevel.stderr).toMatch(/400 invalid_body: level/);
+  });
+
   it('says so and exits 1 when the admin API is unreachable', async () => {
     const port = await deadPort();
     const r = await cli(['status', '--admin-url', `http://127.0.0.1:${port}`]);

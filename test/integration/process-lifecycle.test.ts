@@ -109,6 +109,43 @@ describe('the sluice command', () => {
     expect(s.version).toBe(version);
   });
 
+  it('switches the access log and the log level at run time (PUT /api/v1/log), back to the config at restart', async () => {
+    const dir = tmp();
+    ups = [await startUpstream('blue'), await startUpstream('green')];
+    const file = writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url));
+    running = await startProcess(file);
+    const r = running;
+    const admin = `http://127.0.0.1:${r.adminPort}/api/v1/log`;
+    const setLog = async (body: unknown) => {
+      const res = await request(admin, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect(res.statusCode).toBe(200);
+      return res.body.json();
+    };
+    const get = (path: string) => request(`http://127.0.0.1:${r.proxyPort}${path}`).then((res) => res.body.text());
+    // Lines are written in order by one writer: once a later line is out, an earlier one would be too.
+    const accessLine = (path: string) => r.output().split('\n').find((l) => l.includes('"msg":"access"') && l.includes(`"url":"${path}"`));
+    const waitForLine = async (path: string) => {
+      for (let i = 0; i < 100 && accessLine(path) === undefined; i++) await new Promise((res) => setTimeout(res, 50));
+      return accessLine(path);
+    };
+    await get('/off-at-start');
+    expect(await setLog({ access: true })).toEqual({ level: 'info', access: true });
+    await get('/on');
+    expect(JSON.parse((await waitForLine('/on')) ?? 'null')).toMatchObject({ status: 200, pool: 'blue', method: 'GET' });
+    expect(await setLog({ access: false, level: 'warn' })).toEqual({ level: 'warn', access: false });
+    await get('/off-again');
+    await setLog({ access: true });
+    await get('/on-again');
+    expect(await waitForLine('/on-again')).toBeDefined();
+    expect(accessLine('/off-at-start')).toBeUndefined();
+    expect(accessLine('/off-again')).toBeUndefined();
+    // Not state: a restart starts from the config again.
+    r.proc.kill('SIGTERM');
+    await r.exited;
+    running = await startProcess(file);
+    expect(await (await request(`http://127.0.0.1:${running.adminPort}/api/v1/log`)).body.json()).toEqual({ level: 'info', access: false });
+  });
+
   it('starts on 100 % stable and keeps a corrupt state file aside instead of crash-looping', async () => {
     const dir = tmp();
     ups = [await startUpstream('blue'), await startUpstream('green')];
