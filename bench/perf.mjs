@@ -3,8 +3,10 @@
 // (--perf-basic-prof). --cpu-prof sees only JavaScript on the main thread; this also sees the
 // kernel's share of each socket write and the thread switches behind asynchronous file writes.
 // Usage:
-//   node bench/perf.mjs [sluice|bare] [--access] [--seconds S]   record, print the top symbols,
-//                                                                  save bench/results/perf/<name>.json
+//   node bench/perf.mjs [sluice|bare] [--access] [--seconds S] [--paced N]
+//       record, print the top symbols, save bench/results/perf/<name>.json. --paced N: N wrk
+//       connections each pausing 2 ms between requests (the bench's moderate load) instead of 64
+//       back to back; the name gets -paced.
 //   node bench/perf.mjs --diff <a> <b> [--top N]                   µs per request by symbol, a − b
 // Needs `perf` (Debian: linux-perf). Names: sluice, sluice-access, bare.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,7 +45,9 @@ if (!has('perf')) {
 const which = argv[0] && !argv[0].startsWith('--') ? argv[0] : 'sluice';
 const access = argv.includes('--access');
 const seconds = Number(flag('--seconds', 5));
-const name = `${which}${access ? '-access' : ''}`;
+const paced = flag('--paced', undefined);
+const name = `${which}${access ? '-access' : ''}${paced ? '-paced' : ''}`;
+const shape = paced ? { connections: Number(paced), delayMs: 2 } : { connections: 64 };
 pinSelf(1);
 mkdirSync(outDir, { recursive: true });
 const dir = mkdtempSync(join(tmpdir(), 'sluice-perf-'));
@@ -68,11 +72,13 @@ const switches = () =>
     return n + Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]);
   }, 0);
 await load(url, { seconds: 3, connections: 64 });
+// After a change of load pattern V8 recompiles for a few seconds (on its worker threads).
+if (paced) await load(url, { seconds: 5, ...shape });
 const data = join(dir, 'perf.data');
 const rec = spawn('perf', ['record', '-e', 'cpu-clock', '-F', String(HZ), '-p', String(proc.pid), '-o', data], { stdio: 'ignore' });
 await new Promise((r) => setTimeout(r, 300));
 const sw0 = switches();
-const r = await load(url, { seconds, connections: 64 });
+const r = await load(url, { seconds, ...shape });
 const switchesPer1000 = ((switches() - sw0) * 1000) / r.requests;
 rec.kill('SIGINT');
 await new Promise((res) => rec.once('exit', res));

@@ -1,8 +1,9 @@
-// npm run bench: proxy overhead of sluice against direct, a bare undici proxy, http-proxy-3 and
-// nginx (when installed), same load, interleaved rounds. Flags: --quick, --rounds N, --seconds S,
-// --connections C, --fresh (a new process per contender and round). Writes
-// bench/results/latest.json and latest.md.
+// npm run bench: proxy overhead of sluice against direct, a bare undici proxy, http-proxy-3,
+// @fastify/http-proxy (a dev dependency) and nginx (when installed), same load, interleaved
+// rounds. Flags: --quick, --rounds N, --seconds S, --connections C, --fresh (a new process per
+// contender and round). Writes bench/results/latest.json and latest.md.
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,14 @@ const warm = quick ? 1 : 2;
 const fresh = argv.includes('--fresh');
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
 const log = (s) => process.stderr.write(`${s}\n`);
+const resolvable = (name) => {
+  try {
+    createRequire(import.meta.url).resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 async function main() {
   pinSelf(1);
@@ -46,13 +55,22 @@ async function main() {
         return { port, proc };
       },
     });
-  // sluice's default config with a 90/10 split: measurement and metrics on, as in production.
+  // sluice's default config with a 90/10 split: measurement and metrics on, as in production. The
+  // access log on and off is one process, switched through the admin API before each measurement,
+  // so that their ratio compares the access log and not two processes (identical processes stay a
+  // few per cent apart for their whole life); with --fresh each gets its own process.
+  let shared;
+  const startSluice = async (access) => {
+    const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access } });
+    return { port: s.port, proc: s.proc, admin: s.admin };
+  };
   const addSluice = (name, access) =>
     contenders.push({
       name,
-      start: async () => {
-        const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access } });
-        return { port: s.port, proc: s.proc };
+      start: () => (fresh ? startSluice(access) : (shared ??= startSluice(access))),
+      prepare: async ({ admin }) => {
+        const r = await fetch(`${admin}/api/v1/log`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ access }) });
+        if (!r.ok || (await r.json()).access !== access) throw new Error(`${name}: PUT /api/v1/log answered ${r.status}`);
       },
     });
   const node = (script, port, env = {}) => startPinned(0, process.execPath, [...nodeFlags, script], { PORT: String(port), UPSTREAM: upstream, ...env });
@@ -61,6 +79,8 @@ async function main() {
   addSluice('sluice (access log off)', false);
   addSluice('sluice (access log on)', true);
   add('http-proxy-3', (p) => node(join(here, 'contenders/http-proxy-3.mjs'), p));
+  if (resolvable('@fastify/http-proxy') && resolvable('fastify')) add('@fastify/http-proxy', (p) => node(join(here, 'contenders/fastify-http-proxy.mjs'), p));
+  else log('@fastify/http-proxy not installed (a dev dependency): skipped');
   if (nginxBin) {
     add('nginx', (p) =>
       startPinned(0, nginxBin, nginxConf(dir, `proxy-${p}`, `upstream up { server 127.0.0.1:${upPort}; keepalive 64; }
@@ -72,6 +92,7 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const during = async (c, fn) => {
     if (!running.has(c)) running.set(c, await c.start());
     const { port, proc } = running.get(c);
+    await c.prepare?.(running.get(c));
     try {
       return await fn(`http://127.0.0.1:${port}/`, proc);
     } finally {
@@ -104,7 +125,8 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const sluiceMax = median(results['sluice (access log off)'].map((r) => r.rps));
   const rate = Math.max(100, Math.round(sluiceMax / 3 / 100) * 100);
   const moderate = {};
-  for (const name of ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)']) moderate[name] = [];
+  // nginx, when installed: what a proxy without Node's event loop adds on this host (context).
+  for (const name of ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)', 'nginx']) if (results[name]) moderate[name] = [];
   for (let round = 0; round < rounds; round++) {
     for (const name of rotated(Object.keys(moderate), round)) {
       await during(contenders.find((x) => x.name === name), async (url) => {
@@ -152,12 +174,14 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
     ['CPU per request ÷ bare undici (access log off)', ratio(off, cpuOf('bare undici')), (x) => x <= 1.15, '≤ 1.15', 2],
     ["CPU per request ÷ bare undici with sluice's headers", ratio(off, cpuOf("bare undici + sluice's headers")), undefined, '(context)', 2],
     ['req/s ÷ http-proxy-3', ratio(by['sluice (access log off)'].rps.median, by['http-proxy-3']?.rps.median), (x) => x >= 2, '≥ 2', 2],
+    ['req/s ÷ @fastify/http-proxy', ratio(by['sluice (access log off)'].rps.median, by['@fastify/http-proxy']?.rps.median), undefined, '(context)', 2],
     ['access log: added CPU per request (%)', (ratio(cpuOf('sluice (access log on)'), off) - 1) * 100, (x) => x < 10, '< 10', 1],
     // The same, paired: each round's on ÷ off, so drift between rounds cancels (context only).
     ['access log: added CPU, median of per-round ratios (%)', (median(results['sluice (access log on)'].map((r, i) => r.cpuUsPerReq / results['sluice (access log off)'][i].cpuUsPerReq)) - 1) * 100, undefined, '(context)', 1],
     ['p99 added over direct at a moderate load (ms)', modOf('sluice (access log off)').p99 - direct99, (x) => x < 1, '< 1', 3],
     // Node's floor on this host, for context: sluice's p99 against the bare undici proxy's.
     ['p99 over the bare undici proxy at a moderate load (ms)', modOf('sluice (access log off)').p99 - modOf('bare undici').p99, undefined, '(context)', 3],
+    ['p99 added over direct by nginx at a moderate load (ms)', (modOf('nginx')?.p99 ?? NaN) - direct99, undefined, '(context)', 3],
   ];
   lines.push('', '| target | this run | goal | |', '| --- | --- | --- | --- |');
   for (const [name, x, ok, goal, d] of targets) lines.push(`| ${name} | ${f(x, d)} | ${goal} | ${ok === undefined ? '' : cmp(x, ok)} |`);
