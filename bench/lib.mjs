@@ -4,6 +4,7 @@ import { createServer, connect } from 'node:net';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 
 export const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 export const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => spawnSync(p, ['-v']).status === 0);
@@ -198,6 +199,22 @@ export async function loadAtRate(url, { seconds, rate, connections = 16 }) {
   await Promise.all(inflight);
   await pool.close();
   return { rps: done / seconds, requests: done, p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000, errors };
+}
+
+/**
+ * Switch a running sluice's access log (PUT /api/v1/log) on a connection of its own: a kept-alive
+ * one can be closed by the admin listener's idle timeout just as the next call goes out.
+ */
+export function setAccessLog(admin, access) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${admin}/api/v1/log`, { method: 'PUT', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => (res.statusCode === 200 && JSON.parse(body).access === access ? resolve() : reject(new Error(`PUT /api/v1/log answered ${res.statusCode}: ${body}`))));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ access }));
+  });
 }
 
 /**

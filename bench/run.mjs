@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nodeFlags, canPin, childPids, cpuSeconds, freePort, has, load, loadAtRate, median, nginxBin, nginxConf, pinSelf, rssMiB, startOrigin, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
+import { nodeFlags, canPin, childPids, cpuSeconds, freePort, has, load, loadAtRate, median, nginxBin, nginxConf, pinSelf, rssMiB, setAccessLog, startOrigin, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -68,10 +68,7 @@ async function main() {
     contenders.push({
       name,
       start: () => (fresh ? startSluice(access) : (shared ??= startSluice(access))),
-      prepare: async ({ admin }) => {
-        const r = await fetch(`${admin}/api/v1/log`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ access }) });
-        if (!r.ok || (await r.json()).access !== access) throw new Error(`${name}: PUT /api/v1/log answered ${r.status}`);
-      },
+      prepare: ({ admin }) => setAccessLog(admin, access),
     });
   const node = (script, port, env = {}) => startPinned(0, process.execPath, [...nodeFlags, script], { PORT: String(port), UPSTREAM: upstream, ...env });
   add('bare undici', (p) => node(join(here, 'contenders/bare-undici.mjs'), p));
@@ -106,8 +103,18 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const results = Object.fromEntries(contenders.map((c) => [c.name, []]));
   // Each round starts one contender later, so no contender always runs right after the same one.
   const rotated = (xs, k) => xs.map((_, i) => xs[(i + k) % xs.length]);
+  // The access log off and on (one process) swap places every other round: of two adjacent
+  // measurements of one process the later tended to cost more (`node bench/access-log-cost.mjs`).
+  const withPairOrder = (xs, k) => {
+    const names = ['sluice (access log off)', 'sluice (access log on)'];
+    if (k % 2 === 0) return xs;
+    const [i, j] = names.map((n) => xs.findIndex((x) => (x.name ?? x) === n));
+    const ys = [...xs];
+    [ys[i], ys[j]] = [ys[j], ys[i]];
+    return ys;
+  };
   for (let round = 0; round < rounds; round++) {
-    for (const c of rotated(contenders, round)) {
+    for (const c of withPairOrder(rotated(contenders, round), round)) {
       await during(c, async (url, proc) => {
         await load(url, { seconds: warm, connections }); // warm-up
         const pids = proc === null ? [] : [proc.pid, ...childPids(proc.pid)];
@@ -128,7 +135,7 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   // nginx, when installed: what a proxy without Node's event loop adds on this host (context).
   for (const name of ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)', 'nginx']) if (results[name]) moderate[name] = [];
   for (let round = 0; round < rounds; round++) {
-    for (const name of rotated(Object.keys(moderate), round)) {
+    for (const name of withPairOrder(rotated(Object.keys(moderate), round), round)) {
       await during(contenders.find((x) => x.name === name), async (url) => {
         // wrk with a 2 ms pause per connection between requests: ~500 req/s a connection, µs latencies.
         // Warm-up at the measured rate (the first seconds after a change of load pattern carry GC
