@@ -1,7 +1,8 @@
 // npm run bench: proxy overhead of sluice against direct, a bare undici proxy, http-proxy-3,
 // @fastify/http-proxy (a dev dependency) and nginx (when installed), same load, interleaved
 // rounds. Flags: --quick, --rounds N, --seconds S, --connections C, --fresh (a new process per
-// contender and round). Writes bench/results/latest.json and latest.md.
+// contender and round), --only a,b (direct, sluice and the contenders whose names contain a or b).
+// Writes bench/results/latest.json and latest.md.
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir, cpus } from 'node:os';
@@ -22,6 +23,7 @@ const connections = flag('--connections', 64);
 /** Seconds of warm-up before each measurement. */
 const warm = quick ? 1 : 2;
 const fresh = argv.includes('--fresh');
+const only = argv.includes('--only') ? String(argv[argv.indexOf('--only') + 1]).split(',') : undefined;
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
 const log = (s) => process.stderr.write(`${s}\n`);
 const resolvable = (name) => {
@@ -84,6 +86,11 @@ async function main() {
 server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }`)),
     );
   } else log('nginx not installed: skipped (npm run bench:setup installs it)');
+  // --only a,b: direct, sluice and the contenders whose names contain one of them (a quicker look).
+  if (only !== undefined) {
+    const keep = contenders.filter((c) => c.name === 'direct' || c.name.startsWith('sluice') || only.some((o) => c.name.includes(o)));
+    contenders.splice(0, contenders.length, ...keep);
+  }
   /** Run `fn` against a contender: started for it (--fresh) or once for the whole bench. */
   const running = new Map();
   const during = async (c, fn) => {
@@ -103,15 +110,17 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const results = Object.fromEntries(contenders.map((c) => [c.name, []]));
   // Each round starts one contender later, so no contender always runs right after the same one.
   const rotated = (xs, k) => xs.map((_, i) => xs[(i + k) % xs.length]);
-  // The access log off and on (one process) swap places every other round: of two adjacent
-  // measurements of one process the later tended to cost more (`node bench/access-log-cost.mjs`).
+  // The access log off and on (one process) run back to back, off first in even rounds and on
+  // first in odd ones: of two adjacent measurements of one process the later tended to cost more
+  // (`node bench/access-log-cost.mjs`). Works on contenders and on names.
+  const pair = ['sluice (access log off)', 'sluice (access log on)'];
+  const nameOf = (x) => x.name ?? x;
   const withPairOrder = (xs, k) => {
-    const names = ['sluice (access log off)', 'sluice (access log on)'];
-    if (k % 2 === 0) return xs;
-    const [i, j] = names.map((n) => xs.findIndex((x) => (x.name ?? x) === n));
-    const ys = [...xs];
-    [ys[i], ys[j]] = [ys[j], ys[i]];
-    return ys;
+    const at = xs.findIndex((x) => pair.includes(nameOf(x)));
+    if (at < 0) return xs;
+    const rest = xs.filter((x) => !pair.includes(nameOf(x)));
+    rest.splice(at, 0, ...(k % 2 === 0 ? pair : [...pair].reverse()).map((n) => xs.find((x) => nameOf(x) === n)));
+    return rest;
   };
   for (let round = 0; round < rounds; round++) {
     for (const c of withPairOrder(rotated(contenders, round), round)) {
@@ -165,7 +174,7 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
     `| contender | req/s | p50 ms | p99 ms | proxy CPU µs/req | RSS MiB | req/s ÷ direct | CPU ÷ bare undici | CPU ÷ nginx | errors |`,
     `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
     ...summary.map((s) =>
-      `| ${s.name} | ${rng(s.rps)} | ${rng(s.p50, 2)} | ${rng(s.p99, 2)} | ${rng(s.cpuUsPerReq, 1)} | ${f(s.rssMiB.median)} | ${f(ratio(s.rps.median, by.direct.rps.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by['bare undici'].cpuUsPerReq.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by.nginx?.cpuUsPerReq.median), 2)} | ${s.errors} |`),
+      `| ${s.name} | ${rng(s.rps)} | ${rng(s.p50, 2)} | ${rng(s.p99, 2)} | ${rng(s.cpuUsPerReq, 1)} | ${f(s.rssMiB.median)} | ${f(ratio(s.rps.median, by.direct.rps.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by['bare undici']?.cpuUsPerReq.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by.nginx?.cpuUsPerReq.median), 2)} | ${s.errors} |`),
   ];
   const mod = Object.entries(moderate).map(([name, rs]) => ({ name, rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), errors: rs.reduce((a, r) => a + r.errors, 0) }));
   const direct99 = mod[0].p99;
@@ -187,7 +196,7 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
     ['access log: added CPU, median of per-round ratios (%)', (median(results['sluice (access log on)'].map((r, i) => r.cpuUsPerReq / results['sluice (access log off)'][i].cpuUsPerReq)) - 1) * 100, undefined, '(context)', 1],
     ['p99 added over direct at a moderate load (ms)', modOf('sluice (access log off)').p99 - direct99, (x) => x < 1, '< 1', 3],
     // Node's floor on this host, for context: sluice's p99 against the bare undici proxy's.
-    ['p99 over the bare undici proxy at a moderate load (ms)', modOf('sluice (access log off)').p99 - modOf('bare undici').p99, undefined, '(context)', 3],
+    ['p99 over the bare undici proxy at a moderate load (ms)', modOf('sluice (access log off)').p99 - (modOf('bare undici')?.p99 ?? NaN), undefined, '(context)', 3],
     ['p99 added over direct by nginx at a moderate load (ms)', (modOf('nginx')?.p99 ?? NaN) - direct99, undefined, '(context)', 3],
   ];
   lines.push('', '| target | this run | goal | |', '| --- | --- | --- | --- |');
