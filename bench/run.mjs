@@ -22,6 +22,8 @@ const seconds = flag('--seconds', quick ? 2 : 8);
 const connections = flag('--connections', 64);
 /** Seconds of warm-up before each measurement. */
 const warm = quick ? 1 : 2;
+/** Seconds at the moderate load before measuring it. */
+const moderateWarm = quick ? 1 : 5;
 const fresh = argv.includes('--fresh');
 const only = argv.includes('--only') ? String(argv[argv.indexOf('--only') + 1]).split(',') : undefined;
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
@@ -147,11 +149,13 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
     for (const name of withPairOrder(rotated(Object.keys(moderate), round), round)) {
       await during(contenders.find((x) => x.name === name), async (url) => {
         // wrk with a 2 ms pause per connection between requests: ~500 req/s a connection, µs latencies.
-        // Warm-up at the measured rate (the first seconds after a change of load pattern carry GC
-        // transients); a fresh process gets full load first (JIT, heap growth).
+        // Warm-up at the measured rate: after a change of load pattern V8 recompiles for a few
+        // seconds on its worker threads, on the proxy's core (the bare proxy under --trace-opt:
+        // 222 lines in the first 5 s at this load, 28 in the next 5), and GC settles; a fresh
+        // process gets full load first (JIT, heap growth).
         const conns = Math.max(1, Math.round(rate / 500));
         if (fresh) await load(url, { seconds: warm, connections });
-        await (has('wrk') ? load(url, { seconds: warm, connections: conns, delayMs: 2 }) : loadAtRate(url, { seconds: warm, rate }));
+        await (has('wrk') ? load(url, { seconds: moderateWarm, connections: conns, delayMs: 2 }) : loadAtRate(url, { seconds: moderateWarm, rate }));
         const r = has('wrk') ? await load(url, { seconds: Math.min(seconds, 5), connections: conns, delayMs: 2 }) : await loadAtRate(url, { seconds: Math.min(seconds, 5), rate });
         moderate[name].push(r);
         log(`moderate ~${rate} req/s round ${round + 1} ${name.padEnd(24)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50.toFixed(3)}ms  p99 ${r.p99.toFixed(3)}ms  errors ${r.errors}`);
