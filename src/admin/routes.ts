@@ -1,12 +1,12 @@
 /** The /api/v1 routes: each turns a call into a controller command or a read. */
-import type { z } from 'zod';
 import type { Controller } from '../control/controller.js';
+import type { Config } from '../core/config.js';
 import { SluiceError } from '../core/errors.js';
 import type { EventHub } from './events.js';
 import type { Route } from './server.js';
 import { commandBody, fullWeights, logBody, startBody, weightsBody } from './schemas.js';
 
-export type LogLevel = z.output<typeof logBody>['level'] & string;
+export type LogLevel = Config['log']['level'];
 
 /** The process's log level and access log, as PUT /api/v1/log reads and changes them. */
 export interface LogSettings {

@@ -39,9 +39,9 @@ const httpUrl = z.string().refine((s) => {
 }, 'Invalid url (expected http(s)://host:port with no path)');
 
 export const POOL_NAMES = ['blue', 'green'] as const;
+export type PoolName = (typeof POOL_NAMES)[number];
 /** pino's levels: the config key log.level and the admin API's PUT /api/v1/log. */
 export const logLevel = () => z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
-export type PoolName = (typeof POOL_NAMES)[number];
 
 const poolSchema = z
   .object({
