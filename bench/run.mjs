@@ -114,14 +114,13 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const rotated = (xs, k) => xs.map((_, i) => xs[(i + k) % xs.length]);
   // The access log off and on (one process) run back to back, off first in even rounds and on
   // first in odd ones: of two adjacent measurements of one process the later tended to cost more
-  // (`node bench/access-log-cost.mjs`). Works on contenders and on names.
+  // (`node bench/access-log-cost.mjs`).
   const pair = ['sluice (access log off)', 'sluice (access log on)'];
-  const nameOf = (x) => x.name ?? x;
-  const withPairOrder = (xs, k) => {
-    const at = xs.findIndex((x) => pair.includes(nameOf(x)));
-    if (at < 0) return xs;
-    const rest = xs.filter((x) => !pair.includes(nameOf(x)));
-    rest.splice(at, 0, ...(k % 2 === 0 ? pair : [...pair].reverse()).map((n) => xs.find((x) => nameOf(x) === n)));
+  const withPairOrder = (cs, k) => {
+    const at = cs.findIndex((c) => pair.includes(c.name));
+    if (at < 0) return cs;
+    const rest = cs.filter((c) => !pair.includes(c.name));
+    rest.splice(at, 0, ...(k % 2 === 0 ? pair : [...pair].reverse()).map((n) => cs.find((c) => c.name === n)));
     return rest;
   };
   for (let round = 0; round < rounds; round++) {
@@ -142,17 +141,18 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   // Latency added at a moderate load: a third of sluice's max, same fixed rate for each contender.
   const sluiceMax = median(results['sluice (access log off)'].map((r) => r.rps));
   const rate = Math.max(100, Math.round(sluiceMax / 3 / 100) * 100);
-  const moderate = {};
   // nginx, when installed: what a proxy without Node's event loop adds on this host (context).
-  for (const name of ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)', 'nginx']) if (results[name]) moderate[name] = [];
+  const atModerate = contenders.filter((c) => ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)', 'nginx'].includes(c.name));
+  const moderate = Object.fromEntries(atModerate.map((c) => [c.name, []]));
   for (let round = 0; round < rounds; round++) {
-    for (const name of withPairOrder(rotated(Object.keys(moderate), round), round)) {
-      await during(contenders.find((x) => x.name === name), async (url) => {
+    for (const c of withPairOrder(rotated(atModerate, round), round)) {
+      const name = c.name;
+      await during(c, async (url) => {
         // wrk with a 2 ms pause per connection between requests: ~500 req/s a connection, µs latencies.
         // Warm-up at the measured rate: after a change of load pattern V8 recompiles for a few
-        // seconds on its worker threads, on the proxy's core (the bare proxy under --trace-opt:
-        // 222 lines in the first 5 s at this load, 28 in the next 5), and GC settles; a fresh
-        // process gets full load first (JIT, heap growth).
+        // seconds on its worker threads, on the proxy's core (the bare proxy under --trace-opt,
+        // going from full load to ~1,600 req/s: 222 lines in the first 5 s, 28 in the next 5),
+        // and GC settles; a fresh process gets full load first (JIT, heap growth).
         const conns = Math.max(1, Math.round(rate / 500));
         if (fresh) await load(url, { seconds: warm, connections });
         await (has('wrk') ? load(url, { seconds: moderateWarm, connections: conns, delayMs: 2 }) : loadAtRate(url, { seconds: moderateWarm, rate }));
@@ -181,7 +181,7 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
       `| ${s.name} | ${rng(s.rps)} | ${rng(s.p50, 2)} | ${rng(s.p99, 2)} | ${rng(s.cpuUsPerReq, 1)} | ${f(s.rssMiB.median)} | ${f(ratio(s.rps.median, by.direct.rps.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by['bare undici']?.cpuUsPerReq.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by.nginx?.cpuUsPerReq.median), 2)} | ${s.errors} |`),
   ];
   const mod = Object.entries(moderate).map(([name, rs]) => ({ name, rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), errors: rs.reduce((a, r) => a + r.errors, 0) }));
-  const direct99 = mod[0].p99;
+  const direct99 = mod.find((m) => m.name === 'direct').p99;
   lines.push('', `Latency at a moderate load (target ${rate} req/s, a third of sluice's max; ${has('wrk') ? 'wrk, each connection pausing 2 ms between requests' : 'open-loop node generator'}; medians of ${rounds}):`, '', '| contender | req/s | p50 ms | p99 ms | p99 added over direct | errors |', '| --- | --- | --- | --- | --- | --- |');
   for (const m of mod) lines.push(`| ${m.name} | ${f(m.rps)} | ${f(m.p50, 3)} | ${f(m.p99, 3)} | ${m.name === 'direct' ? '–' : `${f(m.p99 - direct99, 3)} ms`} | ${m.errors} |`);
   // The targets of issue #5, as ratios within this run (no pass/fail: a report, not a test).
