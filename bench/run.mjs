@@ -2,7 +2,8 @@
 // @fastify/http-proxy (a dev dependency) and nginx (when installed), same load, interleaved
 // rounds. Flags: --quick, --rounds N, --seconds S, --connections C, --fresh (a new process per
 // contender and round), --only a,b (direct, sluice and the contenders whose names contain a or b).
-// Writes bench/results/latest.json and latest.md.
+// sluice with the access log off and on is one process, switched through the admin API and measured
+// in ABBA slices (below). Writes bench/results/latest.json and latest.md.
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir, cpus } from 'node:os';
@@ -123,19 +124,52 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
     rest.splice(at, 0, ...(k % 2 === 0 ? pair : [...pair].reverse()).map((n) => cs.find((c) => c.name === n)));
     return rest;
   };
+  /** One measurement: `warmS` seconds of warm-up, then `s` seconds measured with the proxy's CPU. */
+  const measure = (c, warmS, s) =>
+    during(c, async (url, proc) => {
+      await load(url, { seconds: warmS, connections });
+      const pids = proc === null ? [] : [proc.pid, ...childPids(proc.pid)];
+      const cpu0 = pids.reduce((a, p) => a + cpuSeconds(p), 0);
+      const r = await load(url, { seconds: s, connections });
+      const cpu = pids.reduce((a, p) => a + cpuSeconds(p), 0) - cpu0;
+      const rss = pids.length ? pids.reduce((a, p) => a + rssMiB(p), 0) : NaN;
+      return { ...r, cpu: pids.length ? cpu : NaN, rssMiB: rss };
+    });
+  const report = (round, name, row, what = '') =>
+    log(`round ${round + 1} ${`${name}${what}`.padEnd(24)} ${row.rps.toFixed(0).padStart(7)} req/s  p50 ${row.p50.toFixed(2)}ms  p99 ${row.p99.toFixed(2)}ms  cpu ${row.cpuUsPerReq.toFixed(1)}µs/req  errors ${row.errors}`);
+  const perReq = (r) => ({ ...r, cpuUsPerReq: (r.cpu / r.requests) * 1e6 });
+  // In one shared process the access log off and on is measured in interleaved slices, ABBA (off,
+  // on, on, off; BAAB in odd rounds), each half the round's seconds: the machine drifts by tens
+  // of per cent within a minute here (bare undici 42-66 µs a request over one run's rounds), and
+  // an ABBA sequence cancels a steady drift that a back-to-back pair of 6 s still takes for the
+  // access log. Each side's figures join its two slices: CPU and requests summed, req/s and
+  // percentiles averaged. With --fresh (a process per measurement) the pair stays one of each.
+  const slicedPair = !fresh && seconds >= 2;
+  const joined = (a, b) => ({ ...a, rps: (a.rps + b.rps) / 2, requests: a.requests + b.requests, p50: (a.p50 + b.p50) / 2, p99: (a.p99 + b.p99) / 2, errors: a.errors + b.errors, cpu: a.cpu + b.cpu, rssMiB: b.rssMiB });
   for (let round = 0; round < rounds; round++) {
-    for (const c of withPairOrder(rotated(contenders, round), round)) {
-      await during(c, async (url, proc) => {
-        await load(url, { seconds: warm, connections }); // warm-up
-        const pids = proc === null ? [] : [proc.pid, ...childPids(proc.pid)];
-        const cpu0 = pids.reduce((a, p) => a + cpuSeconds(p), 0);
-        const r = await load(url, { seconds, connections });
-        const cpu = pids.reduce((a, p) => a + cpuSeconds(p), 0) - cpu0;
-        const rss = pids.length ? pids.reduce((a, p) => a + rssMiB(p), 0) : NaN;
-        const row = { ...r, cpuUsPerReq: pids.length ? (cpu / r.requests) * 1e6 : NaN, rssMiB: rss };
-        results[c.name].push(row);
-        log(`round ${round + 1} ${c.name.padEnd(24)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(2)}ms  p99 ${r.p99.toFixed(2)}ms  cpu ${row.cpuUsPerReq.toFixed(1)}µs/req  errors ${r.errors}`);
-      });
+    const order = withPairOrder(rotated(contenders, round), round);
+    for (let i = 0; i < order.length; i++) {
+      const c = order[i];
+      const next = order[i + 1];
+      if (slicedPair && pair.includes(c.name) && next !== undefined && pair.includes(next.name)) {
+        // A B B A: the first slice gets the full warm-up, the others a second after the switch.
+        const slices = [];
+        for (const [k, x] of [c, next, next, c].entries()) {
+          const row = await measure(x, k === 0 ? warm : 1, seconds / 2);
+          slices.push(row);
+          report(round, x.name, perReq(row), ` slice ${k + 1}`);
+        }
+        for (const [x, a, b] of [[c, slices[0], slices[3]], [next, slices[1], slices[2]]]) {
+          const row = perReq(joined(a, b));
+          results[x.name].push(row);
+          report(round, x.name, row);
+        }
+        i++;
+        continue;
+      }
+      const row = perReq(await measure(c, warm, seconds));
+      results[c.name].push(row);
+      report(round, c.name, row);
     }
   }
   // Latency added at a moderate load: a third of sluice's max, same fixed rate for each contender.
