@@ -142,6 +142,41 @@ export async function load(url, { seconds, connections, rate, delayMs }) {
   return { tool: 'autocannon', rps: r.requests.average, requests: r.requests.total, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
 }
 
+/**
+ * The open-loop generator (bench/openloop.c: Poisson arrivals, latency from each request's
+ * scheduled time), compiled into `dir` with the system C compiler; null when there is none.
+ */
+export function openLoopBin(dir) {
+  const cc = ['cc', 'gcc', 'clang'].find(has);
+  if (cc === undefined) return null;
+  const out = join(dir, 'openloop');
+  const r = spawnSync(cc, ['-O2', '-o', out, new URL('./openloop.c', import.meta.url).pathname, '-lm'], { encoding: 'utf8' });
+  return r.status === 0 ? out : null;
+}
+
+/**
+ * Poisson arrivals at `rate` req/s to `url` (IPv4 literal) for `seconds` after `warmup` seconds,
+ * pinned to cpu 1; returns { rps, requests, p50, p90, p99, p999, max, errors } (ms).
+ */
+export function loadOpenLoop(bin, url, { seconds, warmup, rate, connections = 32, seed = 1 }) {
+  const u = new URL(url);
+  const args = [u.hostname, u.port, String(rate), String(seconds), String(warmup), String(connections), String(seed)];
+  const [cmd, full] = canPin ? ['taskset', ['-c', '1', bin, ...args]] : [bin, args];
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      const kv = Object.fromEntries([...out.matchAll(/(\w+)=([\d.]+)/g)].map((m) => [m[1], Number(m[2])]));
+      if (code !== 0 || kv.requests === undefined) reject(new Error(`openloop exited ${code}: ${err.trim() || out.trim()}`));
+      else resolve({ tool: 'openloop', rps: kv.rps, requests: kv.requests, p50: kv.p50, p90: kv.p90, p99: kv.p99, p999: kv.p999, max: kv.max, errors: kv.errors });
+    });
+  });
+}
+
 export const median = (xs) => {
   const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return NaN;

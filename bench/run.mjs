@@ -3,13 +3,15 @@
 // rounds. Flags: --quick, --rounds N, --seconds S, --connections C, --fresh (a new process per
 // contender and round), --only a,b (direct, sluice and the contenders whose names contain a or b).
 // sluice with the access log off and on is one process, switched through the admin API and measured
-// in ABBA slices (below). Writes bench/results/latest.json and latest.md.
+// in ABBA slices (below). The moderate load (a third of sluice's max) is measured with wrk's paced
+// connections and, when a C compiler builds bench/openloop.c, open loop with Poisson arrivals.
+// Writes bench/results/latest.json and latest.md.
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nodeFlags, canPin, childPids, cpuSeconds, freePort, has, load, loadAtRate, median, nginxBin, nginxConf, pinSelf, rssMiB, setAccessLog, startOrigin, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
+import { nodeFlags, canPin, childPids, cpuSeconds, freePort, has, load, loadAtRate, loadOpenLoop, median, openLoopBin, nginxBin, nginxConf, pinSelf, rssMiB, setAccessLog, startOrigin, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -178,6 +180,12 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   // nginx, when installed: what a proxy without Node's event loop adds on this host (context).
   const atModerate = contenders.filter((c) => ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)', 'nginx'].includes(c.name));
   const moderate = Object.fromEntries(atModerate.map((c) => [c.name, []]));
+  // The same rate open loop as well, when a C compiler builds bench/openloop.c: Poisson arrivals
+  // independent of the answers, each latency from its scheduled time (no coordinated omission),
+  // not batched onto wrk's millisecond timer tick. Same seed for every contender within a round.
+  const olBin = openLoopBin(dir);
+  if (olBin === null) log('no C compiler (cc): the moderate load is measured with wrk only, not open loop');
+  const openLoop = Object.fromEntries(atModerate.map((c) => [c.name, []]));
   for (let round = 0; round < rounds; round++) {
     for (const c of withPairOrder(rotated(atModerate, round), round)) {
       const name = c.name;
@@ -193,6 +201,10 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
         const r = has('wrk') ? await load(url, { seconds: Math.min(seconds, 5), connections: conns, delayMs: 2 }) : await loadAtRate(url, { seconds: Math.min(seconds, 5), rate });
         moderate[name].push(r);
         log(`moderate ~${rate} req/s round ${round + 1} ${name.padEnd(24)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50.toFixed(3)}ms  p99 ${r.p99.toFixed(3)}ms  errors ${r.errors}`);
+        if (olBin === null) return;
+        const o = await loadOpenLoop(olBin, url, { seconds: Math.min(seconds, 4), warmup: quick ? 0.5 : 1, rate, seed: round + 1 });
+        openLoop[name].push(o);
+        log(`open loop ${rate} req/s round ${round + 1} ${name.padEnd(24)} ${o.rps.toFixed(0)} req/s  p50 ${o.p50.toFixed(3)}ms  p99 ${o.p99.toFixed(3)}ms  p99.9 ${o.p999.toFixed(3)}ms  errors ${o.errors}`);
       });
     }
   }
@@ -218,6 +230,13 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const direct99 = mod.find((m) => m.name === 'direct').p99;
   lines.push('', `Latency at a moderate load (target ${rate} req/s, a third of sluice's max; ${has('wrk') ? 'wrk, each connection pausing 2 ms between requests' : 'open-loop node generator'}; medians of ${rounds}):`, '', '| contender | req/s | p50 ms | p99 ms | p99 added over direct | errors |', '| --- | --- | --- | --- | --- | --- |');
   for (const m of mod) lines.push(`| ${m.name} | ${f(m.rps)} | ${f(m.p50, 3)} | ${f(m.p99, 3)} | ${m.name === 'direct' ? '–' : `${f(m.p99 - direct99, 3)} ms`} | ${m.errors} |`);
+  const ol = olBin === null ? [] : Object.entries(openLoop).map(([name, rs]) => ({ name, rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), p999: median(rs.map((r) => r.p999)), errors: rs.reduce((a, r) => a + r.errors, 0) }));
+  const olDirect99 = ol.find((m) => m.name === 'direct')?.p99 ?? NaN;
+  if (ol.length) {
+    lines.push('', `The same rate open loop (bench/openloop.c: Poisson arrivals at ${rate} req/s, latency from each request's scheduled time; medians of ${rounds}):`, '', '| contender | req/s | p50 ms | p99 ms | p99.9 ms | p99 added over direct | errors |', '| --- | --- | --- | --- | --- | --- | --- |');
+    for (const m of ol) lines.push(`| ${m.name} | ${f(m.rps)} | ${f(m.p50, 3)} | ${f(m.p99, 3)} | ${f(m.p999, 3)} | ${m.name === 'direct' ? '–' : `${f(m.p99 - olDirect99, 3)} ms`} | ${m.errors} |`);
+  }
+  const olOf = (n) => ol.find((m) => m.name === n)?.p99 ?? NaN;
   // The targets of issue #5, as ratios within this run (no pass/fail: a report, not a test).
   const cpuOf = (n) => by[n]?.cpuUsPerReq.median;
   const off = cpuOf('sluice (access log off)');
@@ -236,17 +255,20 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
     // Node's floor on this host, for context: sluice's p99 against the bare undici proxy's.
     ['p99 over the bare undici proxy at a moderate load (ms)', modOf('sluice (access log off)').p99 - (modOf('bare undici')?.p99 ?? NaN), undefined, '(context)', 3],
     ['p99 added over direct by nginx at a moderate load (ms)', (modOf('nginx')?.p99 ?? NaN) - direct99, undefined, '(context)', 3],
+    ['p99 added over direct at a moderate load, open loop (ms)', olOf('sluice (access log off)') - olDirect99, undefined, '(context)', 3],
+    ['same, the bare undici proxy (ms)', olOf('bare undici') - olDirect99, undefined, '(context)', 3],
+    ['same, nginx (ms)', olOf('nginx') - olDirect99, undefined, '(context)', 3],
   ];
   lines.push('', '| target | this run | goal | |', '| --- | --- | --- | --- |');
   for (const [name, x, ok, goal, d] of targets) lines.push(`| ${name} | ${f(x, d)} | ${goal} | ${ok === undefined ? '' : cmp(x, ok)} |`);
   lines.push('', 'Measurement and metrics per request: `node bench/record-cost.mjs`.');
   const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, rounds, seconds, connections, tool: has('wrk') ? 'wrk' : 'autocannon', pinned: canPin, command: `npm run bench -- ${argv.join(' ')}`.trim() };
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify({ meta, summary, rounds: results, moderate: { rate, results: moderate } }, null, 2));
+  writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify({ meta, summary, rounds: results, moderate: { rate, results: moderate, openLoop: olBin === null ? null : openLoop } }, null, 2));
   const md = `Bench ${meta.date.slice(0, 10)}, Node ${meta.node}, ${meta.cpus} cores (${meta.cpu}), ${meta.tool} ${connections} connections, ${rounds} × ${seconds}s rounds, medians (min–max).\n\n${lines.join('\n')}\n`;
   writeFileSync(join(here, 'results', 'latest.md'), md);
   process.stdout.write(md);
-  const bad = [...summary.filter((s) => s.errors > 0 || !(s.requests > 0)), ...mod.filter((m) => m.errors > 0)];
+  const bad = [...summary.filter((s) => s.errors > 0 || !(s.requests > 0)), ...mod.filter((m) => m.errors > 0), ...ol.filter((m) => m.errors > 0 || !(m.rps > 0))];
   if (bad.length) {
     log(`contenders with errors or no requests: ${bad.map((b) => b.name).join(', ')}`);
     process.exitCode = 1;
