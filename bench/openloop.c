@@ -9,8 +9,8 @@
  * instant, so arrivals are not batched onto a millisecond tick the way wrk's `delay()` is.
  *
  * Usage: openloop HOST PORT RATE SECONDS WARMUP_SECONDS CONNECTIONS [SEED]
- * Prints one line: requests=N errors=N rps=X p50=ms p90=ms p99=ms p999=ms max=ms
- * (only requests scheduled after the warm-up are counted).
+ * Prints one line: requests=N errors=N rps=X p50=ms p90=ms p99=ms p999=ms max=ms scheduled=N
+ * (only requests scheduled after the warm-up are counted; requests + errors = scheduled).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>

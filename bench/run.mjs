@@ -226,11 +226,13 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
     ...summary.map((s) =>
       `| ${s.name} | ${rng(s.rps)} | ${rng(s.p50, 2)} | ${rng(s.p99, 2)} | ${rng(s.cpuUsPerReq, 1)} | ${f(s.rssMiB.median)} | ${f(ratio(s.rps.median, by.direct.rps.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by['bare undici']?.cpuUsPerReq.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by.nginx?.cpuUsPerReq.median), 2)} | ${s.errors} |`),
   ];
-  const mod = Object.entries(moderate).map(([name, rs]) => ({ name, rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), errors: rs.reduce((a, r) => a + r.errors, 0) }));
+  /** Per contender: the median of each of `keys` over its rounds, and its errors summed. */
+  const medianRows = (byName, keys) => Object.entries(byName).map(([name, rs]) => ({ name, ...Object.fromEntries(keys.map((k) => [k, median(rs.map((r) => r[k]))])), errors: rs.reduce((a, r) => a + r.errors, 0) }));
+  const mod = medianRows(moderate, ['rps', 'p50', 'p99']);
   const direct99 = mod.find((m) => m.name === 'direct').p99;
   lines.push('', `Latency at a moderate load (target ${rate} req/s, a third of sluice's max; ${has('wrk') ? 'wrk, each connection pausing 2 ms between requests' : 'open-loop node generator'}; medians of ${rounds}):`, '', '| contender | req/s | p50 ms | p99 ms | p99 added over direct | errors |', '| --- | --- | --- | --- | --- | --- |');
   for (const m of mod) lines.push(`| ${m.name} | ${f(m.rps)} | ${f(m.p50, 3)} | ${f(m.p99, 3)} | ${m.name === 'direct' ? '–' : `${f(m.p99 - direct99, 3)} ms`} | ${m.errors} |`);
-  const ol = olBin === null ? [] : Object.entries(openLoop).map(([name, rs]) => ({ name, rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), p999: median(rs.map((r) => r.p999)), errors: rs.reduce((a, r) => a + r.errors, 0) }));
+  const ol = olBin === null ? [] : medianRows(openLoop, ['rps', 'p50', 'p99', 'p999']);
   const olDirect99 = ol.find((m) => m.name === 'direct')?.p99 ?? NaN;
   if (ol.length) {
     lines.push('', `The same rate open loop (bench/openloop.c: Poisson arrivals at ${rate} req/s, latency from each request's scheduled time; medians of ${rounds}):`, '', '| contender | req/s | p50 ms | p99 ms | p99.9 ms | p99 added over direct | errors |', '| --- | --- | --- | --- | --- | --- | --- |');
