@@ -5,7 +5,19 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nodeFlags, cpuSeconds, freePort, load, median, pinSelf, startOrigin, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
+import {
+  nodeFlags,
+  cpuSeconds,
+  freePort,
+  load,
+  median,
+  pinSelf,
+  startOrigin,
+  startPinned,
+  startSluiceProcess,
+  stop,
+  waitPort,
+} from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -22,7 +34,14 @@ async function sluice(dist, name) {
 }
 const barePort = await freePort();
 const cs = [
-  { name: 'bare undici', port: barePort, proc: startPinned(0, process.execPath, [...nodeFlags, join(here, 'contenders/bare-undici.mjs')], { PORT: String(barePort), UPSTREAM: upstream }) },
+  {
+    name: 'bare undici',
+    port: barePort,
+    proc: startPinned(0, process.execPath, [...nodeFlags, join(here, 'contenders/bare-undici.mjs')], {
+      PORT: String(barePort),
+      UPSTREAM: upstream,
+    }),
+  },
   await sluice(oldDist, 'old'),
   await sluice(join(here, '..', 'dist'), 'new'),
 ];
@@ -40,7 +59,13 @@ for (let r = 0; r < rounds; r++) {
 const bare = median(res['bare undici'].map((x) => x.cpu));
 for (const c of cs) {
   const cpu = median(res[c.name].map((x) => x.cpu));
-  console.log(`${c.name.padEnd(12)} ${median(res[c.name].map((x) => x.rps)).toFixed(0).padStart(6)} req/s  ${cpu.toFixed(1)} µs/req  ×${(cpu / bare).toFixed(3)} bare  [${res[c.name].map((x) => x.cpu.toFixed(1)).join(' ')}]`);
+  console.log(
+    `${c.name.padEnd(12)} ${median(res[c.name].map((x) => x.rps))
+      .toFixed(0)
+      .padStart(
+        6,
+      )} req/s  ${cpu.toFixed(1)} µs/req  ×${(cpu / bare).toFixed(3)} bare  [${res[c.name].map((x) => x.cpu.toFixed(1)).join(' ')}]`,
+  );
 }
 for (const c of cs) await stop(c.proc);
 await stop(origin);

@@ -15,7 +15,10 @@ const seconds = flag('--seconds', 4);
 pinSelf(1);
 const dir = mkdtempSync(join(tmpdir(), 'sluice-access-'));
 const { proc: origin, url: upstream } = await startOrigin(dir);
-const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access: false } });
+const s = await startSluiceProcess(upstream, upstream, {
+  split: { initialCanaryWeight: 10 },
+  log: { level: 'warn', access: false },
+});
 const url = `${s.base}/`;
 await load(url, { seconds: 3, connections: 64 });
 /** CPU µs per request with the access log switched to `access`, after a second of warm-up. */
@@ -36,9 +39,13 @@ for (let i = 0; i < pairs; i++) {
   off.push(r.false);
   on.push(r.true);
   ratios.push(r.true / r.false);
-  console.log(`pair ${i + 1} (${i % 2 === 0 ? 'off first' : 'on first'}): off ${r.false.toFixed(1)} µs/req, on ${r.true.toFixed(1)}, on ÷ off ${(r.true / r.false).toFixed(3)}`);
+  console.log(
+    `pair ${i + 1} (${i % 2 === 0 ? 'off first' : 'on first'}): off ${r.false.toFixed(1)} µs/req, on ${r.true.toFixed(1)}, on ÷ off ${(r.true / r.false).toFixed(3)}`,
+  );
 }
 const pct = (x) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(1)} %`;
-console.log(`access log: ${pct(median(ratios))} CPU per request (median of ${pairs} paired ratios; pairs ${pct(Math.min(...ratios))} to ${pct(Math.max(...ratios))}); medians off ${median(off).toFixed(1)}, on ${median(on).toFixed(1)} µs/req`);
+console.log(
+  `access log: ${pct(median(ratios))} CPU per request (median of ${pairs} paired ratios; pairs ${pct(Math.min(...ratios))} to ${pct(Math.max(...ratios))}); medians off ${median(off).toFixed(1)}, on ${median(on).toFixed(1)} µs/req`,
+);
 await stop(s.proc);
 await stop(origin);

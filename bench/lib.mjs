@@ -16,7 +16,9 @@ export const canPin = has('taskset');
  * start and the Dockerfile use them), plus --single-threaded-gc when pinned to one core, as the
  * README advises for one-CPU deployments (src/core/gc.ts).
  */
-export const launchFlags = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).config.nodeFlags.split(' ');
+export const launchFlags = JSON.parse(
+  readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+).config.nodeFlags.split(' ');
 export const nodeFlags = canPin ? [...launchFlags, '--single-threaded-gc'] : launchFlags;
 
 /** An nginx config under `dir/name` with one worker and no disk logs; returns nginx's arguments. */
@@ -24,10 +26,13 @@ export function nginxConf(dir, name, body) {
   const d = join(dir, name);
   mkdirSync(d, { recursive: true });
   const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${d};`).join(' ');
-  writeFileSync(join(d, 'nginx.conf'), `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
+  writeFileSync(
+    join(d, 'nginx.conf'),
+    `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
 events { worker_connections 4096; }
 http { access_log off; ${temp}
-${body} }`);
+${body} }`,
+  );
   return ['-p', d, '-c', join(d, 'nginx.conf')];
 }
 
@@ -38,7 +43,15 @@ ${body} }`);
 export async function startOrigin(dir) {
   const port = await freePort();
   const proc = nginxBin
-    ? startPinned(1, nginxBin, nginxConf(dir, 'origin', `server { listen 127.0.0.1:${port} reuseport; keepalive_requests 1000000; location / { return 200 "hello world"; } }`))
+    ? startPinned(
+        1,
+        nginxBin,
+        nginxConf(
+          dir,
+          'origin',
+          `server { listen 127.0.0.1:${port} reuseport; keepalive_requests 1000000; location / { return 200 "hello world"; } }`,
+        ),
+      )
     : startPinned(1, process.execPath, [new URL('./upstream.mjs', import.meta.url).pathname], { PORT: String(port) });
   await waitPort(port);
   return { proc, port, url: `http://127.0.0.1:${port}` };
@@ -135,11 +148,30 @@ export async function load(url, { seconds, connections, rate, delayMs }) {
     const non2xx = num(/Non-2xx or 3xx responses: (\d+)/) || 0;
     const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
     const sockErr = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
-    return { tool: 'wrk', rps: num(/Requests\/sec:\s+([\d.]+)/), requests: num(/(\d+) requests in/), p50: lat(50), p99: lat(99), errors: non2xx + sockErr };
+    return {
+      tool: 'wrk',
+      rps: num(/Requests\/sec:\s+([\d.]+)/),
+      requests: num(/(\d+) requests in/),
+      p50: lat(50),
+      p99: lat(99),
+      errors: non2xx + sockErr,
+    };
   }
   const { default: autocannon } = await import('autocannon');
-  const r = await autocannon({ url, connections, duration: seconds, ...(rate === undefined ? {} : { overallRate: rate }) });
-  return { tool: 'autocannon', rps: r.requests.average, requests: r.requests.total, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
+  const r = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    ...(rate === undefined ? {} : { overallRate: rate }),
+  });
+  return {
+    tool: 'autocannon',
+    rps: r.requests.average,
+    requests: r.requests.total,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors + r.timeouts + r.non2xx,
+  };
 }
 
 /**
@@ -150,7 +182,9 @@ export function openLoopBin(dir) {
   const cc = ['cc', 'gcc', 'clang'].find(has);
   if (cc === undefined) return null;
   const out = join(dir, 'openloop');
-  const r = spawnSync(cc, ['-O2', '-o', out, new URL('./openloop.c', import.meta.url).pathname, '-lm'], { encoding: 'utf8' });
+  const r = spawnSync(cc, ['-O2', '-o', out, new URL('./openloop.c', import.meta.url).pathname, '-lm'], {
+    encoding: 'utf8',
+  });
   return r.status === 0 ? out : null;
 }
 
@@ -171,8 +205,20 @@ export function loadOpenLoop(bin, url, { seconds, warmup, rate, connections = 32
     p.on('error', reject);
     p.on('close', (code) => {
       const kv = Object.fromEntries([...out.matchAll(/(\w+)=([\d.]+)/g)].map((m) => [m[1], Number(m[2])]));
-      if (code !== 0 || kv.requests === undefined) reject(new Error(`openloop exited ${code}: ${err.trim() || out.trim()}`));
-      else resolve({ tool: 'openloop', rps: kv.rps, requests: kv.requests, p50: kv.p50, p90: kv.p90, p99: kv.p99, p999: kv.p999, max: kv.max, errors: kv.errors });
+      if (code !== 0 || kv.requests === undefined)
+        reject(new Error(`openloop exited ${code}: ${err.trim() || out.trim()}`));
+      else
+        resolve({
+          tool: 'openloop',
+          rps: kv.rps,
+          requests: kv.requests,
+          p50: kv.p50,
+          p90: kv.p90,
+          p99: kv.p99,
+          p999: kv.p999,
+          max: kv.max,
+          errors: kv.errors,
+        });
     });
   });
 }
@@ -196,7 +242,11 @@ export function pinSelf(cpu = 1) {
 export async function loadAtRate(url, { seconds, rate, connections = 16 }) {
   const { Pool } = await import('undici');
   const hdr = await import('hdr-histogram-js');
-  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const h = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   const u = new URL(url);
   const pool = new Pool(u.origin, { connections });
   let errors = 0;
@@ -233,7 +283,13 @@ export async function loadAtRate(url, { seconds, rate, connections = 16 }) {
   });
   await Promise.all(inflight);
   await pool.close();
-  return { rps: done / seconds, requests: done, p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000, errors };
+  return {
+    rps: done / seconds,
+    requests: done,
+    p50: h.getValueAtPercentile(50) / 1000,
+    p99: h.getValueAtPercentile(99) / 1000,
+    errors,
+  };
 }
 
 /**
@@ -242,11 +298,19 @@ export async function loadAtRate(url, { seconds, rate, connections = 16 }) {
  */
 export function setAccessLog(admin, access) {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(`${admin}/api/v1/log`, { method: 'PUT', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => (res.statusCode === 200 && JSON.parse(body).access === access ? resolve() : reject(new Error(`PUT /api/v1/log answered ${res.statusCode}: ${body}`))));
-    });
+    const req = httpRequest(
+      `${admin}/api/v1/log`,
+      { method: 'PUT', agent: false, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () =>
+          res.statusCode === 200 && JSON.parse(body).access === access
+            ? resolve()
+            : reject(new Error(`PUT /api/v1/log answered ${res.statusCode}: ${body}`)),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(JSON.stringify({ access }));
   });
@@ -258,20 +322,30 @@ export function setAccessLog(admin, access) {
  * `cli` runs another build (bench/ab.mjs compares two); `nodeArgs` go after the launch flags
  * (bench/profile.mjs adds --cpu-prof).
  */
-export async function startSluiceProcess(blue, green, extra = {}, cli = new URL('../dist/cli.js', import.meta.url).pathname, nodeArgs = [], stdout = undefined) {
+export async function startSluiceProcess(
+  blue,
+  green,
+  extra = {},
+  cli = new URL('../dist/cli.js', import.meta.url).pathname,
+  nodeArgs = [],
+  stdout = undefined,
+) {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
   const port = await freePort();
   const adminPort = await freePort();
   const file = join(dir, 'sluice.json');
-  writeFileSync(file, JSON.stringify({
-    listen: { host: '127.0.0.1', port },
-    admin: { host: '127.0.0.1', port: adminPort },
-    pools: { blue: { endpoints: [blue] }, green: { endpoints: [green] } },
-    stateFile: join(dir, 'state.json'),
-    audit: { file: null },
-    log: { level: 'warn', access: false },
-    ...extra,
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      listen: { host: '127.0.0.1', port },
+      admin: { host: '127.0.0.1', port: adminPort },
+      pools: { blue: { endpoints: [blue] }, green: { endpoints: [green] } },
+      stateFile: join(dir, 'state.json'),
+      audit: { file: null },
+      log: { level: 'warn', access: false },
+      ...extra,
+    }),
+  );
   const proc = startPinned(0, process.execPath, [...nodeFlags, ...nodeArgs, cli, '--config', file], {}, stdout);
   await waitPort(port);
   await waitPort(adminPort);

@@ -6,7 +6,17 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nodeFlags, freePort, load, pinSelf, startOrigin, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
+import {
+  nodeFlags,
+  freePort,
+  load,
+  pinSelf,
+  startOrigin,
+  startPinned,
+  startSluiceProcess,
+  stop,
+  waitPort,
+} from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -28,10 +38,19 @@ const profArgs = ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval'
 let proc;
 if (which === 'bare' || which.endsWith('.mjs')) {
   const script = which === 'bare' ? join(here, 'contenders/bare-undici.mjs') : which;
-  proc = startPinned(0, process.execPath, [...nodeFlags, ...profArgs, script], { PORT: String(port), UPSTREAM: upstream });
+  proc = startPinned(0, process.execPath, [...nodeFlags, ...profArgs, script], {
+    PORT: String(port),
+    UPSTREAM: upstream,
+  });
   await waitPort(port);
 } else {
-  const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: canary }, log: { level: 'warn', access } }, undefined, profArgs);
+  const s = await startSluiceProcess(
+    upstream,
+    upstream,
+    { split: { initialCanaryWeight: canary }, log: { level: 'warn', access } },
+    undefined,
+    profArgs,
+  );
   proc = s.proc;
   port = s.port;
 }
@@ -42,7 +61,10 @@ const requests = w.requests + r.requests;
 await stop(proc);
 if (proc.errors()) process.stderr.write(proc.errors());
 await stop(origin);
-const file = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profDir, f)).find((f) => statSync(f).size > 0);
+const file = readdirSync(profDir)
+  .filter((f) => f.endsWith('.cpuprofile'))
+  .map((f) => join(profDir, f))
+  .find((f) => statSync(f).size > 0);
 const prof = JSON.parse(readFileSync(file, 'utf8'));
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 const counts = new Map();
@@ -52,13 +74,22 @@ let total = 0;
 for (const [id, c] of counts) {
   const n = byId.get(id);
   const f = n.callFrame;
-  const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/dist\//, 'dist/').replace(/^node:/, '')}:${f.lineNumber + 1}`;
+  const key = `${f.functionName || '(anonymous)'} ${f.url
+    .replace(/^.*node_modules\//, '')
+    .replace(/^file:\/\/.*\/dist\//, 'dist/')
+    .replace(/^node:/, '')}:${f.lineNumber + 1}`;
   self.set(key, (self.get(key) ?? 0) + c);
   total += c;
 }
 // Per request: sampled time (interval 200 µs) over every request served while profiling.
 const perReq = (c) => (c * 200) / requests;
 const busy = total - (self.get('(idle) :0') ?? 0);
-console.log(`${which}: ${r.rps.toFixed(0)} req/s over ${seconds}s; ${requests} requests; busy ${perReq(busy).toFixed(2)} µs/req; profile ${file}`);
-for (const [k, c] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${perReq(c).toFixed(3).padStart(7)} µs ${((c / total) * 100).toFixed(2).padStart(6)}%  ${k}`);
-writeFileSync(join(profDir, `${which.replace(/^.*\//, '').replace(/\.mjs$/, '')}${access ? '-access' : ''}.json`), JSON.stringify({ requests, perRequest: Object.fromEntries([...self].map(([k, c]) => [k, perReq(c)])) }));
+console.log(
+  `${which}: ${r.rps.toFixed(0)} req/s over ${seconds}s; ${requests} requests; busy ${perReq(busy).toFixed(2)} µs/req; profile ${file}`,
+);
+for (const [k, c] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top))
+  console.log(`${perReq(c).toFixed(3).padStart(7)} µs ${((c / total) * 100).toFixed(2).padStart(6)}%  ${k}`);
+writeFileSync(
+  join(profDir, `${which.replace(/^.*\//, '').replace(/\.mjs$/, '')}${access ? '-access' : ''}.json`),
+  JSON.stringify({ requests, perRequest: Object.fromEntries([...self].map(([k, c]) => [k, perReq(c)])) }),
+);

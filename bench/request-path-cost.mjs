@@ -14,13 +14,41 @@ import { Recorder } from '../dist/stats/recorder.js';
 
 const urls = { blue: 'http://127.0.0.1:1', green: 'http://127.0.0.1:2' };
 const config = parseConfig({ pools: { blue: { endpoints: [urls.blue] }, green: { endpoints: [urls.green] } } });
-const opts = { connections: 1, connectTimeout: 1000, headersTimeout: 1000, bodyTimeout: 1000, ejectAfter: 3, ejectFor: 1000 };
-const pools = [new UpstreamPool(0, 'blue', [urls.blue], opts, Date.now), new UpstreamPool(1, 'green', [urls.green], opts, Date.now)];
+const opts = {
+  connections: 1,
+  connectTimeout: 1000,
+  headersTimeout: 1000,
+  bodyTimeout: 1000,
+  ejectAfter: 3,
+  ejectFor: 1000,
+};
+const pools = [
+  new UpstreamPool(0, 'blue', [urls.blue], opts, Date.now),
+  new UpstreamPool(1, 'green', [urls.green], opts, Date.now),
+];
 const recorder = new Recorder();
-const proxy = new ProxyServer({ config, table: new TableCell(makeTable(1, 'blue', { blue: 90, green: 10 })), pools, recorder, accessLog: new AccessLog({ write() {} }), logger: createLogger('silent') });
+const proxy = new ProxyServer({
+  config,
+  table: new TableCell(makeTable(1, 'blue', { blue: 90, green: 10 })),
+  pools,
+  recorder,
+  accessLog: new AccessLog({ write() {} }),
+  logger: createLogger('silent'),
+});
 // What wrk sends, and what nginx answers (as undici hands it over: Buffers).
 const req = { url: '/', method: 'GET', rawHeaders: ['Host', '127.0.0.1:8080'], socket: { remoteAddress: '127.0.0.1' } };
-const upstreamHeaders = ['Server', 'nginx/1.22.1', 'Date', 'Sun, 22 Nov 2026 10:54:12 GMT', 'Content-Type', 'text/plain', 'Content-Length', '11', 'Connection', 'keep-alive'].map((s) => Buffer.from(s, 'latin1'));
+const upstreamHeaders = [
+  'Server',
+  'nginx/1.22.1',
+  'Date',
+  'Sun, 22 Nov 2026 10:54:12 GMT',
+  'Content-Type',
+  'text/plain',
+  'Content-Length',
+  '11',
+  'Connection',
+  'keep-alive',
+].map((s) => Buffer.from(s, 'latin1'));
 
 function time(name, fn, n = 2_000_000) {
   for (let i = 0; i < n / 10; i++) fn(i);
@@ -37,7 +65,20 @@ const result = Object.fromEntries([
   time('responseHeadersNs', () => responseHeaders(upstreamHeaders, meta)),
   time('recordNs', (i) => recorder.record(i & 1, 200, 300 + (i & 1023), undefined)),
   // About 20 lines a millisecond, as at 20k req/s.
-  time('accessLogNs', (i) => accessLog.log(t0 + (i >> 4), ids[i & 1023], 'GET', '/', 200, 'blue', urls.blue, 0.3 + (i & 1023) / 1e4, '127.0.0.1', undefined)),
+  time('accessLogNs', (i) =>
+    accessLog.log(
+      t0 + (i >> 4),
+      ids[i & 1023],
+      'GET',
+      '/',
+      200,
+      'blue',
+      urls.blue,
+      0.3 + (i & 1023) / 1e4,
+      '127.0.0.1',
+      undefined,
+    ),
+  ),
 ]);
 console.log(JSON.stringify(result));
 proxy.server.close();

@@ -18,7 +18,10 @@ const log = (s) => process.stderr.write(`${s}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const startSluice = (blue, green, stepHold) =>
-  startSluiceProcess(blue.url, green.url, { split: { trustedProxies: ['127.0.0.1/32'] }, rollout: { steps: [10, 25, 50, 100], stepHold } });
+  startSluiceProcess(blue.url, green.url, {
+    split: { trustedProxies: ['127.0.0.1/32'] },
+    rollout: { steps: [10, 25, 50, 100], stepHold },
+  });
 
 /** `rps` requests a second from 50,000 distinct clients; notes green's answers and failures. */
 function startLoad(base, rps) {
@@ -34,7 +37,10 @@ function startLoad(base, rps) {
       credit -= 1;
       const k = i++ % 50_000;
       st.sent++;
-      request(`${base}/api`, { dispatcher: agent, headers: { 'x-forwarded-for': `10.${k >> 16}.${(k >> 8) & 255}.${k & 255}` } })
+      request(`${base}/api`, {
+        dispatcher: agent,
+        headers: { 'x-forwarded-for': `10.${k >> 16}.${(k >> 8) & 255}.${k & 255}` },
+      })
         .then(async (r) => {
           await r.body.dump();
           const now = Date.now();
@@ -47,7 +53,14 @@ function startLoad(base, rps) {
         .catch(() => st.failed.push(Date.now()));
     }
   }, tickMs);
-  return { st, stop: async () => { clearInterval(timer); await sleep(200); await agent.close(); } };
+  return {
+    st,
+    stop: async () => {
+      clearInterval(timer);
+      await sleep(200);
+      await agent.close();
+    },
+  };
 }
 
 async function status(admin) {
@@ -56,7 +69,11 @@ async function status(admin) {
 }
 
 async function post(admin, path) {
-  const r = await request(`${admin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const r = await request(`${admin}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{}',
+  });
   const body = await r.body.json();
   if (r.statusCode !== 200) throw new Error(`${path}: ${r.statusCode} ${JSON.stringify(body)}`);
   return body;
@@ -83,7 +100,14 @@ async function scenario({ name, rps, failRate = 0, delayMs = 0, healthy = false,
         if (st.rollout.phase !== 'progressing') break;
         await sleep(100);
       }
-      return { name, rps, outcome: st.rollout.phase, rollbacks: st.rollout.rollbacks, failed: load.st.failed.length, reason: st.rollout.reason };
+      return {
+        name,
+        rps,
+        outcome: st.rollout.phase,
+        rollbacks: st.rollout.rollbacks,
+        failed: load.st.failed.length,
+        reason: st.rollout.reason,
+      };
     }
     // Wait for step 2 (25 %), then break green.
     while (Date.now() < deadline && (await status(s.admin)).rollout.stepIndex < 1) await sleep(50);
@@ -143,7 +167,9 @@ async function main() {
   for (const sc of list) {
     const r = await scenario({ ...sc, stepHold });
     results.push(r);
-    log(`${r.name.padEnd(28)} ${String(r.rps).padStart(4)} req/s: ${r.outcome}${r.statusMs !== undefined ? `  0 % after ${r.statusMs} ms (last green answer +${r.lastGreenMs} ms), ${r.failed} failed responses` : `, ${r.failed} failed responses`}  — ${r.reason}`);
+    log(
+      `${r.name.padEnd(28)} ${String(r.rps).padStart(4)} req/s: ${r.outcome}${r.statusMs !== undefined ? `  0 % after ${r.statusMs} ms (last green answer +${r.lastGreenMs} ms), ${r.failed} failed responses` : `, ${r.failed} failed responses`}  — ${r.reason}`,
+    );
   }
   const rows = results.map((r) =>
     r.statusMs === undefined
@@ -152,10 +178,15 @@ async function main() {
   );
   const md = `Rollback bench ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, default analysis (1 s interval, 10 s window, minRequests 50, maxErrorRate 1 %, maxP95Ms 500), canary broken at step 2 (25 %).\n\n| scenario | req/s | canary req/s | outcome | breach → 0 % (status API) | breach → last green answer | failed responses after the breach |\n| --- | --- | --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`;
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', 'rollback.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, quick, results }, null, 2));
+  writeFileSync(
+    join(here, 'results', 'rollback.json'),
+    JSON.stringify({ date: new Date().toISOString(), node: process.version, quick, results }, null, 2),
+  );
   writeFileSync(join(here, 'results', 'rollback.md'), md);
   process.stdout.write(md);
-  const bad = results.filter((r) => (r.statusMs === undefined ? r.outcome !== 'promoted' || r.rollbacks !== 0 : r.outcome !== 'rolled_back'));
+  const bad = results.filter((r) =>
+    r.statusMs === undefined ? r.outcome !== 'promoted' || r.rollbacks !== 0 : r.outcome !== 'rolled_back',
+  );
   if (bad.length) {
     log(`unexpected outcomes: ${bad.map((b) => b.name).join(', ')}`);
     process.exitCode = 1;

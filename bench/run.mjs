@@ -11,7 +11,29 @@ import { createRequire } from 'node:module';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nodeFlags, canPin, childPids, cpuSeconds, freePort, has, load, loadAtRate, loadOpenLoop, median, openLoopBin, nginxBin, nginxConf, pinSelf, rssMiB, setAccessLog, startOrigin, startPinned, startSluiceProcess, stop, waitPort } from './lib.mjs';
+import {
+  nodeFlags,
+  canPin,
+  childPids,
+  cpuSeconds,
+  freePort,
+  has,
+  load,
+  loadAtRate,
+  loadOpenLoop,
+  median,
+  openLoopBin,
+  nginxBin,
+  nginxConf,
+  pinSelf,
+  rssMiB,
+  setAccessLog,
+  startOrigin,
+  startPinned,
+  startSluiceProcess,
+  stop,
+  waitPort,
+} from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -42,7 +64,9 @@ const resolvable = (name) => {
 
 async function main() {
   pinSelf(1);
-  log(`sluice bench: ${rounds} round(s) × ${seconds}s, ${connections} connections, load ${has('wrk') ? 'wrk' : 'autocannon'}, pinning ${canPin ? 'on (proxy cpu 0; upstream + load cpu 1)' : 'off'}`);
+  log(
+    `sluice bench: ${rounds} round(s) × ${seconds}s, ${connections} connections, load ${has('wrk') ? 'wrk' : 'autocannon'}, pinning ${canPin ? 'on (proxy cpu 0; upstream + load cpu 1)' : 'off'}`,
+  );
   // The origin: nginx `return 200` when installed (cheap), else a tight node:http server.
   const { proc: origin, port: upPort, url: upstream } = await startOrigin(dir);
 
@@ -68,7 +92,10 @@ async function main() {
   // few per cent apart for their whole life); with --fresh each gets its own process.
   let shared;
   const startSluice = async (access) => {
-    const s = await startSluiceProcess(upstream, upstream, { split: { initialCanaryWeight: 10 }, log: { level: 'warn', access } });
+    const s = await startSluiceProcess(upstream, upstream, {
+      split: { initialCanaryWeight: 10 },
+      log: { level: 'warn', access },
+    });
     return { port: s.port, proc: s.proc, admin: s.admin };
   };
   const addSluice = (name, access) =>
@@ -77,23 +104,37 @@ async function main() {
       start: () => (fresh ? startSluice(access) : (shared ??= startSluice(access))),
       prepare: ({ admin }) => setAccessLog(admin, access),
     });
-  const node = (script, port, env = {}) => startPinned(0, process.execPath, [...nodeFlags, script], { PORT: String(port), UPSTREAM: upstream, ...env });
+  const node = (script, port, env = {}) =>
+    startPinned(0, process.execPath, [...nodeFlags, script], { PORT: String(port), UPSTREAM: upstream, ...env });
   add('bare undici', (p) => node(join(here, 'contenders/bare-undici.mjs'), p));
-  add("bare undici + sluice's headers", (p) => node(join(here, 'contenders/bare-undici.mjs'), p, { HEADERS: 'sluice' }));
+  add("bare undici + sluice's headers", (p) =>
+    node(join(here, 'contenders/bare-undici.mjs'), p, { HEADERS: 'sluice' }),
+  );
   addSluice('sluice (access log off)', false);
   addSluice('sluice (access log on)', true);
   add('http-proxy-3', (p) => node(join(here, 'contenders/http-proxy-3.mjs'), p));
-  if (resolvable('@fastify/http-proxy') && resolvable('fastify')) add('@fastify/http-proxy', (p) => node(join(here, 'contenders/fastify-http-proxy.mjs'), p));
+  if (resolvable('@fastify/http-proxy') && resolvable('fastify'))
+    add('@fastify/http-proxy', (p) => node(join(here, 'contenders/fastify-http-proxy.mjs'), p));
   else log('@fastify/http-proxy not installed (a dev dependency): skipped');
   if (nginxBin) {
     add('nginx', (p) =>
-      startPinned(0, nginxBin, nginxConf(dir, `proxy-${p}`, `upstream up { server 127.0.0.1:${upPort}; keepalive 64; }
-server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }`)),
+      startPinned(
+        0,
+        nginxBin,
+        nginxConf(
+          dir,
+          `proxy-${p}`,
+          `upstream up { server 127.0.0.1:${upPort}; keepalive 64; }
+server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+        ),
+      ),
     );
   } else log('nginx not installed: skipped (npm run bench:setup installs it)');
   // --only a,b: direct, sluice and the contenders whose names contain one of them (a quicker look).
   if (only !== undefined) {
-    const keep = contenders.filter((c) => c.name === 'direct' || c.name.startsWith('sluice') || only.some((o) => c.name.includes(o)));
+    const keep = contenders.filter(
+      (c) => c.name === 'direct' || c.name.startsWith('sluice') || only.some((o) => c.name.includes(o)),
+    );
     contenders.splice(0, contenders.length, ...keep);
   }
   /** Run `fn` against a contender: started for it (--fresh) or once for the whole bench. */
@@ -138,7 +179,9 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
       return { ...r, cpu: pids.length ? cpu : NaN, rssMiB: rss };
     });
   const report = (round, name, row, what = '') =>
-    log(`round ${round + 1} ${`${name}${what}`.padEnd(24)} ${row.rps.toFixed(0).padStart(7)} req/s  p50 ${row.p50.toFixed(2)}ms  p99 ${row.p99.toFixed(2)}ms  cpu ${row.cpuUsPerReq.toFixed(1)}µs/req  errors ${row.errors}`);
+    log(
+      `round ${round + 1} ${`${name}${what}`.padEnd(24)} ${row.rps.toFixed(0).padStart(7)} req/s  p50 ${row.p50.toFixed(2)}ms  p99 ${row.p99.toFixed(2)}ms  cpu ${row.cpuUsPerReq.toFixed(1)}µs/req  errors ${row.errors}`,
+    );
   const perReq = (r) => ({ ...r, cpuUsPerReq: (r.cpu / r.requests) * 1e6 });
   // In one shared process the access log off and on is measured in interleaved slices, ABBA (off,
   // on, on, off; BAAB in odd rounds), each half the round's seconds: the machine drifts by tens
@@ -147,7 +190,16 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   // access log. Each side's figures join its two slices: CPU and requests summed, req/s and
   // percentiles averaged. With --fresh (a process per measurement) the pair stays one of each.
   const slicedPair = !fresh && seconds >= 2;
-  const joined = (a, b) => ({ ...a, rps: (a.rps + b.rps) / 2, requests: a.requests + b.requests, p50: (a.p50 + b.p50) / 2, p99: (a.p99 + b.p99) / 2, errors: a.errors + b.errors, cpu: a.cpu + b.cpu, rssMiB: b.rssMiB });
+  const joined = (a, b) => ({
+    ...a,
+    rps: (a.rps + b.rps) / 2,
+    requests: a.requests + b.requests,
+    p50: (a.p50 + b.p50) / 2,
+    p99: (a.p99 + b.p99) / 2,
+    errors: a.errors + b.errors,
+    cpu: a.cpu + b.cpu,
+    rssMiB: b.rssMiB,
+  });
   for (let round = 0; round < rounds; round++) {
     const order = withPairOrder(rotated(contenders, round), round);
     for (let i = 0; i < order.length; i++) {
@@ -161,7 +213,10 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
           slices.push(row);
           report(round, x.name, perReq(row), ` slice ${k + 1}`);
         }
-        for (const [x, a, b] of [[c, slices[0], slices[3]], [next, slices[1], slices[2]]]) {
+        for (const [x, a, b] of [
+          [c, slices[0], slices[3]],
+          [next, slices[1], slices[2]],
+        ]) {
           const row = perReq(joined(a, b));
           results[x.name].push(row);
           report(round, x.name, row);
@@ -178,7 +233,9 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const sluiceMax = median(results['sluice (access log off)'].map((r) => r.rps));
   const rate = Math.max(100, Math.round(sluiceMax / 3 / 100) * 100);
   // nginx, when installed: what a proxy without Node's event loop adds on this host (context).
-  const atModerate = contenders.filter((c) => ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)', 'nginx'].includes(c.name));
+  const atModerate = contenders.filter((c) =>
+    ['direct', 'bare undici', 'sluice (access log off)', 'sluice (access log on)', 'nginx'].includes(c.name),
+  );
   const moderate = Object.fromEntries(atModerate.map((c) => [c.name, []]));
   // The same rate open loop as well, when a C compiler builds bench/openloop.c: Poisson arrivals
   // independent of the answers, each latency from its scheduled time (no coordinated omission),
@@ -197,14 +254,27 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
         // and GC settles; a fresh process gets full load first (JIT, heap growth).
         const conns = Math.max(1, Math.round(rate / 500));
         if (fresh) await load(url, { seconds: warm, connections });
-        await (has('wrk') ? load(url, { seconds: moderateWarm, connections: conns, delayMs: 2 }) : loadAtRate(url, { seconds: moderateWarm, rate }));
-        const r = has('wrk') ? await load(url, { seconds: Math.min(seconds, 5), connections: conns, delayMs: 2 }) : await loadAtRate(url, { seconds: Math.min(seconds, 5), rate });
+        await (has('wrk')
+          ? load(url, { seconds: moderateWarm, connections: conns, delayMs: 2 })
+          : loadAtRate(url, { seconds: moderateWarm, rate }));
+        const r = has('wrk')
+          ? await load(url, { seconds: Math.min(seconds, 5), connections: conns, delayMs: 2 })
+          : await loadAtRate(url, { seconds: Math.min(seconds, 5), rate });
         moderate[name].push(r);
-        log(`moderate ~${rate} req/s round ${round + 1} ${name.padEnd(24)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50.toFixed(3)}ms  p99 ${r.p99.toFixed(3)}ms  errors ${r.errors}`);
+        log(
+          `moderate ~${rate} req/s round ${round + 1} ${name.padEnd(24)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50.toFixed(3)}ms  p99 ${r.p99.toFixed(3)}ms  errors ${r.errors}`,
+        );
         if (olBin === null) return;
-        const o = await loadOpenLoop(olBin, url, { seconds: Math.min(seconds, 4), warmup: quick ? 0.5 : 1, rate, seed: round + 1 });
+        const o = await loadOpenLoop(olBin, url, {
+          seconds: Math.min(seconds, 4),
+          warmup: quick ? 0.5 : 1,
+          rate,
+          seed: round + 1,
+        });
         openLoop[name].push(o);
-        log(`open loop ${rate} req/s round ${round + 1} ${name.padEnd(24)} ${o.rps.toFixed(0)} req/s  p50 ${o.p50.toFixed(3)}ms  p99 ${o.p99.toFixed(3)}ms  p99.9 ${o.p999.toFixed(3)}ms  errors ${o.errors}`);
+        log(
+          `open loop ${rate} req/s round ${round + 1} ${name.padEnd(24)} ${o.rps.toFixed(0)} req/s  p50 ${o.p50.toFixed(3)}ms  p99 ${o.p99.toFixed(3)}ms  p99.9 ${o.p999.toFixed(3)}ms  errors ${o.errors}`,
+        );
       });
     }
   }
@@ -213,8 +283,21 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
 
   const summary = contenders.map((c) => {
     const rs = results[c.name];
-    const pick = (k) => ({ median: median(rs.map((r) => r[k])), min: Math.min(...rs.map((r) => r[k])), max: Math.max(...rs.map((r) => r[k])) });
-    return { name: c.name, rps: pick('rps'), p50: pick('p50'), p99: pick('p99'), cpuUsPerReq: pick('cpuUsPerReq'), rssMiB: pick('rssMiB'), errors: rs.reduce((a, r) => a + r.errors, 0), requests: rs.reduce((a, r) => a + r.requests, 0) };
+    const pick = (k) => ({
+      median: median(rs.map((r) => r[k])),
+      min: Math.min(...rs.map((r) => r[k])),
+      max: Math.max(...rs.map((r) => r[k])),
+    });
+    return {
+      name: c.name,
+      rps: pick('rps'),
+      p50: pick('p50'),
+      p99: pick('p99'),
+      cpuUsPerReq: pick('cpuUsPerReq'),
+      rssMiB: pick('rssMiB'),
+      errors: rs.reduce((a, r) => a + r.errors, 0),
+      requests: rs.reduce((a, r) => a + r.requests, 0),
+    };
   });
   const by = Object.fromEntries(summary.map((s) => [s.name, s]));
   const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN);
@@ -223,20 +306,45 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const lines = [
     `| contender | req/s | p50 ms | p99 ms | proxy CPU µs/req | RSS MiB | req/s ÷ direct | CPU ÷ bare undici | CPU ÷ nginx | errors |`,
     `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
-    ...summary.map((s) =>
-      `| ${s.name} | ${rng(s.rps)} | ${rng(s.p50, 2)} | ${rng(s.p99, 2)} | ${rng(s.cpuUsPerReq, 1)} | ${f(s.rssMiB.median)} | ${f(ratio(s.rps.median, by.direct.rps.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by['bare undici']?.cpuUsPerReq.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by.nginx?.cpuUsPerReq.median), 2)} | ${s.errors} |`),
+    ...summary.map(
+      (s) =>
+        `| ${s.name} | ${rng(s.rps)} | ${rng(s.p50, 2)} | ${rng(s.p99, 2)} | ${rng(s.cpuUsPerReq, 1)} | ${f(s.rssMiB.median)} | ${f(ratio(s.rps.median, by.direct.rps.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by['bare undici']?.cpuUsPerReq.median), 2)} | ${f(ratio(s.cpuUsPerReq.median, by.nginx?.cpuUsPerReq.median), 2)} | ${s.errors} |`,
+    ),
   ];
   /** Per contender: the median of each of `keys` over its rounds, and its errors summed. */
-  const medianRows = (byName, keys) => Object.entries(byName).map(([name, rs]) => ({ name, ...Object.fromEntries(keys.map((k) => [k, median(rs.map((r) => r[k]))])), errors: rs.reduce((a, r) => a + r.errors, 0) }));
+  const medianRows = (byName, keys) =>
+    Object.entries(byName).map(([name, rs]) => ({
+      name,
+      ...Object.fromEntries(keys.map((k) => [k, median(rs.map((r) => r[k]))])),
+      errors: rs.reduce((a, r) => a + r.errors, 0),
+    }));
   const mod = medianRows(moderate, ['rps', 'p50', 'p99']);
   const direct99 = mod.find((m) => m.name === 'direct').p99;
-  lines.push('', `Latency at a moderate load (target ${rate} req/s, a third of sluice's max; ${has('wrk') ? 'wrk, each connection pausing 2 ms between requests' : 'open-loop node generator'}; medians of ${rounds}):`, '', '| contender | req/s | p50 ms | p99 ms | p99 added over direct | errors |', '| --- | --- | --- | --- | --- | --- |');
-  for (const m of mod) lines.push(`| ${m.name} | ${f(m.rps)} | ${f(m.p50, 3)} | ${f(m.p99, 3)} | ${m.name === 'direct' ? '–' : `${f(m.p99 - direct99, 3)} ms`} | ${m.errors} |`);
+  lines.push(
+    '',
+    `Latency at a moderate load (target ${rate} req/s, a third of sluice's max; ${has('wrk') ? 'wrk, each connection pausing 2 ms between requests' : 'open-loop node generator'}; medians of ${rounds}):`,
+    '',
+    '| contender | req/s | p50 ms | p99 ms | p99 added over direct | errors |',
+    '| --- | --- | --- | --- | --- | --- |',
+  );
+  for (const m of mod)
+    lines.push(
+      `| ${m.name} | ${f(m.rps)} | ${f(m.p50, 3)} | ${f(m.p99, 3)} | ${m.name === 'direct' ? '–' : `${f(m.p99 - direct99, 3)} ms`} | ${m.errors} |`,
+    );
   const ol = olBin === null ? [] : medianRows(openLoop, ['rps', 'p50', 'p99', 'p999']);
   const olDirect99 = ol.find((m) => m.name === 'direct')?.p99 ?? NaN;
   if (ol.length) {
-    lines.push('', `The same rate open loop (bench/openloop.c: Poisson arrivals at ${rate} req/s, latency from each request's scheduled time; medians of ${rounds}):`, '', '| contender | req/s | p50 ms | p99 ms | p99.9 ms | p99 added over direct | errors |', '| --- | --- | --- | --- | --- | --- | --- |');
-    for (const m of ol) lines.push(`| ${m.name} | ${f(m.rps)} | ${f(m.p50, 3)} | ${f(m.p99, 3)} | ${f(m.p999, 3)} | ${m.name === 'direct' ? '–' : `${f(m.p99 - olDirect99, 3)} ms`} | ${m.errors} |`);
+    lines.push(
+      '',
+      `The same rate open loop (bench/openloop.c: Poisson arrivals at ${rate} req/s, latency from each request's scheduled time; medians of ${rounds}):`,
+      '',
+      '| contender | req/s | p50 ms | p99 ms | p99.9 ms | p99 added over direct | errors |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+    );
+    for (const m of ol)
+      lines.push(
+        `| ${m.name} | ${f(m.rps)} | ${f(m.p50, 3)} | ${f(m.p99, 3)} | ${f(m.p999, 3)} | ${m.name === 'direct' ? '–' : `${f(m.p99 - olDirect99, 3)} ms`} | ${m.errors} |`,
+      );
   }
   const olOf = (n) => ol.find((m) => m.name === n)?.p99 ?? NaN;
   // The targets of issue #5, as ratios within this run (no pass/fail: a report, not a test).
@@ -247,30 +355,118 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   const cmp = (x, ok) => (Number.isFinite(x) ? verdict(ok(x)) : 'n/a');
   const targets = [
     ['CPU per request ÷ bare undici (access log off)', ratio(off, cpuOf('bare undici')), (x) => x <= 1.15, '≤ 1.15', 2],
-    ["CPU per request ÷ bare undici with sluice's headers", ratio(off, cpuOf("bare undici + sluice's headers")), undefined, '(context)', 2],
-    ['req/s ÷ http-proxy-3', ratio(by['sluice (access log off)'].rps.median, by['http-proxy-3']?.rps.median), (x) => x >= 2, '≥ 2', 2],
-    ['req/s ÷ @fastify/http-proxy', ratio(by['sluice (access log off)'].rps.median, by['@fastify/http-proxy']?.rps.median), undefined, '(context)', 2],
-    ['access log: added CPU per request (%)', (ratio(cpuOf('sluice (access log on)'), off) - 1) * 100, (x) => x < 10, '< 10', 1],
+    [
+      "CPU per request ÷ bare undici with sluice's headers",
+      ratio(off, cpuOf("bare undici + sluice's headers")),
+      undefined,
+      '(context)',
+      2,
+    ],
+    [
+      'req/s ÷ http-proxy-3',
+      ratio(by['sluice (access log off)'].rps.median, by['http-proxy-3']?.rps.median),
+      (x) => x >= 2,
+      '≥ 2',
+      2,
+    ],
+    [
+      'req/s ÷ @fastify/http-proxy',
+      ratio(by['sluice (access log off)'].rps.median, by['@fastify/http-proxy']?.rps.median),
+      undefined,
+      '(context)',
+      2,
+    ],
+    [
+      'access log: added CPU per request (%)',
+      (ratio(cpuOf('sluice (access log on)'), off) - 1) * 100,
+      (x) => x < 10,
+      '< 10',
+      1,
+    ],
     // The same, paired: each round's on ÷ off, so drift between rounds cancels (context only).
-    ['access log: added CPU, median of per-round ratios (%)', (median(results['sluice (access log on)'].map((r, i) => r.cpuUsPerReq / results['sluice (access log off)'][i].cpuUsPerReq)) - 1) * 100, undefined, '(context)', 1],
-    ['p99 added over direct at a moderate load (ms)', modOf('sluice (access log off)').p99 - direct99, (x) => x < 1, '< 1', 3],
+    [
+      'access log: added CPU, median of per-round ratios (%)',
+      (median(
+        results['sluice (access log on)'].map(
+          (r, i) => r.cpuUsPerReq / results['sluice (access log off)'][i].cpuUsPerReq,
+        ),
+      ) -
+        1) *
+        100,
+      undefined,
+      '(context)',
+      1,
+    ],
+    [
+      'p99 added over direct at a moderate load (ms)',
+      modOf('sluice (access log off)').p99 - direct99,
+      (x) => x < 1,
+      '< 1',
+      3,
+    ],
     // Node's floor on this host, for context: sluice's p99 against the bare undici proxy's.
-    ['p99 over the bare undici proxy at a moderate load (ms)', modOf('sluice (access log off)').p99 - (modOf('bare undici')?.p99 ?? NaN), undefined, '(context)', 3],
-    ['p99 added over direct by nginx at a moderate load (ms)', (modOf('nginx')?.p99 ?? NaN) - direct99, undefined, '(context)', 3],
-    ['p99 added over direct at a moderate load, open loop (ms)', olOf('sluice (access log off)') - olDirect99, undefined, '(context)', 3],
+    [
+      'p99 over the bare undici proxy at a moderate load (ms)',
+      modOf('sluice (access log off)').p99 - (modOf('bare undici')?.p99 ?? NaN),
+      undefined,
+      '(context)',
+      3,
+    ],
+    [
+      'p99 added over direct by nginx at a moderate load (ms)',
+      (modOf('nginx')?.p99 ?? NaN) - direct99,
+      undefined,
+      '(context)',
+      3,
+    ],
+    [
+      'p99 added over direct at a moderate load, open loop (ms)',
+      olOf('sluice (access log off)') - olDirect99,
+      undefined,
+      '(context)',
+      3,
+    ],
     ['same, the bare undici proxy (ms)', olOf('bare undici') - olDirect99, undefined, '(context)', 3],
     ['same, nginx (ms)', olOf('nginx') - olDirect99, undefined, '(context)', 3],
   ];
   lines.push('', '| target | this run | goal | |', '| --- | --- | --- | --- |');
-  for (const [name, x, ok, goal, d] of targets) lines.push(`| ${name} | ${f(x, d)} | ${goal} | ${ok === undefined ? '' : cmp(x, ok)} |`);
+  for (const [name, x, ok, goal, d] of targets)
+    lines.push(`| ${name} | ${f(x, d)} | ${goal} | ${ok === undefined ? '' : cmp(x, ok)} |`);
   lines.push('', 'Measurement and metrics per request: `node bench/record-cost.mjs`.');
-  const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, rounds, seconds, connections, tool: has('wrk') ? 'wrk' : 'autocannon', pinned: canPin, command: `npm run bench -- ${argv.join(' ')}`.trim() };
+  const meta = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model,
+    rounds,
+    seconds,
+    connections,
+    tool: has('wrk') ? 'wrk' : 'autocannon',
+    pinned: canPin,
+    command: `npm run bench -- ${argv.join(' ')}`.trim(),
+  };
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify({ meta, summary, rounds: results, moderate: { rate, results: moderate, openLoop: olBin === null ? null : openLoop } }, null, 2));
+  writeFileSync(
+    join(here, 'results', 'latest.json'),
+    JSON.stringify(
+      {
+        meta,
+        summary,
+        rounds: results,
+        moderate: { rate, results: moderate, openLoop: olBin === null ? null : openLoop },
+      },
+      null,
+      2,
+    ),
+  );
   const md = `Bench ${meta.date.slice(0, 10)}, Node ${meta.node}, ${meta.cpus} cores (${meta.cpu}), ${meta.tool} ${connections} connections, ${rounds} × ${seconds}s rounds, medians (min–max).\n\n${lines.join('\n')}\n`;
   writeFileSync(join(here, 'results', 'latest.md'), md);
   process.stdout.write(md);
-  const bad = [...summary.filter((s) => s.errors > 0 || !(s.requests > 0)), ...mod.filter((m) => m.errors > 0), ...ol.filter((m) => m.errors > 0 || !(m.rps > 0))];
+  const bad = [
+    ...summary.filter((s) => s.errors > 0 || !(s.requests > 0)),
+    ...mod.filter((m) => m.errors > 0),
+    ...ol.filter((m) => m.errors > 0 || !(m.rps > 0)),
+  ];
   if (bad.length) {
     log(`contenders with errors or no requests: ${bad.map((b) => b.name).join(', ')}`);
     process.exitCode = 1;

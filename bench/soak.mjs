@@ -51,8 +51,12 @@ async function upstream(name) {
     });
   });
   server.on('upgrade', (req, socket) => {
-    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC11B85`).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    const accept = createHash('sha1')
+      .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC11B85`)
+      .digest('base64');
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    );
     socket.on('data', (d) => socket.write(d));
     socket.on('end', () => socket.destroy());
     socket.on('error', () => {});
@@ -60,7 +64,15 @@ async function upstream(name) {
   server.keepAliveTimeout = 30_000;
   const port = await freePort();
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
-  return { st, url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { server.close(r); server.closeAllConnections(); }) };
+  return {
+    st,
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((r) => {
+        server.close(r);
+        server.closeAllConnections();
+      }),
+  };
 }
 
 function wsSession(port) {
@@ -74,7 +86,9 @@ function wsSession(port) {
       if (got.includes('ping')) s.end();
     });
     s.on('close', () => resolve(got.includes('ping')));
-    s.write('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    s.write(
+      'GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
     setTimeout(() => s.destroy(), 5000).unref();
   });
 }
@@ -124,78 +138,105 @@ async function main() {
   const loops = [];
   // Keep-alive requests from many clients (~300 req/s).
   for (let w = 0; w < 12; w++)
-    loops.push((async () => {
-      let i = w;
+    loops.push(
+      (async () => {
+        let i = w;
+        while (running) {
+          i += 12;
+          try {
+            const r = await request(`${base}/api/${i % 97}`, {
+              dispatcher: agent,
+              headers: { 'x-forwarded-for': `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` },
+            });
+            await r.body.dump();
+            counts[r.statusCode < 500 ? 'ok' : 'failed']++;
+          } catch {
+            counts.failed++;
+          }
+          await sleep(35);
+        }
+      })(),
+    );
+  // Downloads (1–4 MiB), uploads (1 MiB), aborted downloads, WebSocket sessions.
+  loops.push(
+    (async () => {
       while (running) {
-        i += 12;
         try {
-          const r = await request(`${base}/api/${i % 97}`, { dispatcher: agent, headers: { 'x-forwarded-for': `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` } });
-          await r.body.dump();
-          counts[r.statusCode < 500 ? 'ok' : 'failed']++;
+          const r = await request(`${base}/big?size=${(1 + Math.floor(Math.random() * 4)) << 20}`, {
+            dispatcher: agent,
+          });
+          await r.body.dump({ limit: Infinity });
+          counts.big++;
+          const up = await request(`${base}/upload`, {
+            method: 'POST',
+            dispatcher: agent,
+            body: Readable.from([Buffer.alloc(512 * 1024), Buffer.alloc(512 * 1024)]),
+          });
+          await up.body.dump();
+          counts.uploads++;
+          const ab = new AbortController();
+          const a = await request(`${base}/big?size=${16 << 20}`, { dispatcher: agent, signal: ab.signal });
+          let got = 0;
+          try {
+            for await (const c of a.body) {
+              got += c.length;
+              if (got > 256 * 1024) ab.abort();
+            }
+          } catch {
+            counts.aborted++;
+          }
+          counts[(await wsSession(port)) ? 'ws' : 'wsFailed']++;
         } catch {
           counts.failed++;
         }
-        await sleep(35);
+        await sleep(200);
       }
-    })());
-  // Downloads (1–4 MiB), uploads (1 MiB), aborted downloads, WebSocket sessions.
-  loops.push((async () => {
-    while (running) {
-      try {
-        const r = await request(`${base}/big?size=${(1 + Math.floor(Math.random() * 4)) << 20}`, { dispatcher: agent });
-        await r.body.dump({ limit: Infinity });
-        counts.big++;
-        const up = await request(`${base}/upload`, { method: 'POST', dispatcher: agent, body: Readable.from([Buffer.alloc(512 * 1024), Buffer.alloc(512 * 1024)]) });
-        await up.body.dump();
-        counts.uploads++;
-        const ab = new AbortController();
-        const a = await request(`${base}/big?size=${16 << 20}`, { dispatcher: agent, signal: ab.signal });
-        let got = 0;
-        try {
-          for await (const c of a.body) {
-            got += c.length;
-            if (got > 256 * 1024) ab.abort();
-          }
-        } catch {
-          counts.aborted++;
-        }
-        counts[(await wsSession(port)) ? 'ws' : 'wsFailed']++;
-      } catch {
-        counts.failed++;
-      }
-      await sleep(200);
-    }
-  })());
+    })(),
+  );
   // Weight changes every 5 s; a rollout with a breaking canary in the middle.
-  loops.push((async () => {
-    let k = 0;
-    let rolloutDone = false;
-    while (running) {
-      await sleep(5000);
-      if (!running) break;
-      const phase = (await (await request(`${admin}/api/v1/status`)).body.json()).rollout.phase;
-      if (!rolloutDone && Date.now() - started > (minutes * 60_000) / 2 && phase !== 'progressing') {
-        rolloutDone = true;
-        await (await request(`${admin}/api/v1/rollout/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).body.dump();
-        await sleep(8000);
-        green.st.failRate = 0.3;
-        for (let t = 0; t < 60; t++) {
-          const s = await (await request(`${admin}/api/v1/status`)).body.json();
-          if (s.rollout.phase === 'rolled_back') {
-            log(`rollout: rolled back as expected: ${s.rollout.reason}`);
-            break;
+  loops.push(
+    (async () => {
+      let k = 0;
+      let rolloutDone = false;
+      while (running) {
+        await sleep(5000);
+        if (!running) break;
+        const phase = (await (await request(`${admin}/api/v1/status`)).body.json()).rollout.phase;
+        if (!rolloutDone && Date.now() - started > (minutes * 60_000) / 2 && phase !== 'progressing') {
+          rolloutDone = true;
+          await (
+            await request(`${admin}/api/v1/rollout/start`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: '{}',
+            })
+          ).body.dump();
+          await sleep(8000);
+          green.st.failRate = 0.3;
+          for (let t = 0; t < 60; t++) {
+            const s = await (await request(`${admin}/api/v1/status`)).body.json();
+            if (s.rollout.phase === 'rolled_back') {
+              log(`rollout: rolled back as expected: ${s.rollout.reason}`);
+              break;
+            }
+            await sleep(500);
           }
-          await sleep(500);
+          green.st.failRate = 0;
+          continue;
         }
-        green.st.failRate = 0;
-        continue;
+        if (phase === 'progressing') continue;
+        const weight = [10, 30, 50, 20, 0, 40][k++ % 6];
+        await (
+          await request(`${admin}/api/v1/weights`, {
+            method: 'PUT',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ weights: { green: weight } }),
+          })
+        ).body.dump();
+        counts.weightChanges++;
       }
-      if (phase === 'progressing') continue;
-      const weight = [10, 30, 50, 20, 0, 40][k++ % 6];
-      await (await request(`${admin}/api/v1/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ weights: { green: weight } }) })).body.dump();
-      counts.weightChanges++;
-    }
-  })());
+    })(),
+  );
 
   const samples = [];
   while (Date.now() < end) {
@@ -203,7 +244,9 @@ async function main() {
     const t = (Date.now() - started) / 60_000;
     const s = { t: +t.toFixed(2), rssMiB: rssMiB(proc.pid), heapMiB: await heapMiB(admin), fds: fds(proc.pid) };
     samples.push(s);
-    log(`t=${s.t.toFixed(1)}m RSS ${s.rssMiB.toFixed(1)} MiB heap ${s.heapMiB.toFixed(1)} MiB fds ${s.fds} | ok ${counts.ok} failed ${counts.failed} big ${counts.big} up ${counts.uploads} aborted ${counts.aborted} ws ${counts.ws}/${counts.ws + counts.wsFailed} weights ${counts.weightChanges}`);
+    log(
+      `t=${s.t.toFixed(1)}m RSS ${s.rssMiB.toFixed(1)} MiB heap ${s.heapMiB.toFixed(1)} MiB fds ${s.fds} | ok ${counts.ok} failed ${counts.failed} big ${counts.big} up ${counts.uploads} aborted ${counts.aborted} ws ${counts.ws}/${counts.ws + counts.wsFailed} weights ${counts.weightChanges}`,
+    );
   }
   running = false;
   await Promise.all(loops);
@@ -230,7 +273,13 @@ async function main() {
     end: last,
     rssSlopeMiBPerMin: +slope(warm.map((s) => [s.t, s.rssMiB])).toFixed(3),
     heapSlopeMiBPerMin: +slope(warm.map((s) => [s.t, s.heapMiB])).toFixed(3),
-    fds: { idleBaseline: idleFds, duringLoadMax: Math.max(...samples.map((s) => s.fds)), atStop, afterLoad: after.fds, settleSeconds: settleS },
+    fds: {
+      idleBaseline: idleFds,
+      duringLoadMax: Math.max(...samples.map((s) => s.fds)),
+      atStop,
+      afterLoad: after.fds,
+      settleSeconds: settleS,
+    },
     samples,
   };
   await stop(proc);

@@ -64,7 +64,9 @@ function readConfigOrExit(file: string): Config {
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const p of err.problems) process.stderr.write(`${p}\n`);
-      process.stderr.write(`${file}: invalid config (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'})\n`);
+      process.stderr.write(
+        `${file}: invalid config (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'})\n`,
+      );
       process.exit(1);
     }
     throw err;

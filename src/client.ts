@@ -10,21 +10,40 @@ interface StatusDoc {
   canary: string;
   weights: Record<string, number>;
   rollout: { phase: string; stepIndex: number; steps: number[]; reason: string | null };
-  pools: Record<string, { endpoints: { url: string; healthy: boolean }[]; window: { requests: number; errors: number; errorRate: number; p95Ms: number } }>;
+  pools: Record<
+    string,
+    {
+      endpoints: { url: string; healthy: boolean }[];
+      window: { requests: number; errors: number; errorRate: number; p95Ms: number };
+    }
+  >;
 }
 
 class ClientError extends Error {}
 
-async function call(base: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<unknown> {
+async function call(
+  base: string,
+  token: string | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const headers: Record<string, string> = {};
   if (token !== undefined && token !== '') headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res: Response;
   try {
-    res = await fetch(new URL(path, base), { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    res = await fetch(new URL(path, base), {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new ClientError(`cannot reach the admin API at ${base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    throw new ClientError(
+      `cannot reach the admin API at ${base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+    );
   }
   const text = await res.text();
   let value: unknown;
@@ -36,7 +55,9 @@ async function call(base: string, token: string | undefined, method: string, pat
   if (!res.ok) {
     const e = (value as { error?: { code?: string; message?: string } }).error;
     const hint = res.status === 401 ? ' (pass --token or set SLUICE_ADMIN_TOKEN)' : '';
-    throw new ClientError(`${method} ${path}: ${res.status} ${e?.code ?? ''}${e?.message ? `: ${e.message}` : ''}${hint}`);
+    throw new ClientError(
+      `${method} ${path}: ${res.status} ${e?.code ?? ''}${e?.message ? `: ${e.message}` : ''}${hint}`,
+    );
   }
   return value;
 }
@@ -45,7 +66,9 @@ function summary(s: StatusDoc): string {
   const bar = (w: number) => '█'.repeat(Math.round(w / 5)).padEnd(20, '·');
   const lines = [
     `version ${s.version}   stable ${s.stable}   canary ${s.canary}   phase ${s.rollout.phase}` +
-      (s.rollout.phase === 'progressing' || s.rollout.phase === 'paused' ? `   step ${s.rollout.stepIndex + 1}/${s.rollout.steps.length} (${s.rollout.steps.join(' → ')})` : ''),
+      (s.rollout.phase === 'progressing' || s.rollout.phase === 'paused'
+        ? `   step ${s.rollout.stepIndex + 1}/${s.rollout.steps.length} (${s.rollout.steps.join(' → ')})`
+        : ''),
   ];
   if (s.rollout.reason) lines.push(`reason: ${s.rollout.reason}`);
   for (const name of ['blue', 'green']) {
@@ -78,7 +101,8 @@ export async function runClient(positional: readonly string[], flags: Map<string
         const weights: Record<string, number> = {};
         for (const a of rest) {
           const m = /^(blue|green)=(\d+(?:\.\d{1,2})?)$/.exec(a);
-          if (m === null) throw new ClientError(`bad weight ${JSON.stringify(a)}: expected blue=<0-100> or green=<0-100>`);
+          if (m === null)
+            throw new ClientError(`bad weight ${JSON.stringify(a)}: expected blue=<0-100> or green=<0-100>`);
           weights[m[1] as string] = Number(m[2]);
         }
         const s = (await call(base, token, 'PUT', '/api/v1/weights', { weights })) as StatusDoc;
@@ -100,10 +124,23 @@ export async function runClient(positional: readonly string[], flags: Map<string
         return 0;
       }
       case 'history': {
-        const h = (await call(base, token, 'GET', '/api/v1/history')) as { history: { at: number; event: string; by: string; reason: string | null; weights: Record<string, number>; phase: string }[] };
+        const h = (await call(base, token, 'GET', '/api/v1/history')) as {
+          history: {
+            at: number;
+            event: string;
+            by: string;
+            reason: string | null;
+            weights: Record<string, number>;
+            phase: string;
+          }[];
+        };
         if (flags.has('--json')) process.stdout.write(`${JSON.stringify(h, null, 2)}\n`);
         else if (h.history.length === 0) process.stdout.write('no history yet\n');
-        else for (const e of h.history) process.stdout.write(`${new Date(e.at).toISOString()}  ${e.event.padEnd(12)} by ${e.by.padEnd(8)} blue=${e.weights.blue} green=${e.weights.green} ${e.phase}${e.reason ? `  ${e.reason}` : ''}\n`);
+        else
+          for (const e of h.history)
+            process.stdout.write(
+              `${new Date(e.at).toISOString()}  ${e.event.padEnd(12)} by ${e.by.padEnd(8)} blue=${e.weights.blue} green=${e.weights.green} ${e.phase}${e.reason ? `  ${e.reason}` : ''}\n`,
+            );
         return 0;
       }
       case 'log': {
@@ -111,10 +148,17 @@ export async function runClient(positional: readonly string[], flags: Map<string
         const body: Record<string, unknown> = {};
         for (const a of rest) {
           const m = /^(level|access)=(.+)$/.exec(a);
-          if (m === null || (m[1] === 'access' && m[2] !== 'on' && m[2] !== 'off')) throw new ClientError(`bad setting ${JSON.stringify(a)}: expected level=<level> or access=on|off`);
+          if (m === null || (m[1] === 'access' && m[2] !== 'on' && m[2] !== 'off'))
+            throw new ClientError(`bad setting ${JSON.stringify(a)}: expected level=<level> or access=on|off`);
           body[m[1] as string] = m[1] === 'access' ? m[2] === 'on' : m[2];
         }
-        const l = (await call(base, token, rest.length === 0 ? 'GET' : 'PUT', '/api/v1/log', rest.length === 0 ? undefined : body)) as { level: string; access: boolean };
+        const l = (await call(
+          base,
+          token,
+          rest.length === 0 ? 'GET' : 'PUT',
+          '/api/v1/log',
+          rest.length === 0 ? undefined : body,
+        )) as { level: string; access: boolean };
         process.stdout.write(`level ${l.level}   access log ${l.access ? 'on' : 'off'}\n`);
         return 0;
       }

@@ -69,11 +69,18 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     new UpstreamPool(1, 'green', config.pools.green.endpoints, upstreamOpts, clock),
   ] as const;
   for (const p of pools) {
-    p.onEjection = (ep, ejected) => logger.warn({ pool: p.name, endpoint: ep.url, ejected }, ejected ? 'endpoint ejected after consecutive connect failures' : 'endpoint back in rotation');
+    p.onEjection = (ep, ejected) =>
+      logger.warn(
+        { pool: p.name, endpoint: ep.url, ejected },
+        ejected ? 'endpoint ejected after consecutive connect failures' : 'endpoint back in rotation',
+      );
   }
 
   const recorder = new Recorder();
-  const window = new WindowRing(recorder, Math.max(1, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval)));
+  const window = new WindowRing(
+    recorder,
+    Math.max(1, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval)),
+  );
   const table = new TableCell(makeTable(0, config.stable, { blue: 100, green: 0 }));
   const store = opts.store ?? new FileStateStore<ControllerState>(config.stateFile, validateState);
   const notifier = opts.notifier ?? new WebhookNotifier(config.webhooks, logger);
@@ -83,20 +90,31 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
 
   const proxy = new ProxyServer({ config, table, pools, recorder, accessLog, logger });
   const a = config.rollout.analysis;
-  const thresholds = { maxErrorRate: a.maxErrorRate, maxP95Ms: a.maxP95Ms, maxP95Ratio: a.maxP95Ratio, minRequests: a.minRequests };
-  const status = () => statusDocument(controller.state, controller.analysis, pools, controller.windows, clock(), { windowMs: controller.windowMs, thresholds });
+  const thresholds = {
+    maxErrorRate: a.maxErrorRate,
+    maxP95Ms: a.maxP95Ms,
+    maxP95Ratio: a.maxP95Ratio,
+    minRequests: a.minRequests,
+  };
+  const status = () =>
+    statusDocument(controller.state, controller.analysis, pools, controller.windows, clock(), {
+      windowMs: controller.windowMs,
+      thresholds,
+    });
   const events = new EventHub(status, { refreshMs: Math.max(1000, a.interval), keepAliveMs: 15_000, maxClients: 64 });
   controller.onChange(() => events.broadcast());
 
   const hc = config.healthCheck;
-  const health = hc.path === null ? undefined : new HealthChecker(pools, { ...hc, path: hc.path }, logger, () => controller.emit());
+  const health =
+    hc.path === null ? undefined : new HealthChecker(pools, { ...hc, path: hc.path }, logger, () => controller.emit());
 
   const registry = new Registry();
   registerMetrics(registry, recorder, {
     weights: () => controller.state.weights,
     phase: () => controller.state.phase,
     rollbacks: () => controller.state.rollbacks,
-    endpoints: () => pools.flatMap((p) => p.endpoints.map((e) => ({ pool: p.name, url: e.url, healthy: e.available(clock()) }))),
+    endpoints: () =>
+      pools.flatMap((p) => p.endpoints.map((e) => ({ pool: p.name, url: e.url, healthy: e.available(clock()) }))),
     windows: () => controller.windows,
   });
 
@@ -122,7 +140,14 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     ready: () => ready,
     snapshot: () => {
       const s = controller.state;
-      return { version: s.version, stable: s.stable, weights: s.weights, phase: s.phase, stepIndex: s.stepIndex, log: logSettings.get() };
+      return {
+        version: s.version,
+        stable: s.stable,
+        weights: s.weights,
+        phase: s.phase,
+        stepIndex: s.stepIndex,
+        log: logSettings.get(),
+      };
     },
     logger,
   });
@@ -137,12 +162,25 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     for (const p of pools) p.destroy();
     throw err;
   }
-  if (config.admin.tokens.length === 0) logger.warn({ host: config.admin.host }, 'admin API has no tokens: full access for anyone who can reach the loopback admin listener');
+  if (config.admin.tokens.length === 0)
+    logger.warn(
+      { host: config.admin.host },
+      'admin API has no tokens: full access for anyone who can reach the loopback admin listener',
+    );
   if (opts.autoTick !== false) controller.start();
   health?.start();
   events.start();
   ready = true;
-  logger.info({ proxy: `${config.listen.host}:${proxyPort}`, admin: `${config.admin.host}:${adminPort}`, weights: controller.state.weights, stable: controller.state.stable, semiSpaceMiB: semiSpaceMiB() }, 'sluice listening');
+  logger.info(
+    {
+      proxy: `${config.listen.host}:${proxyPort}`,
+      admin: `${config.admin.host}:${adminPort}`,
+      weights: controller.state.weights,
+      stable: controller.state.stable,
+      semiSpaceMiB: semiSpaceMiB(),
+    },
+    'sluice listening',
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

@@ -20,7 +20,13 @@ export interface StatusDocument {
     rollbacks: number;
     analysis: AnalysisStatus;
   };
-  pools: Record<string, { endpoints: { url: string; healthy: boolean; ejected: boolean; activeHealthy: boolean; inflight: number }[]; window: WindowStats }>;
+  pools: Record<
+    string,
+    {
+      endpoints: { url: string; healthy: boolean; ejected: boolean; activeHealthy: boolean; inflight: number }[];
+      window: WindowStats;
+    }
+  >;
   /** The span the windows cover now (grows to analysis.window after start). */
   windowMs: number;
   /** The thresholds the canary is judged against. */
@@ -32,7 +38,14 @@ export interface StatusContext {
   thresholds: StatusDocument['thresholds'];
 }
 
-const publicWindow = (w: WindowStats): WindowStats => ({ requests: w.requests, errors: w.errors, errorRate: w.errorRate, p50Ms: w.p50Ms, p95Ms: w.p95Ms, p99Ms: w.p99Ms });
+const publicWindow = (w: WindowStats): WindowStats => ({
+  requests: w.requests,
+  errors: w.errors,
+  errorRate: w.errorRate,
+  p50Ms: w.p50Ms,
+  p95Ms: w.p95Ms,
+  p99Ms: w.p99Ms,
+});
 
 export function statusDocument(
   s: Readonly<ControllerState>,
@@ -47,14 +60,29 @@ export function statusDocument(
     stable: s.stable,
     canary: canaryOf(s.stable),
     weights: { ...s.weights },
-    rollout: { phase: s.phase, stepIndex: s.stepIndex, steps: [...s.steps], stepHold: s.stepHold, reason: s.reason, stepStartedAt: s.stepStartedAt, rollbacks: s.rollbacks, analysis: { ...analysis } },
+    rollout: {
+      phase: s.phase,
+      stepIndex: s.stepIndex,
+      steps: [...s.steps],
+      stepHold: s.stepHold,
+      reason: s.reason,
+      stepStartedAt: s.stepStartedAt,
+      rollbacks: s.rollbacks,
+      analysis: { ...analysis },
+    },
     pools: {},
     windowMs: ctx.windowMs,
     thresholds: { ...ctx.thresholds },
   };
   for (const p of pools) {
     doc.pools[p.name] = {
-      endpoints: p.endpoints.map((e) => ({ url: e.url, healthy: e.available(now), ejected: e.ejectedUntil !== 0 && now < e.ejectedUntil, activeHealthy: e.activeHealthy, inflight: e.inflight })),
+      endpoints: p.endpoints.map((e) => ({
+        url: e.url,
+        healthy: e.available(now),
+        ejected: e.ejectedUntil !== 0 && now < e.ejectedUntil,
+        activeHealthy: e.activeHealthy,
+        inflight: e.inflight,
+      })),
       window: publicWindow(windows[p.name]),
     };
   }

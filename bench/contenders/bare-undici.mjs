@@ -17,7 +17,17 @@ const server = createServer((req, res) => {
     if (n !== 'connection' && n !== 'keep-alive' && n !== 'transfer-encoding') headers.push(raw[i], raw[i + 1]);
   }
   const id = withHeaders ? `5f3a9c1e-${(++ids).toString(36)}` : '';
-  if (withHeaders) headers.push('x-forwarded-for', req.socket.remoteAddress, 'x-forwarded-proto', 'http', 'x-forwarded-host', req.headers.host, 'x-request-id', id);
+  if (withHeaders)
+    headers.push(
+      'x-forwarded-for',
+      req.socket.remoteAddress,
+      'x-forwarded-proto',
+      'http',
+      'x-forwarded-host',
+      req.headers.host,
+      'x-request-id',
+      id,
+    );
   pool.dispatch(
     { path: req.url, method: req.method, headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req },
     {
@@ -26,7 +36,8 @@ const server = createServer((req, res) => {
         const out = [];
         for (let i = 0; i < rawHeaders.length; i += 2) {
           const n = rawHeaders[i].toString('latin1');
-          if (n.toLowerCase() !== 'connection' && n.toLowerCase() !== 'keep-alive') out.push(n, rawHeaders[i + 1].toString('latin1'));
+          if (n.toLowerCase() !== 'connection' && n.toLowerCase() !== 'keep-alive')
+            out.push(n, rawHeaders[i + 1].toString('latin1'));
         }
         if (withHeaders) out.push('x-sluice-pool', 'blue', 'x-request-id', id);
         res.writeHead(status, out);
@@ -48,7 +59,9 @@ const server = createServer((req, res) => {
     },
   );
 });
-server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => process.stdout.write(`listening ${server.address().port}\n`));
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () =>
+  process.stdout.write(`listening ${server.address().port}\n`),
+);
 
 // Exit cleanly on SIGINT/SIGTERM (so --cpu-prof writes its profile).
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(0));

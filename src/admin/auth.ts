@@ -37,7 +37,9 @@ export class Authenticator {
     if (authorization === undefined) return undefined;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (m === null) return undefined;
-    const presented = createHash('sha256').update(m[1] as string, 'utf8').digest();
+    const presented = createHash('sha256')
+      .update(m[1] as string, 'utf8')
+      .digest();
     let found: Principal | undefined;
     for (const e of this.entries) {
       if (timingSafeEqual(presented, e.hash) && found === undefined) found = { id: e.id, role: e.role };

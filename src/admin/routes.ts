@@ -22,7 +22,11 @@ export function apiRoutes(controller: Controller, status: () => unknown, events:
     action: `rollout.${name}`,
     handle: (ctx) => {
       const b = ctx.parse(commandBody);
-      controller.command(name === 'abort' ? { type: 'abort', reason: b.reason } : { type: name }, ctx.principal.id, b.expectedVersion);
+      controller.command(
+        name === 'abort' ? { type: 'abort', reason: b.reason } : { type: name },
+        ctx.principal.id,
+        b.expectedVersion,
+      );
       return status();
     },
   });
@@ -46,7 +50,11 @@ export function apiRoutes(controller: Controller, status: () => unknown, events:
       action: 'rollout.start',
       handle: (ctx) => {
         const b = ctx.parse(startBody);
-        controller.command({ type: 'start', steps: b.steps, stepHold: b.stepHold }, ctx.principal.id, b.expectedVersion);
+        controller.command(
+          { type: 'start', steps: b.steps, stepHold: b.stepHold },
+          ctx.principal.id,
+          b.expectedVersion,
+        );
         return status();
       },
     },

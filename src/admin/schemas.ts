@@ -9,20 +9,29 @@ export const weightsBody = z
       .object({ blue: percent().optional(), green: percent().optional() })
       .strict()
       .refine((w) => w.blue !== undefined || w.green !== undefined, 'give blue, green or both')
-      .refine((w) => w.blue === undefined || w.green === undefined || Math.abs(w.blue + w.green - 100) < 1e-6, 'weights must sum to 100'),
+      .refine(
+        (w) => w.blue === undefined || w.green === undefined || Math.abs(w.blue + w.green - 100) < 1e-6,
+        'weights must sum to 100',
+      ),
     expectedVersion: z.number().int().nonnegative().optional(),
   })
   .strict();
 
 export const startBody = z
   .object({
-    steps: z.array(percent()).min(1).refine((s) => s.every((v, i) => i === 0 || v > (s[i - 1] as number)), 'steps must increase').optional(),
+    steps: z
+      .array(percent())
+      .min(1)
+      .refine((s) => s.every((v, i) => i === 0 || v > (s[i - 1] as number)), 'steps must increase')
+      .optional(),
     stepHold: duration().optional(),
     expectedVersion: z.number().int().nonnegative().optional(),
   })
   .strict();
 
-export const commandBody = z.object({ expectedVersion: z.number().int().nonnegative().optional(), reason: z.string().max(500).optional() }).strict();
+export const commandBody = z
+  .object({ expectedVersion: z.number().int().nonnegative().optional(), reason: z.string().max(500).optional() })
+  .strict();
 
 export const logBody = z
   .object({ level: logLevel().optional(), access: z.boolean().optional() })
@@ -30,7 +39,10 @@ export const logBody = z
   .refine((b) => b.level !== undefined || b.access !== undefined, 'give level, access or both');
 
 /** Complete a one-sided weights body. */
-export function fullWeights(w: { blue?: number | undefined; green?: number | undefined }): { blue: number; green: number } {
+export function fullWeights(w: { blue?: number | undefined; green?: number | undefined }): {
+  blue: number;
+  green: number;
+} {
   const r2 = (x: number) => Math.round(x * 100) / 100;
   if (w.blue !== undefined && w.green !== undefined) return { blue: w.blue, green: w.green };
   if (w.green !== undefined) return { blue: r2(100 - w.green), green: w.green };

@@ -62,7 +62,8 @@ export interface AdminDeps {
 }
 
 const MAX_BODY = 64 * 1024;
-const PAGE_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+const PAGE_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 export class AdminServer {
   readonly server: Server;
@@ -74,13 +75,16 @@ export class AdminServer {
       this.routes.set(`${r.method} ${r.path}`, r);
       this.paths.add(r.path);
     }
-    this.server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, (req, res) => {
-      this.handle(req, res).catch((err) => {
-        deps.logger.error({ err }, 'admin handler failed');
-        if (!res.headersSent) json(res, 500, errorBody('internal', 'internal error'));
-        else res.destroy();
-      });
-    });
+    this.server = createServer(
+      { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 },
+      (req, res) => {
+        this.handle(req, res).catch((err) => {
+          deps.logger.error({ err }, 'admin handler failed');
+          if (!res.headersSent) json(res, 500, errorBody('internal', 'internal error'));
+          else res.destroy();
+        });
+      },
+    );
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -101,7 +105,12 @@ export class AdminServer {
     if (m === null) return false;
     const h = (m[1] as string).toLowerCase().replace(/^\[(.*)\]$/, '$1');
     const allowed = this.deps.allowedHosts.map((a) => a.toLowerCase());
-    return isLoopbackHost(h) || h === this.deps.host.toLowerCase() || allowed.includes(h) || allowed.includes(hostHeader.toLowerCase());
+    return (
+      isLoopbackHost(h) ||
+      h === this.deps.host.toLowerCase() ||
+      allowed.includes(h) ||
+      allowed.includes(hostHeader.toLowerCase())
+    );
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -115,7 +124,8 @@ export class AdminServer {
     res.setHeader('x-frame-options', 'DENY');
     res.setHeader('referrer-policy', 'no-referrer');
 
-    if (!this.hostAllowed(req.headers.host)) return json(res, 403, errorBody('forbidden_host', 'Host header not allowed for the admin listener'));
+    if (!this.hostAllowed(req.headers.host))
+      return json(res, 403, errorBody('forbidden_host', 'Host header not allowed for the admin listener'));
 
     if (method === 'GET' || method === 'HEAD') {
       if (path === '/healthz') return json(res, 200, { ok: true });
@@ -124,7 +134,8 @@ export class AdminServer {
         res.end();
         return;
       }
-      if (path === '/readyz') return this.deps.ready() ? json(res, 200, { ready: true }) : json(res, 503, { ready: false });
+      if (path === '/readyz')
+        return this.deps.ready() ? json(res, 200, { ready: true }) : json(res, 503, { ready: false });
       if (path === '/metrics') {
         const text = await this.deps.registry.metrics();
         res.writeHead(200, { 'content-type': this.deps.registry.contentType });
@@ -133,7 +144,11 @@ export class AdminServer {
       }
       const asset = this.deps.assets.get(path);
       if (asset !== undefined) {
-        res.writeHead(200, { 'content-type': asset.type, 'content-length': asset.body.length, 'content-security-policy': PAGE_CSP });
+        res.writeHead(200, {
+          'content-type': asset.type,
+          'content-length': asset.body.length,
+          'content-security-policy': PAGE_CSP,
+        });
         res.end(method === 'HEAD' ? undefined : asset.body);
         return;
       }
@@ -146,8 +161,23 @@ export class AdminServer {
     }
     const remote = req.socket.remoteAddress ?? '';
     const action = route.action ?? `${method} ${path}`;
-    const audit = (result: string, status: number, principal: Principal | undefined, extra: Record<string, unknown> = {}) =>
-      this.deps.audit.write({ time: new Date().toISOString(), requestId, tokenId: principal?.id ?? null, role: principal?.role ?? null, remote, action, result, status, ...extra });
+    const audit = (
+      result: string,
+      status: number,
+      principal: Principal | undefined,
+      extra: Record<string, unknown> = {},
+    ) =>
+      this.deps.audit.write({
+        time: new Date().toISOString(),
+        requestId,
+        tokenId: principal?.id ?? null,
+        role: principal?.role ?? null,
+        remote,
+        action,
+        result,
+        status,
+        ...extra,
+      });
     const deny = async (status: number, code: string, message: string, principal?: Principal) => {
       await audit('denied', status, principal, { detail: code });
       json(res, status, errorBody(code, message));
@@ -155,7 +185,8 @@ export class AdminServer {
 
     // A browser on another origin must not drive the API (CSRF); non-browser clients send no Origin.
     const origin = req.headers.origin;
-    if (origin !== undefined && !sameOrigin(origin, req.headers.host)) return deny(403, 'forbidden_origin', 'cross-origin requests are refused');
+    if (origin !== undefined && !sameOrigin(origin, req.headers.host))
+      return deny(403, 'forbidden_origin', 'cross-origin requests are refused');
 
     const blocked = this.deps.limiter.blockedFor(remote);
     if (blocked > 0) {
@@ -168,12 +199,14 @@ export class AdminServer {
       res.setHeader('www-authenticate', 'Bearer realm="sluice"');
       return deny(401, 'unauthorized', 'a valid bearer token is required');
     }
-    if (!allows(principal, route.role)) return deny(403, 'forbidden', `role ${principal.role} may not ${method} ${path}`, principal);
+    if (!allows(principal, route.role))
+      return deny(403, 'forbidden', `role ${principal.role} may not ${method} ${path}`, principal);
 
     let body: unknown = undefined;
     if (method !== 'GET') {
       const ct = req.headers['content-type'];
-      if (ct === undefined || !/^application\/json\s*(;|$)/i.test(ct)) return deny(415, 'unsupported_media_type', 'mutations need Content-Type: application/json', principal);
+      if (ct === undefined || !/^application\/json\s*(;|$)/i.test(ct))
+        return deny(415, 'unsupported_media_type', 'mutations need Content-Type: application/json', principal);
       const text = await readBody(req, MAX_BODY);
       if (text === undefined) return deny(413, 'body_too_large', `body over ${MAX_BODY} bytes`, principal);
       try {
@@ -192,7 +225,9 @@ export class AdminServer {
         const r = schema.safeParse(body);
         if (!r.success) {
           const fields = [...new Set(r.error.issues.map((i) => i.path.join('.') || '(body)'))];
-          throw new SluiceError('invalid_body', 400, formatIssues(r.error.issues).join('; '), { field: fields.join(',') });
+          throw new SluiceError('invalid_body', 400, formatIssues(r.error.issues).join('; '), {
+            field: fields.join(','),
+          });
         }
         return r.data;
       },
@@ -204,7 +239,9 @@ export class AdminServer {
     } catch (e) {
       if (!(e instanceof SluiceError)) throw e;
       if (route.action !== undefined) await audit('rejected', e.status, principal, { detail: e.message, before });
-      return json(res, e.status, { error: { code: e.code, message: e.message, ...(e.field === undefined ? {} : { field: e.field }) } });
+      return json(res, e.status, {
+        error: { code: e.code, message: e.message, ...(e.field === undefined ? {} : { field: e.field }) },
+      });
     }
     if (route.action !== undefined) {
       await audit('ok', 200, principal, { before, after: this.deps.snapshot() });
@@ -230,7 +267,10 @@ function errorBody(code: string, message: string) {
 
 export function json(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 

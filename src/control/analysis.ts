@@ -79,15 +79,27 @@ export function wilsonLower(k: number, n: number, z: number): number {
 /** z for a two-sided confidence level (0.8 … 0.999), by Acklam's rational approximation of the normal quantile. */
 export function zFor(confidence: number): number {
   const p = 1 - (1 - confidence) / 2;
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const a = [
+    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239,
+  ];
   const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
   const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
   const q = Math.sqrt(-2 * Math.log(1 - p));
-  if (p > 0.97575) return -(((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) / ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
+  if (p > 0.97575)
+    return (
+      -(((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) /
+      ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1)
+    );
   const r = p - 0.5;
   const r2 = r * r;
-  return ((((((a[0]! * r2 + a[1]!) * r2 + a[2]!) * r2 + a[3]!) * r2 + a[4]!) * r2 + a[5]!) * r) / (((((b[0]! * r2 + b[1]!) * r2 + b[2]!) * r2 + b[3]!) * r2 + b[4]!) * r2 + 1);
+  return (
+    ((((((a[0]! * r2 + a[1]!) * r2 + a[2]!) * r2 + a[3]!) * r2 + a[4]!) * r2 + a[5]!) * r) /
+    (((((b[0]! * r2 + b[1]!) * r2 + b[2]!) * r2 + b[3]!) * r2 + b[4]!) * r2 + 1)
+  );
 }
 
 const pct = (x: number) => `${+(x * 100).toFixed(2)}%`;
@@ -95,14 +107,30 @@ const ms = (x: number) => `${+x.toFixed(1)}ms`;
 const secs = (x: number) => `${+(x / 1000).toFixed(1)}s`;
 
 /** Judge one slice; returns a failing verdict or undefined. */
-function judge(name: string, w: WindowStats, stable: WindowStats, p: AnalysisPolicy, spanMs: number, level: number, minErrors = 1): Verdict | undefined {
+function judge(
+  name: string,
+  w: WindowStats,
+  stable: WindowStats,
+  p: AnalysisPolicy,
+  spanMs: number,
+  level: number,
+  minErrors = 1,
+): Verdict | undefined {
   const confidence = `${+(level * 100).toFixed(1)}%`;
   const errLow = wilsonLower(w.errors, w.requests, zFor(level));
   if (errLow > p.maxErrorRate && w.errors >= minErrors) {
     return {
       kind: 'fail',
       reason: `${name} error rate ${pct(w.errors / w.requests)} (${w.errors}/${w.requests}, ${confidence} lower bound ${pct(errLow)}) > ${pct(p.maxErrorRate)} over ${secs(spanMs)}`,
-      evidence: { check: 'errorRate', errors: w.errors, requests: w.requests, errorRate: w.errors / w.requests, lowerBound: errLow, threshold: p.maxErrorRate, spanMs },
+      evidence: {
+        check: 'errorRate',
+        errors: w.errors,
+        requests: w.requests,
+        errorRate: w.errors / w.requests,
+        lowerBound: errLow,
+        threshold: p.maxErrorRate,
+        spanMs,
+      },
     };
   }
   // Latency is compared with stable measured over the same span: a slowdown of the whole machine
@@ -114,7 +142,14 @@ function judge(name: string, w: WindowStats, stable: WindowStats, p: AnalysisPol
     return {
       kind: 'fail',
       reason: `${name} p95 ${ms(w.p95Ms)} (${confidence} lower bound ${ms(low)}, ${w.requests} requests) > ${ms(p.maxP95Ms)} over ${secs(spanMs)}`,
-      evidence: { check: 'p95', p95Ms: w.p95Ms, lowerBoundMs: low, requests: w.requests, thresholdMs: p.maxP95Ms, spanMs },
+      evidence: {
+        check: 'p95',
+        p95Ms: w.p95Ms,
+        lowerBoundMs: low,
+        requests: w.requests,
+        thresholdMs: p.maxP95Ms,
+        spanMs,
+      },
     };
   }
   if (baseline !== undefined) {
@@ -124,7 +159,16 @@ function judge(name: string, w: WindowStats, stable: WindowStats, p: AnalysisPol
       return {
         kind: 'fail',
         reason: `${name} p95 ${ms(w.p95Ms)} (lower bound ${ms(low)}) > ${p.maxP95Ratio}× stable p95 ${ms(baseline.p95Ms)} (upper bound ${ms(stableHigh)}) over ${secs(spanMs)}`,
-        evidence: { check: 'p95Ratio', p95Ms: w.p95Ms, lowerBoundMs: low, stableP95Ms: baseline.p95Ms, stableUpperBoundMs: stableHigh, ratio: p.maxP95Ratio, limitMs: limit, spanMs },
+        evidence: {
+          check: 'p95Ratio',
+          p95Ms: w.p95Ms,
+          lowerBoundMs: low,
+          stableP95Ms: baseline.p95Ms,
+          stableUpperBoundMs: stableHigh,
+          ratio: p.maxP95Ratio,
+          limitMs: limit,
+          spanMs,
+        },
       };
     }
   }
@@ -158,7 +202,11 @@ export function analyze(name: string, o: Observation, p: AnalysisPolicy): Verdic
 }
 
 /** The shortest suffix of intervals (newest first) holding at least `min` requests, or undefined. */
-export function recentSuffix(recent: (intervals: number) => RecentStats, available: number, min: number): number | undefined {
+export function recentSuffix(
+  recent: (intervals: number) => RecentStats,
+  available: number,
+  min: number,
+): number | undefined {
   for (let k = 1; k <= available; k++) if (recent(k).requests >= min) return k;
   return undefined;
 }

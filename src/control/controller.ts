@@ -94,11 +94,17 @@ export class Controller {
     const loaded = deps.store.load();
     if (loaded.state !== undefined) {
       this.s = loaded.state;
-      deps.logger.info({ version: this.s.version, phase: this.s.phase, weights: this.s.weights, stable: this.s.stable }, 'state restored');
+      deps.logger.info(
+        { version: this.s.version, phase: this.s.phase, weights: this.s.weights, stable: this.s.stable },
+        'state restored',
+      );
     } else {
       this.s = initialState(deps.config);
       if ('problem' in loaded && loaded.problem !== undefined) {
-        deps.logger.error({ problem: loaded.problem, movedTo: loaded.movedTo }, 'saved state unreadable: starting on 100% stable');
+        deps.logger.error(
+          { problem: loaded.problem, movedTo: loaded.movedTo },
+          'saved state unreadable: starting on 100% stable',
+        );
         this.s.weights = weightsFor(this.s.stable, 0);
       }
     }
@@ -172,7 +178,12 @@ export class Controller {
   /** An operator command; a stale expectedVersion or a phase that does not allow it throws 409. */
   command(cmd: Command, by: string, expectedVersion?: number): Readonly<ControllerState> {
     if (expectedVersion !== undefined && expectedVersion !== this.s.version) {
-      throw new SluiceError('stale_version', 409, `expectedVersion ${expectedVersion} is stale: current version is ${this.s.version}`, { field: 'expectedVersion' });
+      throw new SluiceError(
+        'stale_version',
+        409,
+        `expectedVersion ${expectedVersion} is stale: current version is ${this.s.version}`,
+        { field: 'expectedVersion' },
+      );
     }
     if (cmd.type === 'weights' && Math.abs(cmd.weights.blue + cmd.weights.green - 100) > 1e-6) {
       throw new SluiceError('invalid_weights', 400, 'weights must sum to 100', { field: 'weights' });
@@ -183,7 +194,11 @@ export class Controller {
   }
 
   /** Shorthand for the weights command. */
-  setWeights(weights: { blue: number; green: number }, by: string, expectedVersion?: number): Readonly<ControllerState> {
+  setWeights(
+    weights: { blue: number; green: number },
+    by: string,
+    expectedVersion?: number,
+  ): Readonly<ControllerState> {
     return this.command({ type: 'weights', weights }, by, expectedVersion);
   }
 
@@ -212,7 +227,18 @@ export class Controller {
     this.applyTable();
     for (const c of r.changes) {
       const level = c.event === 'rolled_back' ? 'warn' : 'info';
-      this.deps.logger[level]({ event: c.event, by, version: next.version, weights: next.weights, phase: next.phase, stable: next.stable, evidence: c.evidence }, c.reason ?? c.event);
+      this.deps.logger[level](
+        {
+          event: c.event,
+          by,
+          version: next.version,
+          weights: next.weights,
+          phase: next.phase,
+          stable: next.stable,
+          evidence: c.evidence,
+        },
+        c.reason ?? c.event,
+      );
       this.deps.notifier?.notify(WEBHOOK_EVENTS[c.event], {
         by,
         reason: c.reason,

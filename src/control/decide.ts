@@ -22,7 +22,15 @@ export interface RolloutPolicy extends AnalysisPolicy {
 }
 
 /** What happened, for history, logs and webhooks. */
-export type ChangeEvent = 'started' | 'step' | 'paused' | 'resumed' | 'promoted' | 'rolled_back' | 'aborted' | 'weights';
+export type ChangeEvent =
+  | 'started'
+  | 'step'
+  | 'paused'
+  | 'resumed'
+  | 'promoted'
+  | 'rolled_back'
+  | 'aborted'
+  | 'weights';
 
 export interface Change {
   event: ChangeEvent;
@@ -53,18 +61,37 @@ export function guarded(s: ControllerState): boolean {
 }
 
 function rollback(s: ControllerState, reason: string, event: 'rolled_back' | 'aborted', evidence?: unknown): Outcome {
-  const state: ControllerState = { ...s, weights: weightsFor(s.stable, 0), phase: 'rolled_back', reason, rollbacks: s.rollbacks + 1, stepStartedAt: null };
+  const state: ControllerState = {
+    ...s,
+    weights: weightsFor(s.stable, 0),
+    phase: 'rolled_back',
+    reason,
+    rollbacks: s.rollbacks + 1,
+    stepStartedAt: null,
+  };
   return { state, changes: [{ event, reason, evidence }] };
 }
 
 function promote(s: ControllerState, reason: string, evidence?: unknown): Outcome {
   const newStable = canaryOf(s.stable);
-  const state: ControllerState = { ...s, stable: newStable, weights: weightsFor(newStable, 0), phase: 'promoted', reason, stepStartedAt: null };
+  const state: ControllerState = {
+    ...s,
+    stable: newStable,
+    weights: weightsFor(newStable, 0),
+    phase: 'promoted',
+    reason,
+    stepStartedAt: null,
+  };
   return { state, changes: [{ event: 'promoted', reason, evidence }] };
 }
 
 /** One tick: judge the canary when guarded, roll back on failure, step up or promote on a held pass. */
-export function decide(s: ControllerState, o: Observation, p: RolloutPolicy, now: number): Outcome & { verdict: Verdict | undefined } {
+export function decide(
+  s: ControllerState,
+  o: Observation,
+  p: RolloutPolicy,
+  now: number,
+): Outcome & { verdict: Verdict | undefined } {
   if (!guarded(s)) return { state: s, changes: [], verdict: undefined };
   const name = canaryOf(s.stable);
   const verdict = analyze(name, o, p);
@@ -77,8 +104,24 @@ export function decide(s: ControllerState, o: Observation, p: RolloutPolicy, now
     return { ...promote(s, `promoted after ${s.steps.length} steps: ${verdict.reason}`, verdict.evidence), verdict };
   }
   const w = s.steps[next] as number;
-  const state: ControllerState = { ...s, stepIndex: next, weights: weightsFor(s.stable, w), stepStartedAt: now, reason: null };
-  return { state, changes: [{ event: 'step', reason: `${name} to ${w}% (step ${next + 1}/${s.steps.length}): ${verdict.reason}`, evidence: verdict.evidence }], verdict };
+  const state: ControllerState = {
+    ...s,
+    stepIndex: next,
+    weights: weightsFor(s.stable, w),
+    stepStartedAt: now,
+    reason: null,
+  };
+  return {
+    state,
+    changes: [
+      {
+        event: 'step',
+        reason: `${name} to ${w}% (step ${next + 1}/${s.steps.length}): ${verdict.reason}`,
+        evidence: verdict.evidence,
+      },
+    ],
+    verdict,
+  };
 }
 
 function conflict(cmd: string, phase: Phase, allowed: string): SluiceError {
@@ -86,16 +129,40 @@ function conflict(cmd: string, phase: Phase, allowed: string): SluiceError {
 }
 
 /** An operator command. Throws a 409 SluiceError when the phase does not allow it. */
-export function command(s: ControllerState, cmd: Command, by: string, now: number, defaults: { steps: number[]; stepHold: number }): Outcome {
+export function command(
+  s: ControllerState,
+  cmd: Command,
+  by: string,
+  now: number,
+  defaults: { steps: number[]; stepHold: number },
+): Outcome {
   const name = canaryOf(s.stable);
   switch (cmd.type) {
     case 'start': {
-      if (s.phase === 'progressing' || s.phase === 'paused') throw conflict('start', s.phase, 'idle, promoted or rolled_back');
+      if (s.phase === 'progressing' || s.phase === 'paused')
+        throw conflict('start', s.phase, 'idle, promoted or rolled_back');
       const steps = cmd.steps ?? defaults.steps;
       const stepHold = cmd.stepHold ?? defaults.stepHold;
       const first = steps[0] as number;
-      const state: ControllerState = { ...s, phase: 'progressing', steps: [...steps], stepHold, stepIndex: 0, stepStartedAt: now, weights: weightsFor(s.stable, first), reason: null };
-      return { state, changes: [{ event: 'started', reason: `${name} rollout started by ${by}: ${steps.join(' → ')}%, ${formatDuration(stepHold)} per step` }] };
+      const state: ControllerState = {
+        ...s,
+        phase: 'progressing',
+        steps: [...steps],
+        stepHold,
+        stepIndex: 0,
+        stepStartedAt: now,
+        weights: weightsFor(s.stable, first),
+        reason: null,
+      };
+      return {
+        state,
+        changes: [
+          {
+            event: 'started',
+            reason: `${name} rollout started by ${by}: ${steps.join(' → ')}%, ${formatDuration(stepHold)} per step`,
+          },
+        ],
+      };
     }
     case 'pause': {
       if (s.phase !== 'progressing') throw conflict('pause', s.phase, 'progressing');
@@ -105,11 +172,18 @@ export function command(s: ControllerState, cmd: Command, by: string, now: numbe
     case 'resume': {
       if (s.phase !== 'paused') throw conflict('resume', s.phase, 'paused');
       const w = s.steps[s.stepIndex] as number;
-      const state: ControllerState = { ...s, phase: 'progressing', weights: weightsFor(s.stable, w), stepStartedAt: now, reason: null };
+      const state: ControllerState = {
+        ...s,
+        phase: 'progressing',
+        weights: weightsFor(s.stable, w),
+        stepStartedAt: now,
+        reason: null,
+      };
       return { state, changes: [{ event: 'resumed', reason: `resumed by ${by} at step ${s.stepIndex + 1} (${w}%)` }] };
     }
     case 'promote': {
-      if (s.phase === 'promoted' || s.phase === 'rolled_back') throw conflict('promote', s.phase, 'idle, progressing or paused');
+      if (s.phase === 'promoted' || s.phase === 'rolled_back')
+        throw conflict('promote', s.phase, 'idle, progressing or paused');
       return promote(s, `${name} promoted by ${by}`);
     }
     case 'abort': {
@@ -127,7 +201,12 @@ export function command(s: ControllerState, cmd: Command, by: string, now: numbe
         reason = null;
       }
       const state: ControllerState = { ...s, weights: { ...cmd.weights }, phase, reason };
-      return { state, changes: [{ event: 'weights', reason: `weights set by ${by}: blue ${cmd.weights.blue}%, green ${cmd.weights.green}%` }] };
+      return {
+        state,
+        changes: [
+          { event: 'weights', reason: `weights set by ${by}: blue ${cmd.weights.blue}%, green ${cmd.weights.green}%` },
+        ],
+      };
     }
   }
 }

@@ -35,7 +35,12 @@ export class HealthChecker {
     /** Called when an endpoint changes state. */
     private readonly onChange: (pool: UpstreamPool, ep: Endpoint, healthy: boolean) => void,
   ) {
-    this.agent = new Agent({ connections: 2, connectTimeout: policy.timeout, headersTimeout: policy.timeout, bodyTimeout: policy.timeout });
+    this.agent = new Agent({
+      connections: 2,
+      connectTimeout: policy.timeout,
+      headersTimeout: policy.timeout,
+      bodyTimeout: policy.timeout,
+    });
     this.tracks = pools.flatMap((pool) => pool.endpoints.map((ep) => ({ pool, ep, fails: 0, oks: 0 })));
   }
 
@@ -57,7 +62,11 @@ export class HealthChecker {
     let ok = false;
     let detail = '';
     try {
-      const r = await request(`${t.ep.url}${this.policy.path}`, { dispatcher: this.agent, method: 'GET', signal: AbortSignal.timeout(this.policy.timeout) });
+      const r = await request(`${t.ep.url}${this.policy.path}`, {
+        dispatcher: this.agent,
+        method: 'GET',
+        signal: AbortSignal.timeout(this.policy.timeout),
+      });
       await r.body.dump();
       ok = r.statusCode >= 200 && r.statusCode < 400;
       detail = `status ${r.statusCode}`;
@@ -77,7 +86,10 @@ export class HealthChecker {
       t.fails++;
       if (t.ep.activeHealthy && t.fails >= this.policy.unhealthyAfter) {
         t.pool.setActiveHealth(t.ep, false);
-        this.logger.warn({ pool: t.pool.name, endpoint: t.ep.url, detail, failures: t.fails }, 'endpoint unhealthy: out of rotation');
+        this.logger.warn(
+          { pool: t.pool.name, endpoint: t.ep.url, detail, failures: t.fails },
+          'endpoint unhealthy: out of rotation',
+        );
         this.onChange(t.pool, t.ep, false);
       }
     }

@@ -18,7 +18,13 @@ export type Phase =
   | 'rolled_back';
 
 /** Every phase, once: the state schema and the `sluice_rollout_phase` metric enumerate this. */
-export const PHASE_VALUES = ['idle', 'progressing', 'paused', 'promoted', 'rolled_back'] as const satisfies readonly Phase[];
+export const PHASE_VALUES = [
+  'idle',
+  'progressing',
+  'paused',
+  'promoted',
+  'rolled_back',
+] as const satisfies readonly Phase[];
 
 export interface WeightsState {
   blue: number;

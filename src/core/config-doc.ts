@@ -42,17 +42,22 @@ function show(value: unknown, s: JsonSchema): string {
 
 export function configReference(): string {
   const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
-  const defaults = parseConfig({ pools: { blue: { endpoints: ['http://127.0.0.1:1'] }, green: { endpoints: ['http://127.0.0.1:2'] } } });
+  const defaults = parseConfig({
+    pools: { blue: { endpoints: ['http://127.0.0.1:1'] }, green: { endpoints: ['http://127.0.0.1:2'] } },
+  });
   const rows: string[] = ['| key | default | meaning |', '| --- | --- | --- |'];
   const walk = (s: JsonSchema, path: string[]) => {
     const objectish = s.properties ?? s.anyOf?.find((a) => a.properties !== undefined)?.properties;
     if (objectish !== undefined && path[0] !== 'pools') {
-      if (s.anyOf !== undefined) rows.push(`| \`${path.join('.')}\` | ${show(get(defaults, path), s)} | ${cell(s.description)} |`);
+      if (s.anyOf !== undefined)
+        rows.push(`| \`${path.join('.')}\` | ${show(get(defaults, path), s)} | ${cell(s.description)} |`);
       for (const [k, child] of Object.entries(objectish)) walk(child, [...path, k]);
       return;
     }
     if (path[0] === 'pools') {
-      rows.push(`| \`pools.blue.endpoints\`, \`pools.green.endpoints\` | required | ${cell(s.description)} Each: ${cell(objectish?.blue?.properties?.endpoints?.description)} |`);
+      rows.push(
+        `| \`pools.blue.endpoints\`, \`pools.green.endpoints\` | required | ${cell(s.description)} Each: ${cell(objectish?.blue?.properties?.endpoints?.description)} |`,
+      );
       return;
     }
     rows.push(`| \`${path.join('.')}\` | ${show(get(defaults, path), s)} | ${cell(s.description)} |`);

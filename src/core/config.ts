@@ -15,7 +15,10 @@ export const duration = () =>
   z.union([z.number(), z.string()]).transform((v, ctx) => {
     const ms = parseDuration(v);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(v)} (use ms or a string like 250ms, 2s, 1m)` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `invalid duration ${JSON.stringify(v)} (use ms or a string like 250ms, 2s, 1m)`,
+      });
       return z.NEVER;
     }
     return ms;
@@ -32,7 +35,13 @@ export const percent = () =>
 const httpUrl = z.string().refine((s) => {
   try {
     const u = new URL(s);
-    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && (u.pathname === '/' || u.pathname === '') && u.search === '' && u.username === '';
+    return (
+      (u.protocol === 'http:' || u.protocol === 'https:') &&
+      u.hostname !== '' &&
+      (u.pathname === '/' || u.pathname === '') &&
+      u.search === '' &&
+      u.username === ''
+    );
   } catch {
     return false;
   }
@@ -45,19 +54,36 @@ export const logLevel = () => z.enum(['trace', 'debug', 'info', 'warn', 'error',
 
 const poolSchema = z
   .object({
-    endpoints: z.array(httpUrl).min(1, 'at least one endpoint').describe('Upstream base URLs of this pool, balanced least-busy over those available.'),
+    endpoints: z
+      .array(httpUrl)
+      .min(1, 'at least one endpoint')
+      .describe('Upstream base URLs of this pool, balanced least-busy over those available.'),
   })
   .strict();
 
 const splitKey = z
   .string()
-  .regex(/^(ip|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|cookie:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/, 'expected ip, header:<name> or cookie:<name>');
+  .regex(
+    /^(ip|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|cookie:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/,
+    'expected ip, header:<name> or cookie:<name>',
+  );
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, 'invalid CIDR or address');
 
-const hex64 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected the 64-hex SHA-256 of the token (sluice hash-token <token>)');
+const hex64 = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, 'expected the 64-hex SHA-256 of the token (sluice hash-token <token>)');
 
-const webhookEvents = z.enum(['rollout.started', 'rollout.step', 'rollout.paused', 'rollout.resumed', 'rollout.promoted', 'rollout.rolled_back', 'rollout.aborted', 'weights.changed']);
+const webhookEvents = z.enum([
+  'rollout.started',
+  'rollout.step',
+  'rollout.paused',
+  'rollout.resumed',
+  'rollout.promoted',
+  'rollout.rolled_back',
+  'rollout.aborted',
+  'weights.changed',
+]);
 
 export const configSchema = z
   .object({
@@ -72,23 +98,39 @@ export const configSchema = z
       .object({
         host: z.string().default('127.0.0.1').describe('Admin listener address; a non-loopback host requires tokens.'),
         port: z.number().int().min(0).max(65535).default(9901).describe('Admin API, metrics and live page port.'),
-        allowedHosts: z.array(z.string()).default([]).describe('Host header values accepted besides loopback ones (DNS-rebinding guard).'),
-        tokens: z.array(z.object({ id: z.string().min(1), sha256: hex64, role: z.enum(['viewer', 'operator']) }).strict()).default([]).describe('Bearer tokens by SHA-256; empty means full access, allowed only on a loopback host.'),
+        allowedHosts: z
+          .array(z.string())
+          .default([])
+          .describe('Host header values accepted besides loopback ones (DNS-rebinding guard).'),
+        tokens: z
+          .array(z.object({ id: z.string().min(1), sha256: hex64, role: z.enum(['viewer', 'operator']) }).strict())
+          .default([])
+          .describe('Bearer tokens by SHA-256; empty means full access, allowed only on a loopback host.'),
       })
       .strict()
       .prefault({}),
-    pools: z.object({ blue: poolSchema, green: poolSchema }).strict().describe('Exactly two pools, named blue and green.'),
+    pools: z
+      .object({ blue: poolSchema, green: poolSchema })
+      .strict()
+      .describe('Exactly two pools, named blue and green.'),
     stable: z.enum(POOL_NAMES).default('blue').describe('The pool that holds the current release at first start.'),
     split: z
       .object({
         key: splitKey.default('ip').describe('ip | header:<name> | cookie:<name>; falls back to ip when absent.'),
-        trustedProxies: z.array(cidr).default([]).describe('CIDRs whose X-Forwarded-For (and -Proto, -Host, X-Request-Id) is believed.'),
+        trustedProxies: z
+          .array(cidr)
+          .default([])
+          .describe('CIDRs whose X-Forwarded-For (and -Proto, -Host, X-Request-Id) is believed.'),
         override: z
           .union([
             z.literal(false),
             z
               .object({
-                header: z.string().toLowerCase().default('x-sluice-pool').describe('Header whose value (blue or green) forces a pool.'),
+                header: z
+                  .string()
+                  .toLowerCase()
+                  .default('x-sluice-pool')
+                  .describe('Header whose value (blue or green) forces a pool.'),
                 cookie: z.string().default('sluice-pool').describe('Cookie whose value (blue or green) forces a pool.'),
               })
               .strict(),
@@ -101,18 +143,50 @@ export const configSchema = z
       .prefault({}),
     rollout: z
       .object({
-        steps: z.array(percent()).min(1).default([10, 25, 50, 100]).refine((s) => s.every((v, i) => i === 0 || v > (s[i - 1] as number)), 'steps must increase').describe('Canary percent at each step.'),
+        steps: z
+          .array(percent())
+          .min(1)
+          .default([10, 25, 50, 100])
+          .refine((s) => s.every((v, i) => i === 0 || v > (s[i - 1] as number)), 'steps must increase')
+          .describe('Canary percent at each step.'),
         stepHold: duration().default(30_000).describe('Time at a step, with passing analysis, before the next.'),
         analysis: z
           .object({
             interval: duration().default(1000).describe('How often the controller judges.'),
             window: duration().default(10_000).describe('Sliding window the judgement is made on.'),
-            minRequests: z.number().int().min(1).default(50).describe('Fewer canary requests in the window: no verdict (wait).'),
-            maxErrorRate: z.number().min(0).max(1).default(0.01).describe('Canary errors / requests (an error: status >= 500 or no answer).'),
+            minRequests: z
+              .number()
+              .int()
+              .min(1)
+              .default(50)
+              .describe('Fewer canary requests in the window: no verdict (wait).'),
+            maxErrorRate: z
+              .number()
+              .min(0)
+              .max(1)
+              .default(0.01)
+              .describe('Canary errors / requests (an error: status >= 500 or no answer).'),
             maxP95Ms: z.number().positive().default(500).describe('Canary p95 in milliseconds.'),
-            maxP95Ratio: z.number().positive().default(2.0).describe('Canary p95 / stable p95 (when stable has minRequests).'),
-            minP95DeltaMs: z.number().min(0).default(5).describe('The ratio check also needs canary p95 to exceed stable\'s by this many ms (sub-ms noise is not a regression).'),
-            confidence: z.number().min(0.8).max(0.999).default(0.99).describe('Confidence of the bounds a failure must clear (Wilson for errors, order statistics for p95); the fast check on the newest intervals uses a ten times smaller miss rate.'),
+            maxP95Ratio: z
+              .number()
+              .positive()
+              .default(2.0)
+              .describe('Canary p95 / stable p95 (when stable has minRequests).'),
+            minP95DeltaMs: z
+              .number()
+              .min(0)
+              .default(5)
+              .describe(
+                "The ratio check also needs canary p95 to exceed stable's by this many ms (sub-ms noise is not a regression).",
+              ),
+            confidence: z
+              .number()
+              .min(0.8)
+              .max(0.999)
+              .default(0.99)
+              .describe(
+                'Confidence of the bounds a failure must clear (Wilson for errors, order statistics for p95); the fast check on the newest intervals uses a ten times smaller miss rate.',
+              ),
           })
           .strict()
           .refine((a) => a.window >= a.interval, { message: 'window must be at least one interval', path: ['window'] })
@@ -122,10 +196,20 @@ export const configSchema = z
       .prefault({}),
     healthCheck: z
       .object({
-        path: z.string().startsWith('/').nullable().default(null).describe('Path probed on every endpoint; null disables active checks.'),
+        path: z
+          .string()
+          .startsWith('/')
+          .nullable()
+          .default(null)
+          .describe('Path probed on every endpoint; null disables active checks.'),
         interval: duration().default(2000).describe('Time between checks of an endpoint.'),
         timeout: duration().default(1000).describe('A check slower than this fails.'),
-        unhealthyAfter: z.number().int().min(1).default(3).describe('Consecutive failures that take an endpoint out of rotation.'),
+        unhealthyAfter: z
+          .number()
+          .int()
+          .min(1)
+          .default(3)
+          .describe('Consecutive failures that take an endpoint out of rotation.'),
         healthyAfter: z.number().int().min(1).default(2).describe('Consecutive successes that bring it back.'),
       })
       .strict()
@@ -133,54 +217,124 @@ export const configSchema = z
     timeouts: z
       .object({
         connect: duration().default(5000).describe('Upstream TCP connect.'),
-        response: duration().default(30_000).describe('Upstream response headers after the request was sent (504 past it). Checked on a coarse clock: fires up to ~1 s late.'),
-        idle: duration().default(60_000).describe('Idle time: between upstream body chunks (up to ~1 s late, like response), and idle or slow client connections.'),
-        clientHeaders: duration().default(10_000).describe('Client request headers must arrive within this (408 and close past it).'),
+        response: duration()
+          .default(30_000)
+          .describe(
+            'Upstream response headers after the request was sent (504 past it). Checked on a coarse clock: fires up to ~1 s late.',
+          ),
+        idle: duration()
+          .default(60_000)
+          .describe(
+            'Idle time: between upstream body chunks (up to ~1 s late, like response), and idle or slow client connections.',
+          ),
+        clientHeaders: duration()
+          .default(10_000)
+          .describe('Client request headers must arrive within this (408 and close past it).'),
       })
       .strict()
       .prefault({}),
     limits: z
       .object({
-        maxHeaderBytes: z.number().int().min(1024).max(1 << 20).default(16384).describe('Total request header bytes; above it: 431.'),
-        maxHeaderCount: z.number().int().min(8).max(10_000).default(100).describe('Request header count; above it: 431.'),
-        maxConnections: z.number().int().min(1).default(10_000).describe('Concurrent client connections (like nginx worker_connections); past it new connections are closed at once.'),
+        maxHeaderBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(1 << 20)
+          .default(16384)
+          .describe('Total request header bytes; above it: 431.'),
+        maxHeaderCount: z
+          .number()
+          .int()
+          .min(8)
+          .max(10_000)
+          .default(100)
+          .describe('Request header count; above it: 431.'),
+        maxConnections: z
+          .number()
+          .int()
+          .min(1)
+          .default(10_000)
+          .describe(
+            'Concurrent client connections (like nginx worker_connections); past it new connections are closed at once.',
+          ),
       })
       .strict()
       .prefault({}),
     upstream: z
       .object({
-        connections: z.number().int().min(1).max(10_000).default(128).describe('Keep-alive connections per endpoint at most.'),
-        ejectAfter: z.number().int().min(1).default(3).describe('Consecutive connect failures that eject an endpoint (passive health).'),
-        ejectFor: duration().default(10_000).describe('How long an ejected endpoint stays out before it is tried again.'),
+        connections: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(128)
+          .describe('Keep-alive connections per endpoint at most.'),
+        ejectAfter: z
+          .number()
+          .int()
+          .min(1)
+          .default(3)
+          .describe('Consecutive connect failures that eject an endpoint (passive health).'),
+        ejectFor: duration()
+          .default(10_000)
+          .describe('How long an ejected endpoint stays out before it is tried again.'),
       })
       .strict()
       .prefault({}),
-    stateFile: z.string().default('data/sluice-state.json').describe('Where weights, roles, phase and history are saved atomically.'),
+    stateFile: z
+      .string()
+      .default('data/sluice-state.json')
+      .describe('Where weights, roles, phase and history are saved atomically.'),
     audit: z
-      .object({ file: z.string().nullable().default('data/audit.jsonl').describe('One JSON line per admin mutation and per denial; null disables.') })
+      .object({
+        file: z
+          .string()
+          .nullable()
+          .default('data/audit.jsonl')
+          .describe('One JSON line per admin mutation and per denial; null disables.'),
+      })
       .strict()
       .prefault({}),
     webhooks: z
-      .array(z.object({ url: z.url({ protocol: /^https?$/, error: 'Invalid url' }), events: z.array(webhookEvents).optional() }).strict())
+      .array(
+        z
+          .object({
+            url: z.url({ protocol: /^https?$/, error: 'Invalid url' }),
+            events: z.array(webhookEvents).optional(),
+          })
+          .strict(),
+      )
       .default([])
       .describe('JSON POST per rollout event to each url (optionally only the listed events).'),
     log: z
       .object({
         level: logLevel().default('info').describe('pino log level (PUT /api/v1/log changes it until restart).'),
-        access: z.boolean().default(true).describe('One access log line per request, written in batches off the request path (PUT /api/v1/log switches it until restart).'),
+        access: z
+          .boolean()
+          .default(true)
+          .describe(
+            'One access log line per request, written in batches off the request path (PUT /api/v1/log switches it until restart).',
+          ),
       })
       .strict()
       .prefault({}),
-    shutdownGrace: duration().default(10_000).describe('On SIGTERM/SIGINT, how long in-flight requests may take to finish.'),
+    shutdownGrace: duration()
+      .default(10_000)
+      .describe('On SIGTERM/SIGINT, how long in-flight requests may take to finish.'),
   })
   .strict()
   .superRefine((c, ctx) => {
     if (c.admin.tokens.length === 0 && !isLoopbackHost(c.admin.host)) {
-      ctx.addIssue({ code: 'custom', path: ['admin', 'tokens'], message: `required when admin.host (${c.admin.host}) is not loopback` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['admin', 'tokens'],
+        message: `required when admin.host (${c.admin.host}) is not loopback`,
+      });
     }
     const ids = new Set<string>();
     c.admin.tokens.forEach((t, i) => {
-      if (ids.has(t.id)) ctx.addIssue({ code: 'custom', path: ['admin', 'tokens', i, 'id'], message: `duplicate token id ${t.id}` });
+      if (ids.has(t.id))
+        ctx.addIssue({ code: 'custom', path: ['admin', 'tokens', i, 'id'], message: `duplicate token id ${t.id}` });
       ids.add(t.id);
     });
   });
@@ -219,7 +373,9 @@ export function loadConfig(file: string): Config {
   try {
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new ConfigError([`(file): ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`]);
+    throw new ConfigError([
+      `(file): ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`,
+    ]);
   }
   return parseConfig(raw);
 }

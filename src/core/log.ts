@@ -9,11 +9,16 @@ import pino, { type Logger } from 'pino';
  * when a slow reader lets 8 MiB pile up, further writes are dropped rather than holding memory.
  */
 export type LogDestination = ReturnType<typeof pino.destination>;
-export const stdoutDestination = (): LogDestination => pino.destination({ dest: 1, sync: false, maxLength: 8 * 1024 * 1024 });
+export const stdoutDestination = (): LogDestination =>
+  pino.destination({ dest: 1, sync: false, maxLength: 8 * 1024 * 1024 });
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
-    { level, base: { name: 'sluice' }, redact: { paths: ['req.headers.authorization', 'token', '*.token'], censor: '[redacted]' } },
+    {
+      level,
+      base: { name: 'sluice' },
+      redact: { paths: ['req.headers.authorization', 'token', '*.token'], censor: '[redacted]' },
+    },
     destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }

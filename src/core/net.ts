@@ -24,7 +24,9 @@ function v6Bytes(ip: string): Uint8Array | undefined {
   const tailV4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
   if (tailV4) {
     const b = v4Bytes(tailV4[1] as string) as Uint8Array;
-    s = s.slice(0, -(tailV4[1] as string).length) + `${((b[0] as number) << 8 | (b[1] as number)).toString(16)}:${((b[2] as number) << 8 | (b[3] as number)).toString(16)}`;
+    s =
+      s.slice(0, -(tailV4[1] as string).length) +
+      `${(((b[0] as number) << 8) | (b[1] as number)).toString(16)}:${(((b[2] as number) << 8) | (b[3] as number)).toString(16)}`;
   }
   const [head, tail] = s.split('::') as [string, string | undefined];
   const h = head === '' ? [] : head.split(':');

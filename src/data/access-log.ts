@@ -52,14 +52,39 @@ export class AccessLog {
    * the request id is sluice's own or a validated one, so only the URL may need escaping).
    * Under load many lines share a millisecond: their common start is built once.
    */
-  log(time: number, requestId: string, method: string, url: string, status: number, pool: string, endpoint: string, ms: number, remote: string, error: string | undefined): void {
+  log(
+    time: number,
+    requestId: string,
+    method: string,
+    url: string,
+    status: number,
+    pool: string,
+    endpoint: string,
+    ms: number,
+    remote: string,
+    error: string | undefined,
+  ): void {
     if (time !== this.headTime) {
       this.headTime = time;
       this.head = `{"level":30,"time":${time},"msg":"access","reqId":"`;
     }
     this.buf +=
-      this.head + requestId + '","method":"' + method + '","url":"' + (NEEDS_ESCAPE.test(url) ? JSON.stringify(url).slice(1, -1) : url) +
-      '","status":' + status + ',"pool":"' + pool + '","upstream":"' + endpoint + '","ms":' + millis(ms) + ',"remote":"' + remote +
+      this.head +
+      requestId +
+      '","method":"' +
+      method +
+      '","url":"' +
+      (NEEDS_ESCAPE.test(url) ? JSON.stringify(url).slice(1, -1) : url) +
+      '","status":' +
+      status +
+      ',"pool":"' +
+      pool +
+      '","upstream":"' +
+      endpoint +
+      '","ms":' +
+      millis(ms) +
+      ',"remote":"' +
+      remote +
       (error === undefined ? '"}\n' : `","error":"${error}"}\n`);
     if (this.buf.length >= FLUSH_BYTES) this.flush();
     else if (this.timer === undefined) {

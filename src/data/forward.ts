@@ -31,13 +31,26 @@ export interface ForwardContext {
   deadlines: ResponseDeadlines | undefined;
 }
 
-export function sendError(res: ServerResponse, status: number, code: string, requestId: string, message?: string): void {
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  requestId: string,
+  message?: string,
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = `{"error":{"code":"${code}","status":${status},"requestId":"${requestId}"${message === undefined ? '' : `,"message":${JSON.stringify(message)}`}}}\n`;
-  res.writeHead(status, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'x-request-id', requestId]);
+  res.writeHead(status, [
+    'content-type',
+    'application/json',
+    'content-length',
+    String(Buffer.byteLength(body)),
+    'x-request-id',
+    requestId,
+  ]);
   res.end(body);
 }
 
@@ -78,7 +91,13 @@ export class Exchange implements ResponseMeta, Awaiting {
     readonly res: ServerResponse,
     readonly pool: UpstreamPool,
     endpoint: Endpoint,
-    readonly opts: { path: string; method: string; headers: string[]; body: IncomingMessage | null; headersTimeout: number | undefined },
+    readonly opts: {
+      path: string;
+      method: string;
+      headers: string[];
+      body: IncomingMessage | null;
+      headersTimeout: number | undefined;
+    },
     readonly requestId: string,
     readonly remote: string,
     private readonly start: number,

@@ -80,7 +80,8 @@ export interface HeaderNames {
 
 export function headerNames(keyHeader: string | undefined, override: string | undefined): HeaderNames {
   const lengths = new Uint8Array(256);
-  for (const n of [...REQUEST_NAMES.keys(), keyHeader, override]) if (n !== undefined && n.length < 256) lengths[n.length] = 1;
+  for (const n of [...REQUEST_NAMES.keys(), keyHeader, override])
+    if (n !== undefined && n.length < 256) lengths[n.length] = 1;
   return { keyHeader, override, lengths };
 }
 
@@ -164,7 +165,8 @@ export function scanRequestHeaders(raw: readonly string[], names: HeaderNames): 
         continue;
       case H.TransferEncoding:
         r.transferEncoding = true;
-        r.transferEncodingValue = r.transferEncodingValue === undefined ? value : `${r.transferEncodingValue}, ${value}`;
+        r.transferEncodingValue =
+          r.transferEncodingValue === undefined ? value : `${r.transferEncodingValue}, ${value}`;
         r.hasBody = true;
         continue;
     }
@@ -212,7 +214,15 @@ function dropConnectionNamed(r: ScannedRequest, connection: string): void {
   if (named.has('cookie')) r.cookie = undefined;
 }
 
-const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const RESPONSE_DROP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 /** 1 at the length of every response header name the rewrite acts on (the drops and Content-Length). */
 const RESPONSE_LENGTHS = new Uint8Array(32);
 for (const n of RESPONSE_DROP) RESPONSE_LENGTHS[n.length] = 1;

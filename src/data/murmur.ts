@@ -10,7 +10,11 @@ export function murmurHash2(s: string): number {
   let h = len >>> 0;
   let i = 0;
   while (len >= 4) {
-    let k = (s.charCodeAt(i) & 0xff) | ((s.charCodeAt(i + 1) & 0xff) << 8) | ((s.charCodeAt(i + 2) & 0xff) << 16) | ((s.charCodeAt(i + 3) & 0xff) << 24);
+    let k =
+      (s.charCodeAt(i) & 0xff) |
+      ((s.charCodeAt(i + 1) & 0xff) << 8) |
+      ((s.charCodeAt(i + 2) & 0xff) << 16) |
+      ((s.charCodeAt(i + 3) & 0xff) << 24);
     k = Math.imul(k, M);
     k ^= k >>> 24;
     k = Math.imul(k, M);

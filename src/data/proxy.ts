@@ -69,7 +69,14 @@ export class ProxyServer {
     // a body carries its own, since undici restarts it as the body goes out.
     const t = c.timeouts;
     const deadlines = t.response < t.idle ? new ResponseDeadlines(t.response) : undefined;
-    this.ctx = { recorder: deps.recorder, accessLog: c.log.access ? deps.accessLog : undefined, now, done: this.exchangeDone, idleMs: t.idle, deadlines };
+    this.ctx = {
+      recorder: deps.recorder,
+      accessLog: c.log.access ? deps.accessLog : undefined,
+      now,
+      done: this.exchangeDone,
+      idleMs: t.idle,
+      deadlines,
+    };
     const pools = deps.pools;
     this.available = (id) => {
       const p = pools[id];
@@ -97,7 +104,11 @@ export class ProxyServer {
     // client does not read (Exchange.onData).
     this.server.on('clientError', onClientError);
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => rejectSocket(socket, CLIENT_ERRORS.connect));
-    this.ws = new WebSocketProxy({ deadline: c.timeouts.connect + c.timeouts.response, recorder: deps.recorder, logger: deps.logger });
+    this.ws = new WebSocketProxy({
+      deadline: c.timeouts.connect + c.timeouts.response,
+      recorder: deps.recorder,
+      logger: deps.logger,
+    });
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.closing) return writeRaw(socket, 503, 'shutting_down');
       const p = this.prepare(req);
@@ -145,16 +156,19 @@ export class ProxyServer {
     const scanned = scanRequestHeaders(req.rawHeaders, this.names);
     if (scanned.headerCount > this.deps.config.limits.maxHeaderCount) return CLIENT_ERRORS.tooManyHeaders;
     if (scanned.hostCount > 1) return CLIENT_ERRORS.duplicateHost;
-    if (scanned.contentLengthCount > 1 || (scanned.transferEncoding && scanned.contentLengthCount > 0)) return CLIENT_ERRORS.framing;
+    if (scanned.contentLengthCount > 1 || (scanned.transferEncoding && scanned.contentLengthCount > 0))
+      return CLIENT_ERRORS.framing;
     // Only plain `chunked`: `chunked, chunked`, `gzip, chunked` and friends are how request
     // smuggling hides a second framing from one of the parsers in a chain (RFC 9112 §6.1).
-    if (scanned.transferEncoding && (scanned.transferEncodingValue as string).trim().toLowerCase() !== 'chunked') return CLIENT_ERRORS.framing;
+    if (scanned.transferEncoding && (scanned.transferEncodingValue as string).trim().toLowerCase() !== 'chunked')
+      return CLIENT_ERRORS.framing;
     if (path.charCodeAt(0) !== 47 /* / */) {
       // Absolute-form is accepted only when it names the same authority as Host (RFC 9112 §3.2.2
       // says Host is then replaced; refusing a disagreement closes cache/route confusion).
       const m = ABSOLUTE_FORM.exec(path);
       if (m === null) return CLIENT_ERRORS.badTarget;
-      if (scanned.host === undefined || (m[2] as string).toLowerCase() !== scanned.host.toLowerCase()) return CLIENT_ERRORS.absoluteForm;
+      if (scanned.host === undefined || (m[2] as string).toLowerCase() !== scanned.host.toLowerCase())
+        return CLIENT_ERRORS.absoluteForm;
       path = m[3] === '' ? '/' : (m[3] as string);
       if (path.charCodeAt(0) !== 47) return CLIENT_ERRORS.badTarget;
     }
@@ -163,7 +177,10 @@ export class ProxyServer {
     const ip = clientIp(peer, peerTrusted, scanned.xff, this.trusted);
     const table = this.deps.table.current;
     const poolId = choosePool(table, this.selector, scanned, ip, this.available);
-    const requestId = peerTrusted && scanned.requestId !== undefined && SAFE_REQUEST_ID.test(scanned.requestId) ? scanned.requestId : this.nextId();
+    const requestId =
+      peerTrusted && scanned.requestId !== undefined && SAFE_REQUEST_ID.test(scanned.requestId)
+        ? scanned.requestId
+        : this.nextId();
     const out = scanned.out;
     out.push('x-forwarded-for', peerTrusted && scanned.xff !== undefined ? `${scanned.xff}, ${peer}` : peer);
     out.push('x-forwarded-proto', peerTrusted && scanned.xfProto !== undefined ? scanned.xfProto : 'http');
@@ -248,12 +265,22 @@ function onClientError(err: NodeJS.ErrnoException & { bytesParsed?: number }, so
   writeRaw(socket, status, code);
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
 
 /** Answer on a raw socket (no ServerResponse exists for parser errors, CONNECT and upgrades). */
 export function writeRaw(socket: Socket, status: number, code: string): void {
   const body = `{"error":{"code":"${code}","status":${status}}}\n`;
-  socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  );
   socket.destroySoon?.();
 }
 

@@ -72,9 +72,16 @@ export function routingKey(sel: Selector, scanned: ScannedRequest, ip: string): 
  * Choose the pool for a request. `available(id)` says whether a pool has an endpoint that may
  * take traffic now.
  */
-export function choosePool(table: RoutingTable, sel: Selector, scanned: ScannedRequest, ip: string, available: (id: PoolId) => boolean): PoolId {
+export function choosePool(
+  table: RoutingTable,
+  sel: Selector,
+  scanned: ScannedRequest,
+  ip: string,
+  available: (id: PoolId) => boolean,
+): PoolId {
   let pool = overridePool(scanned.override);
-  if (pool === -1 && sel.overrideCookie !== undefined && scanned.cookie !== undefined) pool = overridePool(cookieValue(scanned.cookie, sel.overrideCookie));
+  if (pool === -1 && sel.overrideCookie !== undefined && scanned.cookie !== undefined)
+    pool = overridePool(cookieValue(scanned.cookie, sel.overrideCookie));
   if (pool === -1) pool = poolForBucket(table, bucketOf(routingKey(sel, scanned, ip)));
   if (!available(pool)) {
     const other: PoolId = pool === 0 ? 1 : 0;

@@ -31,7 +31,13 @@ export function makeTable(version: number, stable: PoolName, weights: Weights): 
   const s = poolIdOf(stable);
   const c = otherPool(s);
   const canaryWeight = c === 0 ? weights.blue : weights.green;
-  return Object.freeze({ version, stable: s, canary: c, canaryBuckets: Math.round(canaryWeight * 100), weights: Object.freeze({ ...weights }) });
+  return Object.freeze({
+    version,
+    stable: s,
+    canary: c,
+    canaryBuckets: Math.round(canaryWeight * 100),
+    weights: Object.freeze({ ...weights }),
+  });
 }
 
 /** A cell holding the current table: `data/` reads `.current`, only the controller assigns it. */

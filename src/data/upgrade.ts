@@ -89,7 +89,6 @@ export class WebSocketProxy {
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
   }
-
 }
 
 /** The scanned outgoing headers as the object http-proxy-3 sends, plus the upgrade itself. */

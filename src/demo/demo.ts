@@ -43,7 +43,10 @@ function startLoad(base: string) {
       const started = Date.now();
       const i = n++ % 20_000;
       try {
-        const r = await request(`${base}/api/orders`, { dispatcher: agent, headers: { 'x-forwarded-for': `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}` } });
+        const r = await request(`${base}/api/orders`, {
+          dispatcher: agent,
+          headers: { 'x-forwarded-for': `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}` },
+        });
         await r.body.dump();
         const pool = r.headers['x-sluice-pool'];
         if (r.statusCode >= 500) counts.failed++;
@@ -102,7 +105,13 @@ async function main(): Promise<void> {
     rollout: {
       steps: [10, 25, 50, 100],
       stepHold: fast ? '1s' : '4s',
-      analysis: { interval: fast ? '250ms' : '500ms', window: fast ? '2s' : '5s', minRequests: 30, maxErrorRate: 0.01, maxP95Ms: 250 },
+      analysis: {
+        interval: fast ? '250ms' : '500ms',
+        window: fast ? '2s' : '5s',
+        minRequests: 30,
+        maxErrorRate: 0.01,
+        maxP95Ms: 250,
+      },
     },
     healthCheck: { path: '/health', interval: '1s' },
     stateFile: join(dir, 'state.json'),
@@ -114,12 +123,16 @@ async function main(): Promise<void> {
   try {
     sluice = await startSluice(config, { logger: createLogger('silent') });
   } catch (err) {
-    process.stderr.write(`demo: cannot start sluice: ${(err as Error).message} (is port ${config.listen.port} or ${config.admin.port} in use? try --port 0 --admin-port 0)\n`);
+    process.stderr.write(
+      `demo: cannot start sluice: ${(err as Error).message} (is port ${config.listen.port} or ${config.admin.port} in use? try --port 0 --admin-port 0)\n`,
+    );
     process.exit(1);
   }
   const base = `http://127.0.0.1:${sluice.proxyPort}`;
   const admin = `http://127.0.0.1:${sluice.adminPort}`;
-  process.stdout.write(`\nsluice demo\n  proxy      ${base}   (try: curl -s ${base}/hello)\n  live page  ${admin}/   (open it now)\n  cli        node dist/cli.js status --admin-url ${admin}\n\n`);
+  process.stdout.write(
+    `\nsluice demo\n  proxy      ${base}   (try: curl -s ${base}/hello)\n  live page  ${admin}/   (open it now)\n  cli        node dist/cli.js status --admin-url ${admin}\n\n`,
+  );
 
   const load = startLoad(base);
   let stopping = false;
@@ -153,7 +166,9 @@ async function main(): Promise<void> {
   const canaryName = canary === blue ? 'blue' : 'green';
   canary.version = 'v3';
   const failedBefore = load.counts.failed;
-  say(`ACT 2: v3 goes to ${canaryName}, the idle pool and now the canary; it will start failing 30 % of requests at step 2`);
+  say(
+    `ACT 2: v3 goes to ${canaryName}, the idle pool and now the canary; it will start failing 30 % of requests at step 2`,
+  );
   sluice.controller.command({ type: 'start' }, 'demo');
   let breachAt = 0;
   const watch = sluice.controller.onChange((s) => {
@@ -169,9 +184,13 @@ async function main(): Promise<void> {
   }
   watch();
   const tookMs = Date.now() - breachAt;
-  say(`rolled back by itself ${tookMs} ms after v3 started failing; ${load.counts.failed - failedBefore} client requests failed in between`);
+  say(
+    `rolled back by itself ${tookMs} ms after v3 started failing; ${load.counts.failed - failedBefore} client requests failed in between`,
+  );
   canary.failRate = 0;
-  say(`summary: blue answered ${load.counts.blue}, green ${load.counts.green}, failed ${load.counts.failed}; history: node dist/cli.js history --admin-url ${admin}`);
+  say(
+    `summary: blue answered ${load.counts.blue}, green ${load.counts.green}, failed ${load.counts.failed}; history: node dist/cli.js history --admin-url ${admin}`,
+  );
   if (keep) {
     say('still serving (--keep): Ctrl-C to stop');
     return;

@@ -29,10 +29,11 @@ export async function startDemoUpstream(color: string, port = 0, host = '127.0.0
     delayMs: 0,
     jitterMs: 0,
     requests: 0,
-    close: () => new Promise<void>((r) => {
-      up.server.close(() => r());
-      up.server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        up.server.close(() => r());
+        up.server.closeAllConnections();
+      }),
   };
   up.server = createServer((req, res) => {
     if (req.url === '/health') {
@@ -44,7 +45,10 @@ export async function startDemoUpstream(color: string, port = 0, host = '127.0.0
     const answer = () => {
       const fail = up.failRate > 0 && Math.random() < up.failRate;
       const body = JSON.stringify({ color, version: up.version, path: req.url, ok: !fail });
-      res.writeHead(fail ? 500 : 200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(fail ? 500 : 200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(body);
     };
     req.resume();

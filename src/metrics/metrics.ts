@@ -41,39 +41,58 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
   const reg = (m: ReturnType<typeof collector>) => registry.registerMetric(m as never);
 
   reg(
-    collector('sluice_requests_total', 'Upstream exchanges by pool and status code (0: no response).', 'counter', () => {
-      const out: Sample[] = [];
-      recorder.pools.forEach((p, i) => {
-        for (let code = 0; code < p.codes.length; code++) {
-          const v = p.codes[code] as number;
-          if (v > 0) out.push({ labels: { pool: POOL_NAMES[i] as string, code }, value: v });
-        }
-      });
-      return out;
-    }),
-  );
-  reg(
-    collector('sluice_upstream_errors_total', 'Upstream failures by pool and kind (connect, timeout, reset, protocol, other).', 'counter', () =>
-      recorder.pools.flatMap((p, i) => ERROR_KINDS.map((kind, k) => ({ labels: { pool: POOL_NAMES[i] as string, kind }, value: p.errorKinds[k] as number }))),
+    collector(
+      'sluice_requests_total',
+      'Upstream exchanges by pool and status code (0: no response).',
+      'counter',
+      () => {
+        const out: Sample[] = [];
+        recorder.pools.forEach((p, i) => {
+          for (let code = 0; code < p.codes.length; code++) {
+            const v = p.codes[code] as number;
+            if (v > 0) out.push({ labels: { pool: POOL_NAMES[i] as string, code }, value: v });
+          }
+        });
+        return out;
+      },
     ),
   );
   reg(
-    collector('sluice_request_duration_seconds', 'Time to the upstream response headers (or failure), by pool.', 'histogram', () => {
-      const out: Sample[] = [];
-      recorder.pools.forEach((p, i) => {
-        const pool = POOL_NAMES[i] as string;
-        let cum = 0;
-        DURATION_BUCKETS.forEach((le, b) => {
-          cum += p.buckets[b] as number;
-          out.push({ metricName: 'sluice_request_duration_seconds_bucket', labels: { pool, le }, value: cum });
+    collector(
+      'sluice_upstream_errors_total',
+      'Upstream failures by pool and kind (connect, timeout, reset, protocol, other).',
+      'counter',
+      () =>
+        recorder.pools.flatMap((p, i) =>
+          ERROR_KINDS.map((kind, k) => ({
+            labels: { pool: POOL_NAMES[i] as string, kind },
+            value: p.errorKinds[k] as number,
+          })),
+        ),
+    ),
+  );
+  reg(
+    collector(
+      'sluice_request_duration_seconds',
+      'Time to the upstream response headers (or failure), by pool.',
+      'histogram',
+      () => {
+        const out: Sample[] = [];
+        recorder.pools.forEach((p, i) => {
+          const pool = POOL_NAMES[i] as string;
+          let cum = 0;
+          DURATION_BUCKETS.forEach((le, b) => {
+            cum += p.buckets[b] as number;
+            out.push({ metricName: 'sluice_request_duration_seconds_bucket', labels: { pool, le }, value: cum });
+          });
+          cum += p.buckets[DURATION_BUCKETS.length] as number;
+          out.push({ metricName: 'sluice_request_duration_seconds_bucket', labels: { pool, le: '+Inf' }, value: cum });
+          out.push({ metricName: 'sluice_request_duration_seconds_sum', labels: { pool }, value: p.sumSeconds });
+          out.push({ metricName: 'sluice_request_duration_seconds_count', labels: { pool }, value: p.count });
         });
-        cum += p.buckets[DURATION_BUCKETS.length] as number;
-        out.push({ metricName: 'sluice_request_duration_seconds_bucket', labels: { pool, le: '+Inf' }, value: cum });
-        out.push({ metricName: 'sluice_request_duration_seconds_sum', labels: { pool }, value: p.sumSeconds });
-        out.push({ metricName: 'sluice_request_duration_seconds_count', labels: { pool }, value: p.count });
-      });
-      return out;
-    }),
+        return out;
+      },
+    ),
   );
   reg(
     collector('sluice_pool_weight_percent', 'Share of traffic routed to each pool, in percent.', 'gauge', () => {
@@ -84,13 +103,17 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
   reg(
     collector('sluice_pool_window_error_ratio', 'Errors / requests over the analysis window.', 'gauge', () => {
       const w = source.windows();
-      return POOL_NAMES.flatMap((pool) => (w[pool] === undefined ? [] : [{ labels: { pool }, value: w[pool].errorRate }]));
+      return POOL_NAMES.flatMap((pool) =>
+        w[pool] === undefined ? [] : [{ labels: { pool }, value: w[pool].errorRate }],
+      );
     }),
   );
   reg(
     collector('sluice_pool_window_p95_seconds', 'p95 latency over the analysis window.', 'gauge', () => {
       const w = source.windows();
-      return POOL_NAMES.flatMap((pool) => (w[pool] === undefined ? [] : [{ labels: { pool }, value: w[pool].p95Ms / 1000 }]));
+      return POOL_NAMES.flatMap((pool) =>
+        w[pool] === undefined ? [] : [{ labels: { pool }, value: w[pool].p95Ms / 1000 }],
+      );
     }),
   );
   reg(
@@ -99,10 +122,17 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
       return PHASE_VALUES.map((p) => ({ labels: { phase: p }, value: p === phase ? 1 : 0 }));
     }),
   );
-  reg(collector('sluice_rollbacks_total', 'Rollbacks, automatic and manual.', 'counter', () => [{ labels: {}, value: source.rollbacks() }]));
   reg(
-    collector('sluice_endpoint_healthy', 'Whether an endpoint takes traffic (active and passive health).', 'gauge', () =>
-      source.endpoints().map((e) => ({ labels: { pool: e.pool, endpoint: e.url }, value: e.healthy ? 1 : 0 })),
+    collector('sluice_rollbacks_total', 'Rollbacks, automatic and manual.', 'counter', () => [
+      { labels: {}, value: source.rollbacks() },
+    ]),
+  );
+  reg(
+    collector(
+      'sluice_endpoint_healthy',
+      'Whether an endpoint takes traffic (active and passive health).',
+      'gauge',
+      () => source.endpoints().map((e) => ({ labels: { pool: e.pool, endpoint: e.url }, value: e.healthy ? 1 : 0 })),
     ),
   );
 }

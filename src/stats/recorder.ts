@@ -10,7 +10,13 @@ import type { UpstreamErrorKind } from '../core/errors.js';
 import type { PoolId } from '../data/table.js';
 
 export const ERROR_KINDS: readonly UpstreamErrorKind[] = ['connect', 'timeout', 'reset', 'protocol', 'other'];
-const KIND_INDEX: Readonly<Record<UpstreamErrorKind, number>> = { connect: 0, timeout: 1, reset: 2, protocol: 3, other: 4 };
+const KIND_INDEX: Readonly<Record<UpstreamErrorKind, number>> = {
+  connect: 0,
+  timeout: 1,
+  reset: 2,
+  protocol: 3,
+  other: 4,
+};
 
 /** Prometheus histogram bucket bounds (seconds) for sluice_request_duration_seconds. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
@@ -20,7 +26,13 @@ const BUCKET_MICROS = DURATION_BUCKETS.map((s) => s * 1e6);
 export const MAX_MICROS = 3_600_000_000;
 
 export function newHistogram(): hdr.Histogram {
-  return hdr.build({ bitBucketSize: 32, lowestDiscernibleValue: 1, highestTrackableValue: MAX_MICROS, numberOfSignificantValueDigits: 3, autoResize: false });
+  return hdr.build({
+    bitBucketSize: 32,
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: MAX_MICROS,
+    numberOfSignificantValueDigits: 3,
+    autoResize: false,
+  });
 }
 
 export class PoolRecorder {

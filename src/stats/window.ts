@@ -94,7 +94,14 @@ export class WindowRing implements WindowSource {
     }
     const n = m.totalCount;
     const at = (q: number) => (n === 0 ? 0 : round3(m.getValueAtPercentile(Math.min(100, Math.max(0, q))) / 1000));
-    const out: WindowStats = { requests, errors, errorRate: requests === 0 ? 0 : round4(errors / requests), p50Ms: at(50), p95Ms: at(95), p99Ms: at(99) };
+    const out: WindowStats = {
+      requests,
+      errors,
+      errorRate: requests === 0 ? 0 : round4(errors / requests),
+      p50Ms: at(50),
+      p95Ms: at(95),
+      p99Ms: at(99),
+    };
     if (opts.z !== undefined && n > 0) {
       const half = opts.z * Math.sqrt((0.95 * 0.05) / n) * 100;
       out.p95LowMs = at(95 - half);

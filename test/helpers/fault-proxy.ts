@@ -32,7 +32,14 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-const none = (): Faults => ({ latencyMs: 0, jitterMs: 0, bytesPerSecond: 0, blackhole: false, resetAfterBytes: 0, closeAfterBytes: 0 });
+const none = (): Faults => ({
+  latencyMs: 0,
+  jitterMs: 0,
+  bytesPerSecond: 0,
+  blackhole: false,
+  resetAfterBytes: 0,
+  closeAfterBytes: 0,
+});
 
 export async function startFaultProxy(target: string, faults: Partial<Faults> = {}): Promise<FaultProxy> {
   const t = new URL(target);
@@ -105,7 +112,8 @@ export async function startFaultProxy(target: string, faults: Partial<Faults> = 
             return;
           }
           while (data.length > 0 && !client.destroyed) {
-            const piece = f.bytesPerSecond > 0 ? data.subarray(0, Math.max(1, Math.floor(f.bytesPerSecond / 20))) : data;
+            const piece =
+              f.bytesPerSecond > 0 ? data.subarray(0, Math.max(1, Math.floor(f.bytesPerSecond / 20))) : data;
             data = data.subarray(piece.length);
             sent += piece.length;
             if (!client.write(piece)) await new Promise((r) => client.once('drain', r));

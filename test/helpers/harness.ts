@@ -33,7 +33,12 @@ export function harness(): Harness {
 }
 
 /** Write `total` bytes of `chunk` to `res` honouring backpressure, then end; `onWrite` sees progress. */
-export function pump(res: ServerResponse, chunk: Buffer, total: number, onWrite: (sent: number) => void = () => {}): void {
+export function pump(
+  res: ServerResponse,
+  chunk: Buffer,
+  total: number,
+  onWrite: (sent: number) => void = () => {},
+): void {
   let sent = 0;
   const go = () => {
     while (sent < total) {

@@ -32,7 +32,10 @@ export function startLoad(base: string, concurrency = 8, opts: { pauseMs?: numbe
     while (running) {
       const i = n++ % clients;
       try {
-        const r = await request(`${base}/load`, { dispatcher: agent, headers: { 'x-forwarded-for': `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` } });
+        const r = await request(`${base}/load`, {
+          dispatcher: agent,
+          headers: { 'x-forwarded-for': `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` },
+        });
         await r.body.dump();
         const pool = r.headers['x-sluice-pool'];
         if (pool === 'green') {

@@ -7,7 +7,11 @@ import { stringify } from 'yaml';
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
 
 export function runCli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 20_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -36,7 +40,13 @@ export function startProcess(configFile: string): Promise<RunningSluice> {
       for (const line of out.split('\n')) {
         if (!line.includes('"sluice listening"')) continue;
         const j = JSON.parse(line) as { proxy: string; admin: string };
-        resolve({ proc, proxyPort: Number(j.proxy.split(':').pop()), adminPort: Number(j.admin.split(':').pop()), output: () => out, exited });
+        resolve({
+          proc,
+          proxyPort: Number(j.proxy.split(':').pop()),
+          adminPort: Number(j.admin.split(':').pop()),
+          output: () => out,
+          exited,
+        });
         return;
       }
     };

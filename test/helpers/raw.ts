@@ -11,7 +11,12 @@ export interface RawResult {
 }
 
 /** Send `payload`, read until the server closes or `timeoutMs` passes. */
-export function rawRequest(port: number, payload: string | Buffer | (string | Buffer)[], timeoutMs = 3000, gapMs = 0): Promise<RawResult> {
+export function rawRequest(
+  port: number,
+  payload: string | Buffer | (string | Buffer)[],
+  timeoutMs = 3000,
+  gapMs = 0,
+): Promise<RawResult> {
   return new Promise((resolve) => {
     const start = Date.now();
     const sock: Socket = connect(port, '127.0.0.1');

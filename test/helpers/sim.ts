@@ -54,10 +54,28 @@ export function simulate(seed: number, extra: Partial<ConfigInput> = {}): Sim {
   const r = rng(seed);
   const recorder = new Recorder();
   const window = new WindowRing(recorder, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval));
-  const opts = { connections: 1, connectTimeout: 1000, headersTimeout: 1000, bodyTimeout: 1000, ejectAfter: 3, ejectFor: 1000 };
-  const pools = [new UpstreamPool(0, 'blue', config.pools.blue.endpoints, opts, clock), new UpstreamPool(1, 'green', config.pools.green.endpoints, opts, clock)] as const;
+  const opts = {
+    connections: 1,
+    connectTimeout: 1000,
+    headersTimeout: 1000,
+    bodyTimeout: 1000,
+    ejectAfter: 3,
+    ejectFor: 1000,
+  };
+  const pools = [
+    new UpstreamPool(0, 'blue', config.pools.blue.endpoints, opts, clock),
+    new UpstreamPool(1, 'green', config.pools.green.endpoints, opts, clock),
+  ] as const;
   const table = new TableCell(makeTable(0, 'blue', { blue: 100, green: 0 }));
-  const controller = new Controller({ config, table, store: new MemoryStateStore<ControllerState>(), window, pools, clock, logger: pino({ level: 'silent' }) });
+  const controller = new Controller({
+    config,
+    table,
+    store: new MemoryStateStore<ControllerState>(),
+    window,
+    pools,
+    clock,
+    logger: pino({ level: 'silent' }),
+  });
   const step = config.rollout.analysis.interval;
   return {
     controller,

@@ -12,7 +12,12 @@ export interface TestSluice extends Sluice {
   dir: string;
 }
 
-export function testConfig(blue: string | string[], green: string | string[], extra: Partial<ConfigInput> = {}, dir = mkdtempSync(join(tmpdir(), 'sluice-test-'))) {
+export function testConfig(
+  blue: string | string[],
+  green: string | string[],
+  extra: Partial<ConfigInput> = {},
+  dir = mkdtempSync(join(tmpdir(), 'sluice-test-')),
+) {
   return parseConfig({
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
@@ -25,7 +30,12 @@ export function testConfig(blue: string | string[], green: string | string[], ex
   });
 }
 
-export async function startTestSluice(blue: string | string[], green: string | string[], extra: Partial<ConfigInput> = {}, opts: SluiceOptions & { dir?: string } = {}): Promise<TestSluice> {
+export async function startTestSluice(
+  blue: string | string[],
+  green: string | string[],
+  extra: Partial<ConfigInput> = {},
+  opts: SluiceOptions & { dir?: string } = {},
+): Promise<TestSluice> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sluice-test-'));
   const config = testConfig(blue, green, extra, dir);
   const s = await startSluice(config, { logger: pino({ level: 'silent' }), ...opts });

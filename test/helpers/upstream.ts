@@ -36,7 +36,11 @@ export const jsonOk =
     res.end(body);
   };
 
-export async function startUpstream(name: string, behaviour: Behaviour = jsonOk(name), opts: { collectBody?: boolean } = {}): Promise<TestUpstream> {
+export async function startUpstream(
+  name: string,
+  behaviour: Behaviour = jsonOk(name),
+  opts: { collectBody?: boolean } = {},
+): Promise<TestUpstream> {
   const up: TestUpstream = {
     url: '',
     port: 0,
@@ -59,7 +63,13 @@ export async function startUpstream(name: string, behaviour: Behaviour = jsonOk(
       if (opts.collectBody !== false && bytes < 1 << 20) chunks.push(c);
     });
     req.on('end', () => {
-      up.seen.push({ method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders, headers: req.headers, bodyBytes: bytes });
+      up.seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        rawHeaders: req.rawHeaders,
+        headers: req.headers,
+        bodyBytes: bytes,
+      });
       up.behaviour(req, res, Buffer.concat(chunks));
     });
   });

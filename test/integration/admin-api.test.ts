@@ -36,7 +36,9 @@ async function api(method: string, path: string, body?: unknown, headers: Record
 
 describe('admin API', () => {
   it('serves healthz, readyz and Prometheus metrics without a token', async () => {
-    await start({ admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'v', sha256: sha256Hex('view'), role: 'viewer' }] } });
+    await start({
+      admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'v', sha256: sha256Hex('view'), role: 'viewer' }] },
+    });
     expect((await api('GET', '/healthz')).status).toBe(200);
     expect((await api('GET', '/readyz')).status).toBe(200);
     await request(`${sluice!.base}/`).then((r) => r.body.text());
@@ -62,7 +64,14 @@ describe('admin API', () => {
     expect(typeof s.version).toBe('number');
     for (const pool of ['blue', 'green']) {
       expect(s.pools[pool].endpoints[0]).toMatchObject({ healthy: true });
-      expect(Object.keys(s.pools[pool].window).sort()).toEqual(['errorRate', 'errors', 'p50Ms', 'p95Ms', 'p99Ms', 'requests']);
+      expect(Object.keys(s.pools[pool].window).sort()).toEqual([
+        'errorRate',
+        'errors',
+        'p50Ms',
+        'p95Ms',
+        'p99Ms',
+        'requests',
+      ]);
     }
   });
 
@@ -108,33 +117,63 @@ describe('admin API', () => {
   it('refuses bodies that are not JSON, too large, or not declared as JSON', async () => {
     await start();
     expect((await api('PUT', '/api/v1/weights', '{nope')).status).toBe(400);
-    expect((await api('PUT', '/api/v1/weights', JSON.stringify({ weights: { green: 1 } }), { 'content-type': 'text/plain' })).status).toBe(415);
-    expect((await api('PUT', '/api/v1/weights', JSON.stringify({ weights: { green: 1 }, pad: 'x'.repeat(70_000) }))).status).toBe(413);
+    expect(
+      (await api('PUT', '/api/v1/weights', JSON.stringify({ weights: { green: 1 } }), { 'content-type': 'text/plain' }))
+        .status,
+    ).toBe(415);
+    expect(
+      (await api('PUT', '/api/v1/weights', JSON.stringify({ weights: { green: 1 }, pad: 'x'.repeat(70_000) }))).status,
+    ).toBe(413);
   });
 
   it('checks bearer tokens and roles: 401 without or with a wrong token, 403 for a viewer mutating, 200 for an operator', async () => {
     await start({
-      admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'viewer1', sha256: sha256Hex('view-secret'), role: 'viewer' }, { id: 'ops', sha256: sha256Hex('ops-secret'), role: 'operator' }] },
+      admin: {
+        host: '127.0.0.1',
+        port: 0,
+        tokens: [
+          { id: 'viewer1', sha256: sha256Hex('view-secret'), role: 'viewer' },
+          { id: 'ops', sha256: sha256Hex('ops-secret'), role: 'operator' },
+        ],
+      },
     });
     const weights = { weights: { green: 10 } };
     expect((await api('GET', '/api/v1/status')).status).toBe(401);
     expect((await api('GET', '/api/v1/status', undefined, { authorization: 'Bearer wrong' })).status).toBe(401);
-    expect((await api('GET', '/api/v1/status', undefined, { authorization: 'Basic b3BzLXNlY3JldA==' })).status).toBe(401);
+    expect((await api('GET', '/api/v1/status', undefined, { authorization: 'Basic b3BzLXNlY3JldA==' })).status).toBe(
+      401,
+    );
     expect((await api('GET', '/api/v1/status', undefined, { authorization: 'Bearer view-secret' })).status).toBe(200);
     expect((await api('PUT', '/api/v1/weights', weights, { authorization: 'Bearer view-secret' })).status).toBe(403);
     expect((await api('PUT', '/api/v1/weights', weights)).status).toBe(401);
     expect((await api('PUT', '/api/v1/weights', weights, { authorization: 'Bearer ops-secret' })).status).toBe(200);
-    const audit = readFileSync(join(sluice!.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const audit = readFileSync(join(sluice!.dir, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(audit.filter((a) => a.result === 'denied').map((a) => a.status)).toEqual([401, 401, 401, 403, 401]);
     const ok = audit.find((a) => a.result === 'ok');
-    expect(ok).toMatchObject({ tokenId: 'ops', role: 'operator', action: 'weights.set', before: { weights: { blue: 100, green: 0 } }, after: { weights: { blue: 90, green: 10 } } });
+    expect(ok).toMatchObject({
+      tokenId: 'ops',
+      role: 'operator',
+      action: 'weights.set',
+      before: { weights: { blue: 100, green: 0 } },
+      after: { weights: { blue: 90, green: 10 } },
+    });
     // Never a token in the audit log.
     expect(JSON.stringify(audit)).not.toMatch(/secret/);
   });
 
   it('reads and changes the log settings: a viewer reads, an operator changes, audited, 400 naming the field', async () => {
     await start({
-      admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'viewer1', sha256: sha256Hex('view-secret'), role: 'viewer' }, { id: 'ops', sha256: sha256Hex('ops-secret'), role: 'operator' }] },
+      admin: {
+        host: '127.0.0.1',
+        port: 0,
+        tokens: [
+          { id: 'viewer1', sha256: sha256Hex('view-secret'), role: 'viewer' },
+          { id: 'ops', sha256: sha256Hex('ops-secret'), role: 'operator' },
+        ],
+      },
     });
     const view = { authorization: 'Bearer view-secret' };
     const ops = { authorization: 'Bearer ops-secret' };
@@ -157,16 +196,35 @@ describe('admin API', () => {
     expect(ok.status).toBe(200);
     expect(ok.json).toEqual({ level: 'warn', access: true });
     expect((await api('PUT', '/api/v1/log', { level: 'error' }, ops)).json).toEqual({ level: 'error', access: true });
-    const audit = readFileSync(join(sluice!.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(audit.filter((a) => a.action === 'log.set').map((a) => [a.result, a.status])).toEqual([['denied', 403], ['rejected', 400], ['rejected', 400], ['rejected', 400], ['rejected', 400], ['ok', 200], ['ok', 200]]);
-    expect(audit.find((a) => a.action === 'log.set' && a.result === 'ok')).toMatchObject({ tokenId: 'ops', before: { log: { level: 'silent', access: false } }, after: { log: { level: 'warn', access: true } } });
+    const audit = readFileSync(join(sluice!.dir, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(audit.filter((a) => a.action === 'log.set').map((a) => [a.result, a.status])).toEqual([
+      ['denied', 403],
+      ['rejected', 400],
+      ['rejected', 400],
+      ['rejected', 400],
+      ['rejected', 400],
+      ['ok', 200],
+      ['ok', 200],
+    ]);
+    expect(audit.find((a) => a.action === 'log.set' && a.result === 'ok')).toMatchObject({
+      tokenId: 'ops',
+      before: { log: { level: 'silent', access: false } },
+      after: { log: { level: 'warn', access: true } },
+    });
   });
 
   it('refuses a foreign Origin and a Host that is not the admin listener', async () => {
     await start();
-    expect((await api('PUT', '/api/v1/weights', { weights: { green: 1 } }, { origin: 'http://evil.example' })).status).toBe(403);
+    expect(
+      (await api('PUT', '/api/v1/weights', { weights: { green: 1 } }, { origin: 'http://evil.example' })).status,
+    ).toBe(403);
     expect((await api('GET', '/api/v1/status', undefined, { host: 'evil.example' })).status).toBe(403);
-    expect((await api('GET', '/api/v1/status', undefined, { host: `localhost:${sluice!.adminPort}` })).status).toBe(200);
+    expect((await api('GET', '/api/v1/status', undefined, { host: `localhost:${sluice!.adminPort}` })).status).toBe(
+      200,
+    );
   });
 
   it('runs every rollout call, with 409 for a call the phase does not allow', async () => {
@@ -181,12 +239,20 @@ describe('admin API', () => {
     expect((await post('pause')).json.rollout.phase).toBe('paused');
     expect((await post('resume')).json.rollout.phase).toBe('progressing');
     const promoted = await post('promote');
-    expect(promoted.json).toMatchObject({ stable: 'green', canary: 'blue', weights: { blue: 0, green: 100 }, rollout: { phase: 'promoted' } });
+    expect(promoted.json).toMatchObject({
+      stable: 'green',
+      canary: 'blue',
+      weights: { blue: 0, green: 100 },
+      rollout: { phase: 'promoted' },
+    });
     expect((await post('promote')).status).toBe(409);
     // Without steps in the body, the configured ones: blue (now the canary) at 10 %.
     expect((await post('start')).json.weights).toEqual({ blue: 10, green: 90 });
     const aborted = await post('abort', { reason: 'smoke test failed' });
-    expect(aborted.json).toMatchObject({ weights: { blue: 0, green: 100 }, rollout: { phase: 'rolled_back', reason: 'aborted by local: smoke test failed' } });
+    expect(aborted.json).toMatchObject({
+      weights: { blue: 0, green: 100 },
+      rollout: { phase: 'rolled_back', reason: 'aborted by local: smoke test failed' },
+    });
     const conflict = await post('abort');
     expect(conflict.status).toBe(409);
     expect(conflict.json.error.code).toBe('phase_conflict');
@@ -201,15 +267,22 @@ describe('admin API', () => {
     const r = await request(`${sluice!.admin}/api/v1/rollout/abort`, { method: 'POST' });
     expect(r.statusCode).toBe(415);
     await r.body.dump();
-    const form = await request(`${sluice!.admin}/api/v1/rollout/abort`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1' });
+    const form = await request(`${sluice!.admin}/api/v1/rollout/abort`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'a=1',
+    });
     expect(form.statusCode).toBe(415);
     await form.body.dump();
     expect(sluice!.controller.state.weights.green).toBe(10);
   });
 
   it('rate-limits failed authentication per source with 429', async () => {
-    await start({ admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'ops', sha256: sha256Hex('right'), role: 'operator' }] } });
-    for (let i = 0; i < 10; i++) expect((await api('GET', '/api/v1/status', undefined, { authorization: `Bearer wrong-${i}` })).status).toBe(401);
+    await start({
+      admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'ops', sha256: sha256Hex('right'), role: 'operator' }] },
+    });
+    for (let i = 0; i < 10; i++)
+      expect((await api('GET', '/api/v1/status', undefined, { authorization: `Bearer wrong-${i}` })).status).toBe(401);
     const limited = await api('GET', '/api/v1/status', undefined, { authorization: 'Bearer right' });
     expect(limited.status).toBe(429);
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
@@ -247,7 +320,9 @@ describe('admin API', () => {
   });
 
   it('needs a viewer token for the event stream when tokens are configured', async () => {
-    await start({ admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'v', sha256: sha256Hex('view'), role: 'viewer' }] } });
+    await start({
+      admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'v', sha256: sha256Hex('view'), role: 'viewer' }] },
+    });
     expect((await api('GET', '/api/v1/events')).status).toBe(401);
   });
 
@@ -261,4 +336,3 @@ describe('admin API', () => {
     expect((await api('GET', '/dashboard.js')).headers['content-type']).toContain('javascript');
   });
 });
-

@@ -32,7 +32,10 @@ function sendBig(res: ServerResponse): void {
   res.on('close', () => (sent = BIG));
   more();
 }
-const fx = sharedSluice({ split: { initialCanaryWeight: 50 }, timeouts: { idle: '700ms', clientHeaders: '700ms' } }, echo);
+const fx = sharedSluice(
+  { split: { initialCanaryWeight: 50 }, timeouts: { idle: '700ms', clientHeaders: '700ms' } },
+  echo,
+);
 const upstreamBytes = fx.upstreamBytes;
 const post = (te: string, body = '5\r\nhello\r\n0\r\n\r\n') => `POST / HTTP/1.1\r\nHost: a\r\n${te}\r\n\r\n${body}`;
 
@@ -47,7 +50,10 @@ describe('request smuggling: Transfer-Encoding obfuscations get 400 and reach no
     ['vertical tab in the value', post('Transfer-Encoding: \u000bchunked')],
     ['folded onto the next line', post('Transfer-Encoding:\r\n chunked')],
     ['chunked, identity', post('Transfer-Encoding: chunked, identity')],
-    ['CL.TE with a smuggled request', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 13\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n'],
+    [
+      'CL.TE with a smuggled request',
+      'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 13\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n',
+    ],
     ['chunk size overflow', post('Transfer-Encoding: chunked', 'ffffffffffffffffff\r\nhello\r\n0\r\n\r\n')],
     ['chunk without its CRLF', post('Transfer-Encoding: chunked', '5\r\nhelloXX0\r\n\r\n')],
     ['bare CR in a header value', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n'],
@@ -74,12 +80,14 @@ describe('headers only sluice sets', () => {
     );
     expect(r.status).toBe(200);
     const seen = [...fx.blue.seen, ...fx.green.seen].find((x) => x.url === '/f')!;
-    const count = (name: string) => seen.rawHeaders.filter((_, i) => i % 2 === 0 && seen.rawHeaders[i]!.toLowerCase() === name).length;
+    const count = (name: string) =>
+      seen.rawHeaders.filter((_, i) => i % 2 === 0 && seen.rawHeaders[i]!.toLowerCase() === name).length;
     expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(seen.headers['x-forwarded-proto']).toBe('http');
     expect(seen.headers['x-forwarded-host']).toBe('api.example');
     expect(seen.headers['x-request-id']).not.toBe('fake');
-    for (const n of ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id']) expect(count(n)).toBe(1);
+    for (const n of ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id'])
+      expect(count(n)).toBe(1);
     expect(seen.headers.forwarded).toBeUndefined();
     expect(seen.rawHeaders.some((h) => h.includes('_'))).toBe(false);
   });
@@ -94,23 +102,37 @@ describe('routing abuse', () => {
     }
   });
 
-  it.each(['', ';;;;', 'sluice-pool', 'sluice-pool=', 'sluice-pool=purple', 'sluice-pool="green', `sluice-pool=${'g'.repeat(4000)}`, 'sluice-pool=blue; sluice-pool=green', '=green', 'x=\u00ff\u00fe'])(
-    'a garbage override cookie %j falls back cleanly',
-    async (cookie) => {
-      const r = await request(`${fx.sluice.base}/`, { headers: { cookie } });
-      expect(r.statusCode).toBe(200);
-      const pool = ((await r.body.json()) as { pool: string }).pool;
-      // First cookie of that name wins; anything that is not exactly blue/green routes by the key.
-      const expected = cookie === 'sluice-pool=blue; sluice-pool=green' ? 'blue' : bucketOf('127.0.0.1') < 5000 ? 'green' : 'blue';
-      expect(pool).toBe(expected);
-    },
-  );
+  it.each([
+    '',
+    ';;;;',
+    'sluice-pool',
+    'sluice-pool=',
+    'sluice-pool=purple',
+    'sluice-pool="green',
+    `sluice-pool=${'g'.repeat(4000)}`,
+    'sluice-pool=blue; sluice-pool=green',
+    '=green',
+    'x=\u00ff\u00fe',
+  ])('a garbage override cookie %j falls back cleanly', async (cookie) => {
+    const r = await request(`${fx.sluice.base}/`, { headers: { cookie } });
+    expect(r.statusCode).toBe(200);
+    const pool = ((await r.body.json()) as { pool: string }).pool;
+    // First cookie of that name wins; anything that is not exactly blue/green routes by the key.
+    const expected =
+      cookie === 'sluice-pool=blue; sluice-pool=green' ? 'blue' : bucketOf('127.0.0.1') < 5000 ? 'green' : 'blue';
+    expect(pool).toBe(expected);
+  });
 });
 
 describe('slow clients and protocol corners', () => {
   it('closes a slow body at timeouts.idle, while normal requests keep being served', async () => {
     const slow = Array.from({ length: 20 }, () =>
-      rawRequest(fx.sluice.proxyPort, ['POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n', 'abc'], 6000, 100),
+      rawRequest(
+        fx.sluice.proxyPort,
+        ['POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n', 'abc'],
+        6000,
+        100,
+      ),
     );
     // Normal traffic meanwhile: every request answered.
     for (let i = 0; i < 30; i++) {
@@ -168,7 +190,10 @@ describe('slow clients and protocol corners', () => {
   });
 
   it('answers pipelined requests in order', async () => {
-    const r = await rawRequest(fx.sluice.proxyPort, 'GET /p1 HTTP/1.1\r\nHost: a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: a\r\n\r\nGET /p3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    const r = await rawRequest(
+      fx.sluice.proxyPort,
+      'GET /p1 HTTP/1.1\r\nHost: a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: a\r\n\r\nGET /p3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+    );
     const urls = [...r.text.matchAll(/"url":"(\/p\d)"/g)].map((m) => m[1]);
     expect(urls).toEqual(['/p1', '/p2', '/p3']);
   });

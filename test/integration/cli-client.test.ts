@@ -11,9 +11,14 @@ import { sha256Hex } from '../../src/admin/auth.js';
 const h = harness();
 
 /** Run the CLI asynchronously (the sluice under test lives in this process). */
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SLUICE_ADMIN_URL: '', SLUICE_ADMIN_TOKEN: '', ...env } });
+    const p = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, SLUICE_ADMIN_URL: '', SLUICE_ADMIN_TOKEN: '', ...env },
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -27,7 +32,14 @@ describe('sluice CLI client', () => {
     const blue = h.track(await startUpstream('blue'));
     const green = h.track(await startUpstream('green'));
     const s = (h.sluice = await startTestSluice(blue.url, green.url, {
-      admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'ops', sha256: sha256Hex('ops-token'), role: 'operator' }, { id: 'eye', sha256: sha256Hex('view-token'), role: 'viewer' }] },
+      admin: {
+        host: '127.0.0.1',
+        port: 0,
+        tokens: [
+          { id: 'ops', sha256: sha256Hex('ops-token'), role: 'operator' },
+          { id: 'eye', sha256: sha256Hex('view-token'), role: 'viewer' },
+        ],
+      },
       rollout: { stepHold: '10m' },
     }));
     const env = { SLUICE_ADMIN_URL: s.admin, SLUICE_ADMIN_TOKEN: 'ops-token' };
@@ -49,7 +61,12 @@ describe('sluice CLI client', () => {
     expect(s.controller.state.weights.green).toBe(0);
 
     expect((await cli(['rollout', 'start', '--steps', '5,50,100', '--step-hold', '1m'], env)).code).toBe(0);
-    expect(s.controller.state).toMatchObject({ phase: 'progressing', steps: [5, 50, 100], stepHold: 60_000, weights: { green: 5 } });
+    expect(s.controller.state).toMatchObject({
+      phase: 'progressing',
+      steps: [5, 50, 100],
+      stepHold: 60_000,
+      weights: { green: 5 },
+    });
     expect((await cli(['rollout', 'pause'], env)).code).toBe(0);
     expect(s.controller.state.phase).toBe('paused');
     expect((await cli(['rollout', 'resume'], env)).code).toBe(0);

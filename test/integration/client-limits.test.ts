@@ -22,8 +22,16 @@ describe('malformed and hostile requests get a 4xx and reach no upstream', () =>
     ['too many headers', `GET / HTTP/1.1\r\nHost: a\r\n${many}\r\n`, 431],
     ['CL + TE', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
     ['TE + CL', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n', 400],
-    ['duplicate Content-Length, different values', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!', 400],
-    ['duplicate Content-Length, same value', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello', 400],
+    [
+      'duplicate Content-Length, different values',
+      'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!',
+      400,
+    ],
+    [
+      'duplicate Content-Length, same value',
+      'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello',
+      400,
+    ],
     ['malformed Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5x\r\n\r\nhello', 400],
     ['bad chunk size', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n', 400],
     ['two Host headers', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
@@ -31,7 +39,11 @@ describe('malformed and hostile requests get a 4xx and reach no upstream', () =>
     ['absolute-form that disagrees with Host', 'GET http://evil.example/admin HTTP/1.1\r\nHost: a\r\n\r\n', 400],
     ['asterisk-form', 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n', 400],
     ['CONNECT', 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n', 405],
-    ['non-WebSocket upgrade', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n', 400],
+    [
+      'non-WebSocket upgrade',
+      'GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n',
+      400,
+    ],
     ['bare LF in header value', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\nb\r\n\r\n', 400],
     ['NUL in header value', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\u0000b\r\n\r\n', 400],
     ['obs-fold', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n  folded\r\n\r\n', 400],
@@ -45,7 +57,10 @@ describe('malformed and hostile requests get a 4xx and reach no upstream', () =>
   });
 
   it('accepts absolute-form naming the same host, as origin-form upstream', async () => {
-    const r = await rawRequest(fx.sluice.proxyPort, 'GET http://a.example/p?q=1 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n');
+    const r = await rawRequest(
+      fx.sluice.proxyPort,
+      'GET http://a.example/p?q=1 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n',
+    );
     expect(r.status).toBe(200);
     expect(fx.blue.seen.at(-1)?.url).toBe('/p?q=1');
     // Positive control for the zero-byte assertions above: a forwarded request does move the counter.
@@ -75,9 +90,13 @@ describe('connection cap', () => {
     const s = await startTestSluice(blue.url, green.url, { limits: { maxConnections: 3 } });
     try {
       const held = await Promise.all(
-        Array.from({ length: 3 }, () => new Promise<Socket>((r) => {
-          const c = connect(s.proxyPort, '127.0.0.1', () => r(c));
-        })),
+        Array.from(
+          { length: 3 },
+          () =>
+            new Promise<Socket>((r) => {
+              const c = connect(s.proxyPort, '127.0.0.1', () => r(c));
+            }),
+        ),
       );
       await new Promise((r) => setTimeout(r, 50));
       const fourth = await rawRequest(s.proxyPort, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', 2000);

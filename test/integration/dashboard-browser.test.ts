@@ -13,7 +13,8 @@ import { sha256Hex } from '../../src/admin/auth.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
-if (!present && process.env.CI === 'true') throw new Error(`${CHROMIUM} missing: .ci/run should install Debian's chromium`);
+if (!present && process.env.CI === 'true')
+  throw new Error(`${CHROMIUM} missing: .ci/run should install Debian's chromium`);
 
 const h = harness();
 let browser: Browser;
@@ -22,7 +23,15 @@ describe.skipIf(!present)('live page in Chromium', () => {
   beforeAll(async () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   afterAll(async () => {
@@ -50,7 +59,11 @@ describe.skipIf(!present)('live page in Chromium', () => {
 
     // A change made through the API shows up on the page.
     const auth = { authorization: 'Bearer ops-token', 'content-type': 'application/json' };
-    const put = await request(`${s.admin}/api/v1/weights`, { method: 'PUT', headers: auth, body: JSON.stringify({ weights: { green: 30 } }) });
+    const put = await request(`${s.admin}/api/v1/weights`, {
+      method: 'PUT',
+      headers: auth,
+      body: JSON.stringify({ weights: { green: 30 } }),
+    });
     expect(put.statusCode).toBe(200);
     await put.body.dump();
     await expect.poll(() => page.getByTestId('weight-green').textContent(), { timeout: 5000 }).toBe('green 30%');

@@ -6,7 +6,10 @@ import { describe, expect, it } from 'vitest';
 describe('demo', () => {
   it('promotes a healthy release, then rolls back a bad one by itself, and exits 0', () => {
     const demo = join(import.meta.dirname, '..', '..', 'dist', 'demo', 'demo.js');
-    const r = spawnSync(process.execPath, [demo, '--fast', '--port', '0', '--admin-port', '0'], { encoding: 'utf8', timeout: 90_000 });
+    const r = spawnSync(process.execPath, [demo, '--fast', '--port', '0', '--admin-port', '0'], {
+      encoding: 'utf8',
+      timeout: 90_000,
+    });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const out = r.stdout;

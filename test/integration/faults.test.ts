@@ -43,10 +43,14 @@ describe('fault injection', () => {
   });
 
   it('does not time out a slow upstream that answers within timeouts.response', async () => {
-    const blue = h.track(await startUpstream('blue', (_req, res) => void setTimeout(() => res.end('late but in time'), 250)));
+    const blue = h.track(
+      await startUpstream('blue', (_req, res) => void setTimeout(() => res.end('late but in time'), 250)),
+    );
     const green = h.track(await startUpstream('green'));
     const s = (h.sluice = await startTestSluice(blue.url, green.url, { timeouts: { response: '600ms' } }));
-    const rs = await Promise.all([0, 1, 2].map(() => request(`${s.base}/`).then(async (r) => [r.statusCode, await r.body.text()])));
+    const rs = await Promise.all(
+      [0, 1, 2].map(() => request(`${s.base}/`).then(async (r) => [r.statusCode, await r.body.text()])),
+    );
     expect(rs).toEqual([0, 1, 2].map(() => [200, 'late but in time']));
     expect(s.recorder.errorCount(0, 'timeout')).toBe(0);
   });
@@ -69,7 +73,7 @@ describe('fault injection', () => {
     expect(s.recorder.errorCount(0, 'reset')).toBe(1);
   });
 
-  it('passes a throttled upstream\'s body intact', async () => {
+  it("passes a throttled upstream's body intact", async () => {
     const payload = Buffer.from('x'.repeat(60_000));
     const blue = h.track(await startUpstream('blue', (_req, res) => res.end(payload)));
     const fp = h.track(await startFaultProxy(blue.url, { bytesPerSecond: 200_000, latencyMs: 20, jitterMs: 20 }));
@@ -84,7 +88,9 @@ describe('fault injection', () => {
     const b = h.track(await startUpstream('blue', (_req, res) => setTimeout(() => res.end('b'), 5)));
     const fa = h.track(await startFaultProxy(a.url));
     const green = h.track(await startUpstream('green'));
-    const s = (h.sluice = await startTestSluice([fa.url, b.url], green.url, { upstream: { ejectAfter: 2, ejectFor: '1s' } }));
+    const s = (h.sluice = await startTestSluice([fa.url, b.url], green.url, {
+      upstream: { ejectAfter: 2, ejectFor: '1s' },
+    }));
     const concurrency = 8;
     const load = startLoad(s.base, concurrency);
     await until(() => a.seen.length > 50 && b.seen.length > 50, 10_000);
@@ -103,7 +109,9 @@ describe('fault injection', () => {
     expect(await until(() => a.seen.length > aBefore + 20, 10_000)).toBe(true);
     await load.stop();
     expect(s.pools[0].endpoints[0]!.ejectedUntil).toBe(0);
-    console.log(`endpoint killed under load: ${afterEject - failedAtKill} failed requests (${concurrency} in flight at most), then none`);
+    console.log(
+      `endpoint killed under load: ${afterEject - failedAtKill} failed requests (${concurrency} in flight at most), then none`,
+    );
   });
 
   it('rolls back a canary whose answers slow down past maxP95Ms (latency injected mid-rollout)', async () => {
@@ -112,7 +120,11 @@ describe('fault injection', () => {
     const fp = h.track(await startFaultProxy(green.url));
     const s = (h.sluice = await startTestSluice(blue.url, fp.url, {
       split: { trustedProxies: ['127.0.0.1/32'] },
-      rollout: { steps: [50, 100], stepHold: '1m', analysis: { interval: '100ms', window: '1s', minRequests: 20, maxP95Ms: 150 } },
+      rollout: {
+        steps: [50, 100],
+        stepHold: '1m',
+        analysis: { interval: '100ms', window: '1s', minRequests: 20, maxP95Ms: 150 },
+      },
     }));
     const load = startLoad(s.base, 16);
     try {

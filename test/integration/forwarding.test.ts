@@ -38,7 +38,9 @@ describe('forwarding', () => {
   });
 
   it('splits distinct clients by weight and keeps each client on its pool (XFF from a trusted proxy)', async () => {
-    sluice = await startTestSluice(blue.url, green.url, { split: { trustedProxies: ['127.0.0.1/32'], initialCanaryWeight: 30 } });
+    sluice = await startTestSluice(blue.url, green.url, {
+      split: { trustedProxies: ['127.0.0.1/32'], initialCanaryWeight: 30 },
+    });
     let greens = 0;
     for (let i = 0; i < 400; i++) {
       const ip = `198.51.${i >> 8}.${i & 255}`;
@@ -73,7 +75,13 @@ describe('forwarding', () => {
 
   it('sets X-Forwarded-* and X-Request-Id, ignores spoofed ones from untrusted peers, and passes Host', async () => {
     sluice = await startTestSluice(blue.url, green.url);
-    const r = await get(`${sluice.base}/path?q=1`, { host: 'api.example.com', 'x-forwarded-for': '6.6.6.6', 'x-forwarded-host': 'evil', 'x-forwarded-proto': 'https', 'x-request-id': 'spoof' });
+    const r = await get(`${sluice.base}/path?q=1`, {
+      host: 'api.example.com',
+      'x-forwarded-for': '6.6.6.6',
+      'x-forwarded-host': 'evil',
+      'x-forwarded-proto': 'https',
+      'x-request-id': 'spoof',
+    });
     expect(r.status).toBe(200);
     const h = blue.seen[0]!.headers;
     expect(blue.seen[0]!.url).toBe('/path?q=1');
@@ -89,7 +97,11 @@ describe('forwarding', () => {
 
   it('appends to X-Forwarded-For and keeps X-Request-Id from a trusted proxy', async () => {
     sluice = await startTestSluice(blue.url, green.url, { split: { trustedProxies: ['127.0.0.0/8'] } });
-    await get(`${sluice.base}/`, { 'x-forwarded-for': '203.0.113.5', 'x-request-id': 'abc-123', 'x-forwarded-proto': 'https' });
+    await get(`${sluice.base}/`, {
+      'x-forwarded-for': '203.0.113.5',
+      'x-request-id': 'abc-123',
+      'x-forwarded-proto': 'https',
+    });
     const h = blue.seen[0]!.headers;
     expect(h['x-forwarded-for']).toBe('203.0.113.5, 127.0.0.1');
     expect(h['x-request-id']).toBe('abc-123');
@@ -98,11 +110,19 @@ describe('forwarding', () => {
 
   it('strips hop-by-hop headers both ways, including those named in Connection', async () => {
     blue.behaviour = (_req, res) => {
-      res.writeHead(200, { connection: 'x-upstream-private', 'x-upstream-private': 'secret', 'x-public': 'yes', 'content-length': '2' });
+      res.writeHead(200, {
+        connection: 'x-upstream-private',
+        'x-upstream-private': 'secret',
+        'x-public': 'yes',
+        'content-length': '2',
+      });
       res.end('ok');
     };
     sluice = await startTestSluice(blue.url, green.url);
-    const r = await rawRequest(sluice.proxyPort, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Private\r\nX-Private: 1\r\nTE: trailers\r\nKeep-Alive: 5\r\nProxy-Connection: keep-alive\r\nX-Keep: 1\r\n\r\n');
+    const r = await rawRequest(
+      sluice.proxyPort,
+      'GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Private\r\nX-Private: 1\r\nTE: trailers\r\nKeep-Alive: 5\r\nProxy-Connection: keep-alive\r\nX-Keep: 1\r\n\r\n',
+    );
     expect(r.status).toBe(200);
     const h = blue.seen[0]!.headers;
     expect(h['x-private']).toBeUndefined();
@@ -116,11 +136,23 @@ describe('forwarding', () => {
 
   it('passes methods, status codes, bodies and repeated headers through', async () => {
     blue.behaviour = (req, res, body) => {
-      res.writeHead(201, 'Made It', [['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['content-type', 'text/plain']].flat());
+      res.writeHead(
+        201,
+        'Made It',
+        [
+          ['set-cookie', 'a=1'],
+          ['set-cookie', 'b=2'],
+          ['content-type', 'text/plain'],
+        ].flat(),
+      );
       res.end(`${req.method} ${body.toString()}`);
     };
     sluice = await startTestSluice(blue.url, green.url);
-    const r = await request(`${sluice.base}/x`, { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } });
+    const r = await request(`${sluice.base}/x`, {
+      method: 'POST',
+      body: 'hello',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(r.statusCode).toBe(201);
     expect(r.headers['set-cookie']).toEqual(['a=1', 'b=2']);
     expect(await r.body.text()).toBe('POST hello');
@@ -169,11 +201,21 @@ describe('forwarding', () => {
     try {
       const ask = async (path: string, method: 'GET' | 'HEAD' = 'GET') => {
         const r = await client.request({ path, method });
-        return { status: r.statusCode, length: r.headers['content-length'], te: r.headers['transfer-encoding'], text: await r.body.text() };
+        return {
+          status: r.statusCode,
+          length: r.headers['content-length'],
+          te: r.headers['transfer-encoding'],
+          text: await r.body.text(),
+        };
       };
       for (let round = 0; round < 2; round++) {
         expect(await ask('/cl')).toEqual({ status: 200, length: '5', te: undefined, text: 'hello' });
-        expect(await ask('/cl-pieces')).toEqual({ status: 200, length: String(piece.length * 3), te: undefined, text: piece.repeat(3) });
+        expect(await ask('/cl-pieces')).toEqual({
+          status: 200,
+          length: String(piece.length * 3),
+          te: undefined,
+          text: piece.repeat(3),
+        });
         expect(await ask('/chunked')).toEqual({ status: 200, length: undefined, te: 'chunked', text: 'ab' });
         expect(await ask('/empty')).toEqual({ status: 200, length: '0', te: undefined, text: '' });
         expect(await ask('/no-content')).toEqual({ status: 204, length: undefined, te: undefined, text: '' });

@@ -21,7 +21,9 @@ function withHealth(name: string) {
   return { state, behaviour };
 }
 
-const checks = { healthCheck: { path: '/health', interval: '50ms', timeout: '200ms', unhealthyAfter: 2, healthyAfter: 2 } };
+const checks = {
+  healthCheck: { path: '/health', interval: '50ms', timeout: '200ms', unhealthyAfter: 2, healthyAfter: 2 },
+};
 
 describe('health checks', () => {
   it('takes a failing endpoint out of rotation and brings it back; traffic follows', async () => {
@@ -30,7 +32,10 @@ describe('health checks', () => {
     const blue = h.track(await startUpstream('blue'));
     const green1 = h.track(await startUpstream('green', g1.behaviour));
     const green2 = h.track(await startUpstream('green', g2.behaviour));
-    const s = (h.sluice = await startTestSluice(blue.url, [green1.url, green2.url], { ...checks, split: { initialCanaryWeight: 100 } }));
+    const s = (h.sluice = await startTestSluice(blue.url, [green1.url, green2.url], {
+      ...checks,
+      split: { initialCanaryWeight: 100 },
+    }));
     const ep = (i: number) => s.pools[1].endpoints[i]!;
     g1.state.healthy = false;
     expect(await until(() => !ep(0).activeHealthy, 5000)).toBe(true);
@@ -48,16 +53,22 @@ describe('health checks', () => {
     expect(seen).toEqual(new Set(['green-1', 'green-2']));
   });
 
-  it('sends the canary\'s traffic to stable when no canary endpoint is healthy, and rolls back a rollout', async () => {
+  it("sends the canary's traffic to stable when no canary endpoint is healthy, and rolls back a rollout", async () => {
     const g = withHealth('green');
     const blue = h.track(await startUpstream('blue'));
     const green = h.track(await startUpstream('green', g.behaviour));
-    const s = (h.sluice = await startTestSluice(blue.url, green.url, { ...checks, rollout: { stepHold: '1m', analysis: { interval: '100ms', window: '1s' } } }));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      ...checks,
+      rollout: { stepHold: '1m', analysis: { interval: '100ms', window: '1s' } },
+    }));
     s.controller.command({ type: 'start', steps: [50, 100] }, 'test');
     g.state.healthy = false;
     expect(await until(() => s.controller.state.phase === 'rolled_back', 5000)).toBe(true);
     expect(s.controller.state.reason).toBe('green has no healthy endpoint');
     // Even a forced green request goes to blue: green has no healthy endpoint.
-    for (let i = 0; i < 5; i++) expect(await (await request(`${s.base}/`, { headers: { 'x-sluice-pool': 'green' } })).body.json()).toMatchObject({ pool: 'blue' });
+    for (let i = 0; i < 5; i++)
+      expect(await (await request(`${s.base}/`, { headers: { 'x-sluice-pool': 'green' } })).body.json()).toMatchObject({
+        pool: 'blue',
+      });
   });
 });

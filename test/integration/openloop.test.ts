@@ -29,7 +29,13 @@ function run(bin: string, args: string[]): Promise<Result> {
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stderr: err, kv: Object.fromEntries([...out.matchAll(/(\w+)=([\d.]+)/g)].map((m) => [m[1], Number(m[2])])) }));
+    p.on('close', (code) =>
+      resolve({
+        code,
+        stderr: err,
+        kv: Object.fromEntries([...out.matchAll(/(\w+)=([\d.]+)/g)].map((m) => [m[1], Number(m[2])])),
+      }),
+    );
   });
 }
 

@@ -44,7 +44,10 @@ describe('the sluice command', () => {
     const dir = tmp();
     const good = writeConfig(dir, baseConfig(dir, 'http://127.0.0.1:1', 'http://127.0.0.1:2'));
     expect(runCli(['--check', '--config', good]).code).toBe(0);
-    writeFileSync(join(dir, 'bad.yaml'), 'pools:\n  blue: {endpoints: ["http://127.0.0.1:1"]}\n  green: {endpoints: ["ftp//x"]}\ntimeouts: {response: soon}\n');
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      'pools:\n  blue: {endpoints: ["http://127.0.0.1:1"]}\n  green: {endpoints: ["ftp//x"]}\ntimeouts: {response: soon}\n',
+    );
     const bad = runCli(['--check', '--config', join(dir, 'bad.yaml')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('pools.green.endpoints.0: Invalid url');
@@ -61,7 +64,10 @@ describe('the sluice command', () => {
 
   it('exits 1 with the messages and listens on nothing when the config is invalid at start', () => {
     const dir = tmp();
-    writeFileSync(join(dir, 'bad.yaml'), 'pools: {blue: {endpoints: []}, green: {endpoints: ["http://127.0.0.1:2"]}}\n');
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      'pools: {blue: {endpoints: []}, green: {endpoints: ["http://127.0.0.1:2"]}}\n',
+    );
     const r = runCli(['--config', join(dir, 'bad.yaml')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('pools.blue.endpoints: at least one endpoint');
@@ -69,7 +75,9 @@ describe('the sluice command', () => {
 
   it('prints the version and the SHA-256 of a token', () => {
     expect(runCli(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
-    expect(runCli(['hash-token', 'abc']).stdout.trim()).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(runCli(['hash-token', 'abc']).stdout.trim()).toBe(
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
     expect(runCli(['hash-token']).code).toBe(2);
   });
 
@@ -83,7 +91,10 @@ describe('the sluice command', () => {
     };
     ups = [await startUpstream('blue', slow), await startUpstream('green')];
     running = await startProcess(writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url)));
-    const inflight = request(`http://127.0.0.1:${running.proxyPort}/slow`).then(async (r) => ({ status: r.statusCode, body: await r.body.text() }));
+    const inflight = request(`http://127.0.0.1:${running.proxyPort}/slow`).then(async (r) => ({
+      status: r.statusCode,
+      body: await r.body.text(),
+    }));
     // SIGTERM only once the upstream has the request: before that the connection is idle.
     await reached;
     running.proc.kill('SIGTERM');
@@ -98,13 +109,20 @@ describe('the sluice command', () => {
     ups = [await startUpstream('blue'), await startUpstream('green')];
     const file = writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url));
     running = await startProcess(file);
-    const put = await request(`http://127.0.0.1:${running.adminPort}/api/v1/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"weights":{"green":42.5}}' });
+    const put = await request(`http://127.0.0.1:${running.adminPort}/api/v1/weights`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: '{"weights":{"green":42.5}}',
+    });
     expect(put.statusCode).toBe(200);
     const version = ((await put.body.json()) as { version: number }).version;
     running.proc.kill('SIGKILL');
     await running.exited;
     running = await startProcess(file);
-    const s = (await (await request(`http://127.0.0.1:${running.adminPort}/api/v1/status`)).body.json()) as { weights: unknown; version: number };
+    const s = (await (await request(`http://127.0.0.1:${running.adminPort}/api/v1/status`)).body.json()) as {
+      weights: unknown;
+      version: number;
+    };
     expect(s.weights).toEqual({ blue: 57.5, green: 42.5 });
     expect(s.version).toBe(version);
   });
@@ -117,13 +135,21 @@ describe('the sluice command', () => {
     const r = running;
     const admin = `http://127.0.0.1:${r.adminPort}/api/v1/log`;
     const setLog = async (body: unknown) => {
-      const res = await request(admin, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await request(admin, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       expect(res.statusCode).toBe(200);
       return res.body.json();
     };
     const get = (path: string) => request(`http://127.0.0.1:${r.proxyPort}${path}`).then((res) => res.body.text());
     // Lines are written in order by one writer: once a later line is out, an earlier one would be too.
-    const accessLine = (path: string) => r.output().split('\n').find((l) => l.includes('"msg":"access"') && l.includes(`"url":"${path}"`));
+    const accessLine = (path: string) =>
+      r
+        .output()
+        .split('\n')
+        .find((l) => l.includes('"msg":"access"') && l.includes(`"url":"${path}"`));
     const waitForLine = async (path: string) => {
       for (let i = 0; i < 100 && accessLine(path) === undefined; i++) await new Promise((res) => setTimeout(res, 50));
       return accessLine(path);
@@ -131,7 +157,11 @@ describe('the sluice command', () => {
     await get('/off-at-start');
     expect(await setLog({ access: true })).toEqual({ level: 'info', access: true });
     await get('/on');
-    expect(JSON.parse((await waitForLine('/on')) ?? 'null')).toMatchObject({ status: 200, pool: 'blue', method: 'GET' });
+    expect(JSON.parse((await waitForLine('/on')) ?? 'null')).toMatchObject({
+      status: 200,
+      pool: 'blue',
+      method: 'GET',
+    });
     expect(await setLog({ access: false, level: 'warn' })).toEqual({ level: 'warn', access: false });
     await get('/off-again');
     await setLog({ access: true });
@@ -143,15 +173,22 @@ describe('the sluice command', () => {
     r.proc.kill('SIGTERM');
     await r.exited;
     running = await startProcess(file);
-    expect(await (await request(`http://127.0.0.1:${running.adminPort}/api/v1/log`)).body.json()).toEqual({ level: 'info', access: false });
+    expect(await (await request(`http://127.0.0.1:${running.adminPort}/api/v1/log`)).body.json()).toEqual({
+      level: 'info',
+      access: false,
+    });
   });
 
   it('starts on 100 % stable and keeps a corrupt state file aside instead of crash-looping', async () => {
     const dir = tmp();
     ups = [await startUpstream('blue'), await startUpstream('green')];
     writeFileSync(join(dir, 'state.json'), '{"version": 3, "weights": {"blue"');
-    running = await startProcess(writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url, { split: { initialCanaryWeight: 30 } })));
-    const s = (await (await request(`http://127.0.0.1:${running.adminPort}/api/v1/status`)).body.json()) as { weights: unknown };
+    running = await startProcess(
+      writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url, { split: { initialCanaryWeight: 30 } })),
+    );
+    const s = (await (await request(`http://127.0.0.1:${running.adminPort}/api/v1/status`)).body.json()) as {
+      weights: unknown;
+    };
     expect(s.weights).toEqual({ blue: 100, green: 0 });
     expect(readdirSync(dir).some((f) => f.startsWith('state.json.corrupt-'))).toBe(true);
     expect(running.output()).toContain('saved state unreadable');
@@ -163,10 +200,16 @@ describe('restart mid-rollout', () => {
   it('resumes the same phase, step and weights after kill -9', async () => {
     const dir = tmp();
     ups = [await startUpstream('blue'), await startUpstream('green')];
-    const file = writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url, { rollout: { steps: [10, 30, 100], stepHold: '10m' } }));
+    const file = writeConfig(
+      dir,
+      baseConfig(dir, ups[0]!.url, ups[1]!.url, { rollout: { steps: [10, 30, 100], stepHold: '10m' } }),
+    );
     running = await startProcess(file);
     const admin = `http://127.0.0.1:${running.adminPort}`;
-    const post = (path: string, body = '{}') => request(`${admin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(async (r) => ({ status: r.statusCode, body: (await r.body.json()) as any }));
+    const post = (path: string, body = '{}') =>
+      request(`${admin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(
+        async (r) => ({ status: r.statusCode, body: (await r.body.json()) as any }),
+      );
     expect((await post('/api/v1/rollout/start')).status).toBe(200);
     const paused = await post('/api/v1/rollout/pause');
     expect(paused.body.rollout.phase).toBe('paused');
@@ -179,7 +222,11 @@ describe('restart mid-rollout', () => {
     expect(after.weights).toEqual({ blue: 90, green: 10 });
     expect(after.rollout).toMatchObject({ phase: 'paused', stepIndex: 0, steps: [10, 30, 100] });
     // And it can go on from there.
-    const resumed = await request(`http://127.0.0.1:${running.adminPort}/api/v1/rollout/resume`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const resumed = await request(`http://127.0.0.1:${running.adminPort}/api/v1/rollout/resume`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(resumed.statusCode).toBe(200);
     expect(((await resumed.body.json()) as any).rollout.phase).toBe('progressing');
   });
@@ -188,7 +235,10 @@ describe('restart mid-rollout', () => {
 describe('SIGTERM under load', () => {
   it('completes every request that reached it, refuses new ones cleanly, and exits 0', async () => {
     const dir = tmp();
-    ups = [await startUpstream('blue', (_q, res) => setTimeout(() => res.end('ok'), 200 + Math.random() * 200)), await startUpstream('green')];
+    ups = [
+      await startUpstream('blue', (_q, res) => setTimeout(() => res.end('ok'), 200 + Math.random() * 200)),
+      await startUpstream('green'),
+    ];
     running = await startProcess(writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url)));
     const base = `http://127.0.0.1:${running.proxyPort}`;
     const agent = new Agent({ connections: 16 });
@@ -223,6 +273,7 @@ describe('SIGTERM under load', () => {
     expect(reached.filter((id) => outcomes.get(id) !== 200)).toEqual([]);
     // The rest were refused or answered 503, or lost the keep-alive race with a closing
     // connection before sluice read them (a client retries those); never a half-answer.
-    for (const [id, o] of outcomes) if (!reached.includes(id)) expect([503, 'ECONNREFUSED', 'UND_ERR_SOCKET', 'ECONNRESET', 'error']).toContain(o);
+    for (const [id, o] of outcomes)
+      if (!reached.includes(id)) expect([503, 'ECONNREFUSED', 'UND_ERR_SOCKET', 'ECONNRESET', 'error']).toContain(o);
   });
 });

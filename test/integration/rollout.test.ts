@@ -26,7 +26,11 @@ function flaky(name: string) {
 
 const fast = {
   split: { trustedProxies: ['127.0.0.1/32'] },
-  rollout: { steps: [10, 25, 50, 100], stepHold: '400ms', analysis: { interval: '100ms', window: '1s', minRequests: 30 } },
+  rollout: {
+    steps: [10, 25, 50, 100],
+    stepHold: '400ms',
+    analysis: { interval: '100ms', window: '1s', minRequests: 30 },
+  },
 };
 
 async function webhookSink() {
@@ -52,7 +56,11 @@ describe('rollout on real sockets', () => {
     const s = (h.sluice = await startTestSluice(blue.url, green.url, { ...fast, webhooks: [{ url: hooks.url }] }));
     const load = startLoad(s.base, 8);
     try {
-      const r = await request(`${s.admin}/api/v1/rollout/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const r = await request(`${s.admin}/api/v1/rollout/start`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
       expect(r.statusCode).toBe(200);
       await r.body.dump();
       expect(await until(() => s.controller.state.phase === 'promoted', 20_000)).toBe(true);
@@ -60,11 +68,20 @@ describe('rollout on real sockets', () => {
       await load.stop();
     }
     expect(s.controller.state).toMatchObject({ stable: 'green', weights: { blue: 0, green: 100 }, rollbacks: 0 });
-    const steps = s.controller.state.history.filter((e) => e.event === 'step').map((e) => e.weights.green).reverse();
+    const steps = s.controller.state.history
+      .filter((e) => e.event === 'step')
+      .map((e) => e.weights.green)
+      .reverse();
     expect(steps).toEqual([25, 50, 100]);
     expect(load.counts.failed + load.counts.errors5xx).toBe(0);
     await until(() => hooks.events.some((e) => e.event === 'rollout.promoted'), 5000);
-    expect(hooks.events.map((e) => e.event)).toEqual(['rollout.started', 'rollout.step', 'rollout.step', 'rollout.step', 'rollout.promoted']);
+    expect(hooks.events.map((e) => e.event)).toEqual([
+      'rollout.started',
+      'rollout.step',
+      'rollout.step',
+      'rollout.step',
+      'rollout.promoted',
+    ]);
     expect(hooks.events.at(-1)!.body).toMatchObject({ stable: 'green', phase: 'promoted' });
   });
 
@@ -73,7 +90,11 @@ describe('rollout on real sockets', () => {
     const g = flaky('green');
     const green = h.track(await startUpstream('green', g.behaviour));
     const hooks = await webhookSink();
-    const s = (h.sluice = await startTestSluice(blue.url, green.url, { ...fast, rollout: { ...fast.rollout, stepHold: '1s' }, webhooks: [{ url: hooks.url, events: ['rollout.rolled_back'] }] }));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      ...fast,
+      rollout: { ...fast.rollout, stepHold: '1s' },
+      webhooks: [{ url: hooks.url, events: ['rollout.rolled_back'] }],
+    }));
     const load = startLoad(s.base, 8);
     let breachAt = 0;
     try {
@@ -94,15 +115,22 @@ describe('rollout on real sockets', () => {
       await new Promise((r) => setTimeout(r, 300));
       expect(load.counts.green).toBe(before.green);
       expect(load.counts.blue).toBeGreaterThan(before.blue);
-      console.log(`breach → 0 % green: ${rolledBackAt - breachAt} ms (status), last green answer ${load.lastGreenAt - breachAt} ms after the breach; ${load.counts.errors5xx} failed responses seen by clients`);
+      console.log(
+        `breach → 0 % green: ${rolledBackAt - breachAt} ms (status), last green answer ${load.lastGreenAt - breachAt} ms after the breach; ${load.counts.errors5xx} failed responses seen by clients`,
+      );
     } finally {
       await load.stop();
     }
     expect(s.controller.state.weights).toEqual({ blue: 100, green: 0 });
-    expect(s.controller.state.reason).toMatch(/^green error rate \d+(\.\d+)?% \(\d+\/\d+, 99(\.9)?% lower bound \d+(\.\d+)?%\) > 1% over \d+(\.\d+)?s$/);
+    expect(s.controller.state.reason).toMatch(
+      /^green error rate \d+(\.\d+)?% \(\d+\/\d+, 99(\.9)?% lower bound \d+(\.\d+)?%\) > 1% over \d+(\.\d+)?s$/,
+    );
     expect(s.controller.state.history[0]).toMatchObject({ event: 'rolled_back', by: 'auto' });
     await until(() => hooks.events.length > 0, 5000);
-    expect(hooks.events[0]).toMatchObject({ event: 'rollout.rolled_back', body: { phase: 'rolled_back', evidence: { check: 'errorRate' } } });
+    expect(hooks.events[0]).toMatchObject({
+      event: 'rollout.rolled_back',
+      body: { phase: 'rolled_back', evidence: { check: 'errorRate' } },
+    });
     const metrics = await (await request(`${s.admin}/metrics`)).body.text();
     expect(metrics).toContain('sluice_rollbacks_total 1');
     expect(metrics).toContain('sluice_rollout_phase{phase="rolled_back"} 1');
@@ -132,12 +160,18 @@ describe('rollout on real sockets', () => {
     expect(s.controller.state.weights.green).toBe(0);
   });
 
-  it('shows each pool\'s window in the status document', async () => {
+  it("shows each pool's window in the status document", async () => {
     const blue = h.track(await startUpstream('blue'));
     const green = h.track(await startUpstream('green'));
-    const s = (h.sluice = await startTestSluice(blue.url, green.url, { ...fast, split: { ...fast.split, initialCanaryWeight: 50 } }));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      ...fast,
+      split: { ...fast.split, initialCanaryWeight: 50 },
+    }));
     const load = startLoad(s.base, 4);
-    await until(() => s.status().pools.green!.window.requests > 20 && s.status().pools.blue!.window.requests > 20, 10_000);
+    await until(
+      () => s.status().pools.green!.window.requests > 20 && s.status().pools.blue!.window.requests > 20,
+      10_000,
+    );
     await load.stop();
     const st = s.status();
     for (const p of ['blue', 'green'] as const) {

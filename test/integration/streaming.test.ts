@@ -56,14 +56,20 @@ describe('streaming', () => {
         this.push(CHUNK);
       },
     });
-    const r = await request(`${h.sluice.base}/upload`, { method: 'PUT', body, headers: { 'content-length': String(total) } });
+    const r = await request(`${h.sluice.base}/upload`, {
+      method: 'PUT',
+      body,
+      headers: { 'content-length': String(total) },
+    });
     expect(r.statusCode).toBe(200);
     expect(await r.body.text()).toBe('done');
     expect(blue.seen[0]!.bodyBytes).toBe(total);
   }, 60_000);
 
   it('streams a chunked request body (no Content-Length) as it arrives', async () => {
-    const blue = await startUpstream('blue', (req, res, body) => res.end(`${req.headers['transfer-encoding']}:${body.toString()}`));
+    const blue = await startUpstream('blue', (req, res, body) =>
+      res.end(`${req.headers['transfer-encoding']}:${body.toString()}`),
+    );
     h.track(blue);
     const green = h.track(await startUpstream('green'));
     h.sluice = await startTestSluice(blue.url, green.url);

@@ -21,7 +21,8 @@ async function rawUpstream(onConn: (s: import('node:net').Socket) => void): Prom
   return `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
 }
 
-const errorBody = async (r: Awaited<ReturnType<typeof request>>) => (await r.body.json()) as { error: { code: string; status: number; requestId: string } };
+const errorBody = async (r: Awaited<ReturnType<typeof request>>) =>
+  (await r.body.json()) as { error: { code: string; status: number; requestId: string } };
 
 describe('upstream failures', () => {
   it('answers 504 at timeouts.response when the upstream never answers', async () => {
@@ -104,7 +105,9 @@ describe('upstream failures', () => {
     const port = await deadPort();
     const good = await up('blue');
     const green = await up('green');
-    sluice = h.sluice = await startTestSluice([`http://127.0.0.1:${port}`, good.url], green.url, { upstream: { ejectAfter: 2, ejectFor: '60s' } });
+    sluice = h.sluice = await startTestSluice([`http://127.0.0.1:${port}`, good.url], green.url, {
+      upstream: { ejectAfter: 2, ejectFor: '60s' },
+    });
     // Every request succeeds: a refused connect is retried on the healthy endpoint.
     for (let i = 0; i < 10; i++) {
       const r = await request(`${sluice.base}/`);

@@ -7,15 +7,20 @@ import { harness } from '../helpers/harness.js';
 import { acceptKey, startWsUpstream, wsConnect } from '../helpers/ws.js';
 
 const h = harness();
-const pair = async (blueMode: 'echo' | 'silent' = 'echo') => [h.track(await startWsUpstream('blue', blueMode)), h.track(await startWsUpstream('green'))] as const;
+const pair = async (blueMode: 'echo' | 'silent' = 'echo') =>
+  [h.track(await startWsUpstream('blue', blueMode)), h.track(await startWsUpstream('green'))] as const;
 
 describe('websocket', () => {
   it('proxies the upgrade and the bytes both ways, to the pool the split chooses', async () => {
     const ups = await pair();
-    const sluice = (h.sluice = await startTestSluice(ups[0]!.url, ups[1]!.url, { split: { initialCanaryWeight: 100 } }));
+    const sluice = (h.sluice = await startTestSluice(ups[0]!.url, ups[1]!.url, {
+      split: { initialCanaryWeight: 100 },
+    }));
     const { socket, head } = await wsConnect(sluice.proxyPort);
     expect(head).toMatch(/^HTTP\/1\.1 101/);
-    expect(head.toLowerCase()).toContain(`sec-websocket-accept: ${acceptKey('dGhlIHNhbXBsZSBub25jZQ==')}`.toLowerCase());
+    expect(head.toLowerCase()).toContain(
+      `sec-websocket-accept: ${acceptKey('dGhlIHNhbXBsZSBub25jZQ==')}`.toLowerCase(),
+    );
     expect(head.toLowerCase()).toContain('x-pool: green');
     const echoed = new Promise<string>((r) => socket.once('data', (d) => r(d.toString())));
     socket.write('ping-123');
@@ -38,7 +43,9 @@ describe('websocket', () => {
 
   it('releases both sockets at the deadline when the upstream never answers the upgrade', async () => {
     const ups = await pair('silent');
-    const sluice = (h.sluice = await startTestSluice(ups[0]!.url, ups[1]!.url, { timeouts: { connect: '200ms', response: '300ms' } }));
+    const sluice = (h.sluice = await startTestSluice(ups[0]!.url, ups[1]!.url, {
+      timeouts: { connect: '200ms', response: '300ms' },
+    }));
     const { head, closed } = await wsConnect(sluice.proxyPort);
     expect(head).toMatch(/^HTTP\/1\.1 504/);
     expect(await closed).toBeLessThan(5000);
@@ -74,4 +81,3 @@ describe('websocket', () => {
     h.sluice = undefined;
   });
 });
-

@@ -9,7 +9,8 @@ let green: TestUpstream;
 let sluice: TestSluice;
 beforeAll(async () => {
   // A little latency so many requests are in flight when the table is swapped.
-  const slowish = (name: string) => (_req: unknown, res: import('node:http').ServerResponse) => setTimeout(() => res.end(name), Math.random() * 3);
+  const slowish = (name: string) => (_req: unknown, res: import('node:http').ServerResponse) =>
+    setTimeout(() => res.end(name), Math.random() * 3);
   blue = await startUpstream('blue', slowish('blue'));
   green = await startUpstream('green', slowish('green'));
   sluice = await startTestSluice(blue.url, green.url, { split: { trustedProxies: ['127.0.0.1/32'] } });
@@ -33,7 +34,11 @@ describe('weight changes under load', () => {
       const ws = [0, 10, 25, 50, 75, 100, 33.33, 5];
       while (!stop) {
         const green = ws[changes++ % ws.length] as number;
-        const r = await request(`${sluice.admin}/api/v1/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ weights: { green } }) });
+        const r = await request(`${sluice.admin}/api/v1/weights`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ weights: { green } }),
+        });
         expect(r.statusCode).toBe(200);
         await r.body.text();
         await new Promise((res) => setTimeout(res, 100));
@@ -44,7 +49,10 @@ describe('weight changes under load', () => {
       while (next < total) {
         const i = next++;
         try {
-          const r = await request(`${sluice.base}/item/${i}`, { dispatcher: agent, headers: { 'x-forwarded-for': `10.1.${(i >> 8) & 255}.${i & 255}` } });
+          const r = await request(`${sluice.base}/item/${i}`, {
+            dispatcher: agent,
+            headers: { 'x-forwarded-for': `10.1.${(i >> 8) & 255}.${i & 255}` },
+          });
           const body = await r.body.text();
           if (r.statusCode !== 200 || (body !== 'blue' && body !== 'green')) failed++;
           else pools[body]++;

@@ -13,16 +13,43 @@ describe('access log', () => {
     const log = new AccessLog(out, 10_000);
     const urls = ['/plain?a=1&b=2', '/quote"d', '/back\\slash', '/tab\there', '/ünïcode', '/%22encoded%22'];
     // Lines two by two in one millisecond: each line keeps its own time.
-    urls.forEach((u, i) => log.log(1_700_000_000_000 + (i >> 1), `id-${i}`, 'GET', u, 200, 'blue', 'http://127.0.0.1:3001', 1.23456, '::1', i === 2 ? 'upstream_reset' : undefined));
+    urls.forEach((u, i) =>
+      log.log(
+        1_700_000_000_000 + (i >> 1),
+        `id-${i}`,
+        'GET',
+        u,
+        200,
+        'blue',
+        'http://127.0.0.1:3001',
+        1.23456,
+        '::1',
+        i === 2 ? 'upstream_reset' : undefined,
+      ),
+    );
     // Batched: nothing handed over until a flush.
     expect(out.writes).toEqual([]);
     log.close();
     expect(out.writes.length).toBe(1);
-    const lines = out.writes[0]!.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = out.writes[0]!.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => l.url)).toEqual(urls);
     expect(lines.map((l) => l.time)).toEqual(urls.map((_, i) => 1_700_000_000_000 + (i >> 1)));
     expect(lines.map((l) => l.reqId)).toEqual(urls.map((_, i) => `id-${i}`));
-    expect(lines[0]).toEqual({ level: 30, time: 1_700_000_000_000, msg: 'access', reqId: 'id-0', method: 'GET', url: '/plain?a=1&b=2', status: 200, pool: 'blue', upstream: 'http://127.0.0.1:3001', ms: 1.235, remote: '::1' });
+    expect(lines[0]).toEqual({
+      level: 30,
+      time: 1_700_000_000_000,
+      msg: 'access',
+      reqId: 'id-0',
+      method: 'GET',
+      url: '/plain?a=1&b=2',
+      status: 200,
+      pool: 'blue',
+      upstream: 'http://127.0.0.1:3001',
+      ms: 1.235,
+      remote: '::1',
+    });
     expect(lines[2]!.error).toBe('upstream_reset');
   });
 
@@ -38,7 +65,19 @@ describe('access log', () => {
   });
 
   it('writes milliseconds with three decimals as the same number a rounding would give', () => {
-    const cases: [number, string][] = [[0, '0'], [-0.2, '0'], [Number.NaN, '0'], [0.0004, '0'], [0.0005, '0.001'], [0.05, '0.050'], [1.23456, '1.235'], [2, '2.000'], [9.9999, '10.000'], [123.4, '123.400'], [3_000_000.007, '3000000.007']];
+    const cases: [number, string][] = [
+      [0, '0'],
+      [-0.2, '0'],
+      [Number.NaN, '0'],
+      [0.0004, '0'],
+      [0.0005, '0.001'],
+      [0.05, '0.050'],
+      [1.23456, '1.235'],
+      [2, '2.000'],
+      [9.9999, '10.000'],
+      [123.4, '123.400'],
+      [3_000_000.007, '3000000.007'],
+    ];
     for (const [ms, text] of cases) {
       expect(millis(ms)).toBe(text);
       expect(Number(text)).toBe(Math.max(0, Math.round(ms * 1000) / 1000) || 0);

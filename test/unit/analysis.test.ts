@@ -1,8 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { analyze, recentSuffix, wilsonLower, zFor, type AnalysisPolicy, type Observation } from '../../src/control/analysis.js';
+import {
+  analyze,
+  recentSuffix,
+  wilsonLower,
+  zFor,
+  type AnalysisPolicy,
+  type Observation,
+} from '../../src/control/analysis.js';
 import type { WindowStats } from '../../src/stats/window.js';
 
-const policy: AnalysisPolicy = { minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2, minP95DeltaMs: 5, confidence: 0.95, fastConfidence: 0.999 };
+const policy: AnalysisPolicy = {
+  minRequests: 50,
+  maxErrorRate: 0.01,
+  maxP95Ms: 500,
+  maxP95Ratio: 2,
+  minP95DeltaMs: 5,
+  confidence: 0.95,
+  fastConfidence: 0.999,
+};
 
 const w = (requests: number, errors: number, p95 = 10, bounds: [number, number] = [p95, p95]): WindowStats => ({
   requests,
@@ -58,10 +73,22 @@ describe('analyze', () => {
     ['error rate 4.8% on 850: fail', obs(w(850, 41)), 'fail'],
     ['1.2% raw but not significant on 250: pass', obs(w(250, 3)), 'pass'],
     ['p95 bound over maxP95Ms: fail', obs(w(500, 0, 700, [650, 760])), 'fail'],
-    ['p95 point over maxP95Ms but bound under: pass', obs(w(60, 0, 520, [450, 600]), w(1000, 0, 400, [390, 410])), 'pass'],
+    [
+      'p95 point over maxP95Ms but bound under: pass',
+      obs(w(60, 0, 520, [450, 600]), w(1000, 0, 400, [390, 410])),
+      'pass',
+    ],
     ['p95 3x stable: fail', obs(w(500, 0, 60, [55, 66]), w(1000, 0, 20, [19, 21])), 'fail'],
-    ['p95 3x stable but sub-ms (under minP95DeltaMs): pass', obs(w(500, 0, 0.9, [0.85, 1]), w(1000, 0, 0.3, [0.29, 0.31])), 'pass'],
-    ['ratio test skipped when stable has too little traffic', obs(w(500, 0, 60, [55, 66]), w(10, 0, 20, [19, 21])), 'pass'],
+    [
+      'p95 3x stable but sub-ms (under minP95DeltaMs): pass',
+      obs(w(500, 0, 0.9, [0.85, 1]), w(1000, 0, 0.3, [0.29, 0.31])),
+      'pass',
+    ],
+    [
+      'ratio test skipped when stable has too little traffic',
+      obs(w(500, 0, 60, [55, 66]), w(10, 0, 20, [19, 21])),
+      'pass',
+    ],
     ['no healthy canary endpoint: fail', obs(w(0, 0), undefined, { canaryHealthy: false }), 'fail'],
   ])('%s', (_name, o, kind) => {
     expect(analyze('green', o, policy).kind).toBe(kind);
@@ -85,9 +112,29 @@ describe('analyze', () => {
   it('judges latency on the fast slice only against stable measured over the same slice', () => {
     const slowSlice = w(100, 0, 40, [30, 50]);
     // Stable had traffic earlier in the window but none in the slice (canary at 100 %): no ratio.
-    expect(analyze('green', obs(w(1000, 0, 10, [9, 11]), w(1000, 0, 10, [9, 11]), { canaryRecent: slowSlice, stableRecent: w(0, 0), recentMs: 1000 }), policy).kind).toBe('pass');
+    expect(
+      analyze(
+        'green',
+        obs(w(1000, 0, 10, [9, 11]), w(1000, 0, 10, [9, 11]), {
+          canaryRecent: slowSlice,
+          stableRecent: w(0, 0),
+          recentMs: 1000,
+        }),
+        policy,
+      ).kind,
+    ).toBe('pass');
     // Stable was measured in the same slice and is fast: the canary is the slow one.
-    expect(analyze('green', obs(w(1000, 0, 10, [9, 11]), w(1000, 0, 10, [9, 11]), { canaryRecent: slowSlice, stableRecent: w(100, 0, 10, [9, 11]), recentMs: 1000 }), policy).kind).toBe('fail');
+    expect(
+      analyze(
+        'green',
+        obs(w(1000, 0, 10, [9, 11]), w(1000, 0, 10, [9, 11]), {
+          canaryRecent: slowSlice,
+          stableRecent: w(100, 0, 10, [9, 11]),
+          recentMs: 1000,
+        }),
+        policy,
+      ).kind,
+    ).toBe('fail');
   });
 
   it('does not blame the canary for a p95 over maxP95Ms that stable shows too (a slow machine)', () => {
@@ -99,7 +146,9 @@ describe('analyze', () => {
   });
 
   it('tells the wait apart from a pass', () => {
-    expect(analyze('green', obs(w(12, 0)), policy).reason).toBe('waiting for traffic: 12/50 green requests in the last 10s');
+    expect(analyze('green', obs(w(12, 0)), policy).reason).toBe(
+      'waiting for traffic: 12/50 green requests in the last 10s',
+    );
   });
 });
 

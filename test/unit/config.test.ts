@@ -24,8 +24,26 @@ describe('config', () => {
     expect(c.listen).toEqual({ host: '0.0.0.0', port: 8080 });
     expect(c.admin).toMatchObject({ host: '127.0.0.1', port: 9901, tokens: [] });
     expect(c.stable).toBe('blue');
-    expect(c.split).toEqual({ key: 'ip', trustedProxies: [], override: { header: 'x-sluice-pool', cookie: 'sluice-pool' }, initialCanaryWeight: 0 });
-    expect(c.rollout).toEqual({ steps: [10, 25, 50, 100], stepHold: 30_000, analysis: { interval: 1000, window: 10_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2, minP95DeltaMs: 5, confidence: 0.99 } });
+    expect(c.split).toEqual({
+      key: 'ip',
+      trustedProxies: [],
+      override: { header: 'x-sluice-pool', cookie: 'sluice-pool' },
+      initialCanaryWeight: 0,
+    });
+    expect(c.rollout).toEqual({
+      steps: [10, 25, 50, 100],
+      stepHold: 30_000,
+      analysis: {
+        interval: 1000,
+        window: 10_000,
+        minRequests: 50,
+        maxErrorRate: 0.01,
+        maxP95Ms: 500,
+        maxP95Ratio: 2,
+        minP95DeltaMs: 5,
+        confidence: 0.99,
+      },
+    });
     expect(c.timeouts).toEqual({ connect: 5000, response: 30_000, idle: 60_000, clientHeaders: 10_000 });
     expect(c.limits).toEqual({ maxHeaderBytes: 16384, maxHeaderCount: 100, maxConnections: 10_000 });
     expect(c.healthCheck.path).toBeNull();
@@ -57,7 +75,10 @@ describe('config', () => {
 
   it('reads YAML and JSON files, and reports unreadable ones', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-cfg-'));
-    writeFileSync(join(dir, 'a.yaml'), 'pools:\n  blue: {endpoints: ["http://127.0.0.1:1"]}\n  green: {endpoints: ["http://127.0.0.1:2"]}\nrollout: {stepHold: 2s}\n');
+    writeFileSync(
+      join(dir, 'a.yaml'),
+      'pools:\n  blue: {endpoints: ["http://127.0.0.1:1"]}\n  green: {endpoints: ["http://127.0.0.1:2"]}\nrollout: {stepHold: 2s}\n',
+    );
     writeFileSync(join(dir, 'a.json'), JSON.stringify({ pools, timeouts: { response: '250ms' } }));
     writeFileSync(join(dir, 'bad.yaml'), 'pools: [\n');
     expect(loadConfig(join(dir, 'a.yaml')).rollout.stepHold).toBe(2000);

@@ -38,16 +38,19 @@ describe('response deadlines', () => {
     [400, 100, 5],
     [30_000, 500, 61],
     [50, 10, 6],
-  ])('a %d ms timeout on %d ms ticks fails after %d ticks: never early, at most two ticks late', (timeoutMs, tickMs, after) => {
-    const d = new ResponseDeadlines(timeoutMs, tickMs);
-    let w: Waiter | undefined;
-    run(d, after + 3, { 0: (c) => d.add((w = new Waiter('a', c))) });
-    expect(w!.firedAt).toBe(after);
-    // Added just after a tick, it has waited (after - 1) whole ticks: more than the timeout.
-    expect((after - 1) * tickMs).toBeGreaterThanOrEqual(timeoutMs);
-    expect(after * tickMs).toBeLessThan(timeoutMs + 2 * tickMs);
-    expect(d.waiting).toBe(0);
-  });
+  ])(
+    'a %d ms timeout on %d ms ticks fails after %d ticks: never early, at most two ticks late',
+    (timeoutMs, tickMs, after) => {
+      const d = new ResponseDeadlines(timeoutMs, tickMs);
+      let w: Waiter | undefined;
+      run(d, after + 3, { 0: (c) => d.add((w = new Waiter('a', c))) });
+      expect(w!.firedAt).toBe(after);
+      // Added just after a tick, it has waited (after - 1) whole ticks: more than the timeout.
+      expect((after - 1) * tickMs).toBeGreaterThanOrEqual(timeoutMs);
+      expect(after * tickMs).toBeLessThan(timeoutMs + 2 * tickMs);
+      expect(d.waiting).toBe(0);
+    },
+  );
 
   it('defaults to ticks of a quarter of the timeout, between 10 and 500 ms', () => {
     expect(new ResponseDeadlines(30_000).tickMs).toBe(500);

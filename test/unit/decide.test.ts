@@ -5,37 +5,161 @@ import type { ControllerState, Phase } from '../../src/control/state.js';
 import { SluiceError } from '../../src/core/errors.js';
 import type { WindowStats } from '../../src/stats/window.js';
 
-const policy: RolloutPolicy = { steps: [10, 25, 50, 100], stepHold: 30_000, minRequests: 50, maxErrorRate: 0.01, maxP95Ms: 500, maxP95Ratio: 2, minP95DeltaMs: 5, confidence: 0.95, fastConfidence: 0.999 };
+const policy: RolloutPolicy = {
+  steps: [10, 25, 50, 100],
+  stepHold: 30_000,
+  minRequests: 50,
+  maxErrorRate: 0.01,
+  maxP95Ms: 500,
+  maxP95Ratio: 2,
+  minP95DeltaMs: 5,
+  confidence: 0.95,
+  fastConfidence: 0.999,
+};
 const defaults = { steps: policy.steps, stepHold: policy.stepHold };
 
 function st(over: Partial<ControllerState> = {}): ControllerState {
-  return { version: 1, stable: 'blue', weights: { blue: 100, green: 0 }, phase: 'idle', stepIndex: 0, steps: [10, 25, 50, 100], stepHold: 30_000, stepStartedAt: null, reason: null, rollbacks: 0, history: [], ...over };
+  return {
+    version: 1,
+    stable: 'blue',
+    weights: { blue: 100, green: 0 },
+    phase: 'idle',
+    stepIndex: 0,
+    steps: [10, 25, 50, 100],
+    stepHold: 30_000,
+    stepStartedAt: null,
+    reason: null,
+    rollbacks: 0,
+    history: [],
+    ...over,
+  };
 }
-const win = (requests: number, errors: number, p95 = 10): WindowStats => ({ requests, errors, errorRate: requests ? errors / requests : 0, p50Ms: 5, p95Ms: p95, p99Ms: p95, p95LowMs: p95, p95HighMs: p95 });
-const ob = (canary: WindowStats, healthy = true): Observation => ({ canary, stable: win(1000, 0), canaryRecent: undefined, canaryHealthy: healthy, windowMs: 10_000, recentMs: 0 });
+const win = (requests: number, errors: number, p95 = 10): WindowStats => ({
+  requests,
+  errors,
+  errorRate: requests ? errors / requests : 0,
+  p50Ms: 5,
+  p95Ms: p95,
+  p99Ms: p95,
+  p95LowMs: p95,
+  p95HighMs: p95,
+});
+const ob = (canary: WindowStats, healthy = true): Observation => ({
+  canary,
+  stable: win(1000, 0),
+  canaryRecent: undefined,
+  canaryHealthy: healthy,
+  windowMs: 10_000,
+  recentMs: 0,
+});
 
 const healthy = ob(win(500, 0));
 const broken = ob(win(500, 100));
 const thin = ob(win(10, 10));
 
 describe('decide', () => {
-  const progressing = (stepIndex: number, startedAt: number, green: number) => st({ phase: 'progressing', stepIndex, stepStartedAt: startedAt, weights: { blue: 100 - green, green } });
+  const progressing = (stepIndex: number, startedAt: number, green: number) =>
+    st({ phase: 'progressing', stepIndex, stepStartedAt: startedAt, weights: { blue: 100 - green, green } });
 
   it.each<[string, ControllerState, Observation, number, Partial<ControllerState> | 'unchanged', string | undefined]>([
     ['idle at 0 %: no analysis, nothing happens, even with a broken canary', st(), broken, 0, 'unchanged', undefined],
     ['progressing, pass, hold not over: stays', progressing(0, 0, 10), healthy, 29_999, 'unchanged', undefined],
-    ['progressing, pass, hold over: next step', progressing(0, 0, 10), healthy, 30_000, { stepIndex: 1, weights: { blue: 75, green: 25 }, stepStartedAt: 30_000, phase: 'progressing' }, 'step'],
-    ['progressing, inconclusive (thin traffic), hold over: waits', progressing(0, 0, 10), thin, 90_000, 'unchanged', undefined],
-    ['progressing, fail: rollback to 0 %', progressing(1, 0, 25), broken, 1000, { phase: 'rolled_back', weights: { blue: 100, green: 0 }, rollbacks: 1 }, 'rolled_back'],
-    ['progressing, canary without healthy endpoint: rollback', progressing(0, 0, 10), ob(win(0, 0), false), 1000, { phase: 'rolled_back', weights: { blue: 100, green: 0 } }, 'rolled_back'],
-    ['last step held with pass: promote, roles swap', progressing(3, 0, 100), healthy, 30_000, { phase: 'promoted', stable: 'green', weights: { blue: 0, green: 100 } }, 'promoted'],
-    ['paused with traffic, pass: holds still', st({ phase: 'paused', stepIndex: 1, weights: { blue: 75, green: 25 }, stepStartedAt: 0 }), healthy, 999_999, 'unchanged', undefined],
-    ['paused, fail: the guard still rolls back', st({ phase: 'paused', weights: { blue: 75, green: 25 } }), broken, 1, { phase: 'rolled_back', weights: { blue: 100, green: 0 } }, 'rolled_back'],
-    ['idle with manual canary weight, fail: guard rolls back', st({ weights: { blue: 70, green: 30 } }), broken, 1, { phase: 'rolled_back', weights: { blue: 100, green: 0 } }, 'rolled_back'],
-    ['idle with manual canary weight, pass: nothing', st({ weights: { blue: 70, green: 30 } }), healthy, 1, 'unchanged', undefined],
-    ['rolled back: latched, a healthy canary is never brought back', st({ phase: 'rolled_back', rollbacks: 1 }), healthy, 1e9, 'unchanged', undefined],
-    ['promoted (green stable), blue canary at 0 %: nothing', st({ phase: 'promoted', stable: 'green', weights: { blue: 0, green: 100 } }), broken, 1, 'unchanged', undefined],
-    ['green stable, blue canary progressing, fail: blue to 0 %', st({ phase: 'progressing', stable: 'green', weights: { blue: 10, green: 90 }, stepStartedAt: 0 }), broken, 1, { phase: 'rolled_back', weights: { blue: 0, green: 100 }, stable: 'green' }, 'rolled_back'],
+    [
+      'progressing, pass, hold over: next step',
+      progressing(0, 0, 10),
+      healthy,
+      30_000,
+      { stepIndex: 1, weights: { blue: 75, green: 25 }, stepStartedAt: 30_000, phase: 'progressing' },
+      'step',
+    ],
+    [
+      'progressing, inconclusive (thin traffic), hold over: waits',
+      progressing(0, 0, 10),
+      thin,
+      90_000,
+      'unchanged',
+      undefined,
+    ],
+    [
+      'progressing, fail: rollback to 0 %',
+      progressing(1, 0, 25),
+      broken,
+      1000,
+      { phase: 'rolled_back', weights: { blue: 100, green: 0 }, rollbacks: 1 },
+      'rolled_back',
+    ],
+    [
+      'progressing, canary without healthy endpoint: rollback',
+      progressing(0, 0, 10),
+      ob(win(0, 0), false),
+      1000,
+      { phase: 'rolled_back', weights: { blue: 100, green: 0 } },
+      'rolled_back',
+    ],
+    [
+      'last step held with pass: promote, roles swap',
+      progressing(3, 0, 100),
+      healthy,
+      30_000,
+      { phase: 'promoted', stable: 'green', weights: { blue: 0, green: 100 } },
+      'promoted',
+    ],
+    [
+      'paused with traffic, pass: holds still',
+      st({ phase: 'paused', stepIndex: 1, weights: { blue: 75, green: 25 }, stepStartedAt: 0 }),
+      healthy,
+      999_999,
+      'unchanged',
+      undefined,
+    ],
+    [
+      'paused, fail: the guard still rolls back',
+      st({ phase: 'paused', weights: { blue: 75, green: 25 } }),
+      broken,
+      1,
+      { phase: 'rolled_back', weights: { blue: 100, green: 0 } },
+      'rolled_back',
+    ],
+    [
+      'idle with manual canary weight, fail: guard rolls back',
+      st({ weights: { blue: 70, green: 30 } }),
+      broken,
+      1,
+      { phase: 'rolled_back', weights: { blue: 100, green: 0 } },
+      'rolled_back',
+    ],
+    [
+      'idle with manual canary weight, pass: nothing',
+      st({ weights: { blue: 70, green: 30 } }),
+      healthy,
+      1,
+      'unchanged',
+      undefined,
+    ],
+    [
+      'rolled back: latched, a healthy canary is never brought back',
+      st({ phase: 'rolled_back', rollbacks: 1 }),
+      healthy,
+      1e9,
+      'unchanged',
+      undefined,
+    ],
+    [
+      'promoted (green stable), blue canary at 0 %: nothing',
+      st({ phase: 'promoted', stable: 'green', weights: { blue: 0, green: 100 } }),
+      broken,
+      1,
+      'unchanged',
+      undefined,
+    ],
+    [
+      'green stable, blue canary progressing, fail: blue to 0 %',
+      st({ phase: 'progressing', stable: 'green', weights: { blue: 10, green: 90 }, stepStartedAt: 0 }),
+      broken,
+      1,
+      { phase: 'rolled_back', weights: { blue: 0, green: 100 }, stable: 'green' },
+      'rolled_back',
+    ],
   ])('%s', (_name, s, o, now, expected, event) => {
     const r = decide(s, o, policy, now);
     if (expected === 'unchanged') {
@@ -48,7 +172,12 @@ describe('decide', () => {
   });
 
   it('puts the reason with its numbers in state and change', () => {
-    const r = decide(st({ phase: 'progressing', weights: { blue: 90, green: 10 }, stepStartedAt: 0 }), ob(win(850, 41)), policy, 1);
+    const r = decide(
+      st({ phase: 'progressing', weights: { blue: 90, green: 10 }, stepStartedAt: 0 }),
+      ob(win(850, 41)),
+      policy,
+      1,
+    );
     expect(r.state.reason).toBe('green error rate 4.82% (41/850, 95% lower bound 3.58%) > 1% over 10s');
     expect(r.changes[0]!.evidence).toMatchObject({ errors: 41, requests: 850 });
   });
@@ -83,19 +212,30 @@ describe('commands', () => {
     ['promoted', 'abort', { stable: 'green', weights: { blue: 0, green: 100 } }],
   ];
   it.each(conflicts)('%s refuses %s with 409', (phase, type, over) => {
-    expect(() => cmd(st({ phase, ...over }), { type } as Command)).toThrowError(expect.objectContaining({ status: 409, code: 'phase_conflict' }) as unknown as SluiceError);
+    expect(() => cmd(st({ phase, ...over }), { type } as Command)).toThrowError(
+      expect.objectContaining({ status: 409, code: 'phase_conflict' }) as unknown as SluiceError,
+    );
   });
 
   it('start: canary to the first step, from idle, promoted or rolled back, with custom steps', () => {
     for (const phase of ['idle', 'promoted', 'rolled_back'] as const) {
       const r = cmd(st({ phase }), { type: 'start', steps: [5, 50], stepHold: 1000 });
-      expect(r.state).toMatchObject({ phase: 'progressing', stepIndex: 0, steps: [5, 50], stepHold: 1000, weights: { blue: 95, green: 5 }, stepStartedAt: 5000 });
+      expect(r.state).toMatchObject({
+        phase: 'progressing',
+        stepIndex: 0,
+        steps: [5, 50],
+        stepHold: 1000,
+        weights: { blue: 95, green: 5 },
+        stepStartedAt: 5000,
+      });
       expect(r.changes[0]!.event).toBe('started');
     }
   });
 
   it('pause and resume: resume restores the step weight and restarts the hold', () => {
-    const p = cmd(st({ phase: 'progressing', stepIndex: 1, weights: { blue: 75, green: 25 }, stepStartedAt: 0 }), { type: 'pause' }).state;
+    const p = cmd(st({ phase: 'progressing', stepIndex: 1, weights: { blue: 75, green: 25 }, stepStartedAt: 0 }), {
+      type: 'pause',
+    }).state;
     expect(p.phase).toBe('paused');
     const manual = cmd(p, { type: 'weights', weights: { blue: 95, green: 5 } }).state;
     expect(manual.phase).toBe('paused');
@@ -104,16 +244,31 @@ describe('commands', () => {
   });
 
   it('manual weights pause a rollout, and end a promoted or rolled-back episode', () => {
-    expect(cmd(st({ phase: 'progressing', weights: { blue: 90, green: 10 } }), { type: 'weights', weights: { blue: 80, green: 20 } }).state.phase).toBe('paused');
-    expect(cmd(st({ phase: 'rolled_back' }), { type: 'weights', weights: { blue: 80, green: 20 } }).state.phase).toBe('idle');
+    expect(
+      cmd(st({ phase: 'progressing', weights: { blue: 90, green: 10 } }), {
+        type: 'weights',
+        weights: { blue: 80, green: 20 },
+      }).state.phase,
+    ).toBe('paused');
+    expect(cmd(st({ phase: 'rolled_back' }), { type: 'weights', weights: { blue: 80, green: 20 } }).state.phase).toBe(
+      'idle',
+    );
     expect(cmd(st(), { type: 'weights', weights: { blue: 80, green: 20 } }).state.phase).toBe('idle');
   });
 
   it('promote: canary to 100 % and roles swap; abort: canary to 0 %', () => {
     const pr = cmd(st({ phase: 'paused', weights: { blue: 75, green: 25 } }), { type: 'promote' }).state;
     expect(pr).toMatchObject({ phase: 'promoted', stable: 'green', weights: { blue: 0, green: 100 } });
-    const ab = cmd(st({ phase: 'progressing', weights: { blue: 50, green: 50 } }), { type: 'abort', reason: 'bad deploy' });
-    expect(ab.state).toMatchObject({ phase: 'rolled_back', weights: { blue: 100, green: 0 }, rollbacks: 1, reason: 'aborted by ops: bad deploy' });
+    const ab = cmd(st({ phase: 'progressing', weights: { blue: 50, green: 50 } }), {
+      type: 'abort',
+      reason: 'bad deploy',
+    });
+    expect(ab.state).toMatchObject({
+      phase: 'rolled_back',
+      weights: { blue: 100, green: 0 },
+      rollbacks: 1,
+      reason: 'aborted by ops: bad deploy',
+    });
     expect(ab.changes[0]!.event).toBe('aborted');
   });
 });

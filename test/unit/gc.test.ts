@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..');
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { config: { nodeFlags: string }; scripts: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  config: { nodeFlags: string };
+  scripts: Record<string, string>;
+};
 const flags = pkg.config.nodeFlags.split(' ');
 
 describe('launch flags (package.json config.nodeFlags)', () => {

@@ -8,8 +8,32 @@ const outNames = (out: string[]) => out.filter((_, i) => i % 2 === 0).map((n) =>
 describe('request headers', () => {
   it('drops hop-by-hop, forwarding and underscore headers and keeps the rest in order', () => {
     const r = scanRequestHeaders(
-      ['Host', 'a.example', 'Connection', 'keep-alive', 'Keep-Alive', 'timeout=5', 'TE', 'trailers', 'Upgrade', 'h2c', 'Proxy-Connection', 'x',
-        'Expect', '100-continue', 'X-Forwarded-For', '6.6.6.6', 'X-Request-Id', 'evil', 'X_Forwarded_For', '7.7.7.7', 'Accept', '*/*', 'X-Sluice-Pool', 'green'],
+      [
+        'Host',
+        'a.example',
+        'Connection',
+        'keep-alive',
+        'Keep-Alive',
+        'timeout=5',
+        'TE',
+        'trailers',
+        'Upgrade',
+        'h2c',
+        'Proxy-Connection',
+        'x',
+        'Expect',
+        '100-continue',
+        'X-Forwarded-For',
+        '6.6.6.6',
+        'X-Request-Id',
+        'evil',
+        'X_Forwarded_For',
+        '7.7.7.7',
+        'Accept',
+        '*/*',
+        'X-Sluice-Pool',
+        'green',
+      ],
       names,
     );
     expect(outNames(r.out)).toEqual(['host', 'accept']);
@@ -19,7 +43,21 @@ describe('request headers', () => {
   });
 
   it('drops every header named in Connection, but never Host or Content-Length', () => {
-    const r = scanRequestHeaders(['Host', 'h', 'X-Secret', '1', 'Content-Length', '3', 'Connection', 'close, X-Secret, host, content-length, X-Forwarded-For', 'X-Forwarded-For', '1.1.1.1'], names);
+    const r = scanRequestHeaders(
+      [
+        'Host',
+        'h',
+        'X-Secret',
+        '1',
+        'Content-Length',
+        '3',
+        'Connection',
+        'close, X-Secret, host, content-length, X-Forwarded-For',
+        'X-Forwarded-For',
+        '1.1.1.1',
+      ],
+      names,
+    );
     expect(outNames(r.out)).toEqual(['host', 'content-length']);
     expect(r.xff).toBeUndefined();
   });
@@ -38,7 +76,25 @@ describe('request headers', () => {
 describe('response headers', () => {
   const b = (...xs: string[]) => xs.map((x) => Buffer.from(x, 'latin1'));
   it('drops hop-by-hop and Connection-named headers', () => {
-    const out = responseHeaders(b('Content-Type', 'text/plain', 'Connection', 'X-Internal', 'X-Internal', 'x', 'Transfer-Encoding', 'chunked', 'Keep-Alive', 'timeout=5', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'), { bodyLength: 7 });
+    const out = responseHeaders(
+      b(
+        'Content-Type',
+        'text/plain',
+        'Connection',
+        'X-Internal',
+        'X-Internal',
+        'x',
+        'Transfer-Encoding',
+        'chunked',
+        'Keep-Alive',
+        'timeout=5',
+        'Set-Cookie',
+        'a=1',
+        'Set-Cookie',
+        'b=2',
+      ),
+      { bodyLength: 7 },
+    );
     expect(out).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
   });
 
@@ -51,7 +107,9 @@ describe('response headers', () => {
     [' close ,x-internal', ['Close', 'y']],
     ['X-Internal', ['Close', 'y']],
   ])('Connection: %s keeps only what it does not name', (connection, kept) => {
-    expect(responseHeaders(b('Connection', connection, 'X-Internal', 'x', 'Close', 'y'), { bodyLength: -1 })).toEqual(kept);
+    expect(responseHeaders(b('Connection', connection, 'X-Internal', 'x', 'Close', 'y'), { bodyLength: -1 })).toEqual(
+      kept,
+    );
   });
 
   // The exact body length lets the last chunk end the response; any doubt about framing is -1.

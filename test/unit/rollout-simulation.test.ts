@@ -12,19 +12,23 @@ const cfg = { rollout: { stepHold: '20s' } };
 describe('rollout simulation', () => {
   // SLUICE_SIM_RUNS=150 runs 600 rollouts (the README's false-alarm figure); 10 per rate in npm test.
   const runs = Number(process.env.SLUICE_SIM_RUNS ?? 10);
-  it.each([100, 200, 600, 2000])(`promotes a healthy canary (same error rate and latency as stable) at %i req/s in ${runs} of ${runs} seeded runs, with no rollback`, async (rps) => {
-    let promoted = 0;
-    for (let seed = 1; seed <= runs; seed++) {
-      const sim = simulate(seed * 7919 + rps, cfg);
-      sim.controller.command({ type: 'start' }, 'test');
-      for (let s = 0; s < 150 && sim.controller.state.phase === 'progressing'; s++) sim.second(rps, healthy, healthy);
-      expect(sim.controller.state.rollbacks).toBe(0);
-      if (sim.controller.state.phase === 'promoted') promoted++;
-      await sim.close();
-    }
-    console.log(`healthy canary at ${rps} req/s: ${promoted}/${runs} promoted, 0 rolled back`);
-    expect(promoted).toBe(runs);
-  }, 300_000);
+  it.each([100, 200, 600, 2000])(
+    `promotes a healthy canary (same error rate and latency as stable) at %i req/s in ${runs} of ${runs} seeded runs, with no rollback`,
+    async (rps) => {
+      let promoted = 0;
+      for (let seed = 1; seed <= runs; seed++) {
+        const sim = simulate(seed * 7919 + rps, cfg);
+        sim.controller.command({ type: 'start' }, 'test');
+        for (let s = 0; s < 150 && sim.controller.state.phase === 'progressing'; s++) sim.second(rps, healthy, healthy);
+        expect(sim.controller.state.rollbacks).toBe(0);
+        if (sim.controller.state.phase === 'promoted') promoted++;
+        await sim.close();
+      }
+      console.log(`healthy canary at ${rps} req/s: ${promoted}/${runs} promoted, 0 rolled back`);
+      expect(promoted).toBe(runs);
+    },
+    300_000,
+  );
 
   it('does not roll back a canary on thin traffic, however bad its few answers', async () => {
     const sim = simulate(7, cfg);
@@ -45,33 +49,40 @@ describe('rollout simulation', () => {
     // 5 % is not clearly broken on small slices: it needs the window (10 s) at most.
     [0.05, 300, 10],
     [0.05, 1000, 4],
-  ])('rolls back a canary that starts failing %s of requests mid-rollout at %i req/s within %i s', async (errorRate, rps, maxSeconds) => {
-    const times: number[] = [];
-    for (let seed = 100; seed < 120; seed++) {
-      const sim = simulate(seed, cfg);
-      sim.controller.command({ type: 'start' }, 'test');
-      for (let s = 0; s < 25; s++) sim.second(rps, healthy, healthy); // into step 2 (25 %)
-      expect(sim.controller.state.phase).toBe('progressing');
-      const breach = sim.now();
-      let s = 0;
-      while (sim.controller.state.phase === 'progressing' && s++ < 60) sim.second(rps, healthy, { errorRate, medianMs: 5 });
-      expect(sim.controller.state.phase).toBe('rolled_back');
-      expect(sim.controller.state.weights.green).toBe(0);
-      expect(sim.controller.state.reason).toMatch(/^green error rate/);
-      times.push((sim.controller.state.history[0]!.at - breach) / 1000);
-      await sim.close();
-    }
-    const sorted = [...times].sort((a, b) => a - b);
-    console.log(`${errorRate * 100}% errors at ${rps} req/s: breach → 0 % canary in ${sorted[0]}–${sorted.at(-1)} s (median ${sorted[sorted.length >> 1]} s) over ${times.length} runs`);
-    expect(sorted.at(-1)!).toBeLessThanOrEqual(maxSeconds);
-  });
+  ])(
+    'rolls back a canary that starts failing %s of requests mid-rollout at %i req/s within %i s',
+    async (errorRate, rps, maxSeconds) => {
+      const times: number[] = [];
+      for (let seed = 100; seed < 120; seed++) {
+        const sim = simulate(seed, cfg);
+        sim.controller.command({ type: 'start' }, 'test');
+        for (let s = 0; s < 25; s++) sim.second(rps, healthy, healthy); // into step 2 (25 %)
+        expect(sim.controller.state.phase).toBe('progressing');
+        const breach = sim.now();
+        let s = 0;
+        while (sim.controller.state.phase === 'progressing' && s++ < 60)
+          sim.second(rps, healthy, { errorRate, medianMs: 5 });
+        expect(sim.controller.state.phase).toBe('rolled_back');
+        expect(sim.controller.state.weights.green).toBe(0);
+        expect(sim.controller.state.reason).toMatch(/^green error rate/);
+        times.push((sim.controller.state.history[0]!.at - breach) / 1000);
+        await sim.close();
+      }
+      const sorted = [...times].sort((a, b) => a - b);
+      console.log(
+        `${errorRate * 100}% errors at ${rps} req/s: breach → 0 % canary in ${sorted[0]}–${sorted.at(-1)} s (median ${sorted[sorted.length >> 1]} s) over ${times.length} runs`,
+      );
+      expect(sorted.at(-1)!).toBeLessThanOrEqual(maxSeconds);
+    },
+  );
 
   it('rolls back a canary whose p95 rises past maxP95Ms', async () => {
     const sim = simulate(3, cfg);
     sim.controller.command({ type: 'start' }, 'test');
     for (let s = 0; s < 5; s++) sim.second(300, healthy, healthy);
     const breach = sim.now();
-    for (let s = 0; s < 30 && sim.controller.state.phase === 'progressing'; s++) sim.second(300, healthy, { errorRate: 0.002, medianMs: 800 });
+    for (let s = 0; s < 30 && sim.controller.state.phase === 'progressing'; s++)
+      sim.second(300, healthy, { errorRate: 0.002, medianMs: 800 });
     expect(sim.controller.state.phase).toBe('rolled_back');
     expect(sim.controller.state.reason).toMatch(/^green p95/);
     expect((sim.controller.state.history[0]!.at - breach) / 1000).toBeLessThanOrEqual(5);

@@ -14,7 +14,8 @@ function rng(seed: number) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-const randomIp = (r: () => number) => `${1 + Math.floor(r() * 223)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}`;
+const randomIp = (r: () => number) =>
+  `${1 + Math.floor(r() * 223)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}`;
 
 /** An independent byte-wise MurmurHash2 (seed 0) over a Buffer, to check the string version. */
 function murmurRef(buf: Buffer): number {
@@ -45,9 +46,12 @@ const scan = (raw: string[] = []) => scanRequestHeaders(raw, defaultNames);
 const always = () => true;
 
 describe('murmurHash2', () => {
-  it.each(['', 'a', 'ab', 'abc', 'abcd', 'abcde', '127.0.0.1', '2001:db8::1', 'user-42', '\u00ff\u00fe\u0080'])('matches a byte-wise reference for %j', (s) => {
-    expect(murmurHash2(s)).toBe(murmurRef(Buffer.from(s, 'latin1')));
-  });
+  it.each(['', 'a', 'ab', 'abc', 'abcd', 'abcde', '127.0.0.1', '2001:db8::1', 'user-42', '\u00ff\u00fe\u0080'])(
+    'matches a byte-wise reference for %j',
+    (s) => {
+      expect(murmurHash2(s)).toBe(murmurRef(Buffer.from(s, 'latin1')));
+    },
+  );
 
   it('matches the reference on 2,000 random strings of every length up to 40', () => {
     const r = rng(7);
@@ -156,7 +160,15 @@ describe('split: keys and overrides', () => {
   it('ignores garbage override values and routes by key', () => {
     const sel: Selector = { key: { kind: 'ip' }, overrideCookie: 'sluice-pool' };
     const expected = poolForBucket(table, bucketOf('1.2.3.4'));
-    expect(choosePool(table, sel, scan(['X-Sluice-Pool', 'x'.repeat(5000), 'Cookie', 'sluice-pool=\u0000;;=']), '1.2.3.4', always)).toBe(expected);
+    expect(
+      choosePool(
+        table,
+        sel,
+        scan(['X-Sluice-Pool', 'x'.repeat(5000), 'Cookie', 'sluice-pool=\u0000;;=']),
+        '1.2.3.4',
+        always,
+      ),
+    ).toBe(expected);
   });
 
   it('keys by header and by cookie, falling back to the ip when absent or empty', () => {

@@ -5,7 +5,13 @@
 
 const HISTORY_POINTS = 300; // samples kept per series (~5 minutes at one event a second)
 const $ = (id) => document.getElementById(id);
-const state = { token: sessionStorage.getItem('sluice-token') || '', status: null, series: { blue: [], green: [] }, lastHistoryVersion: -1, abort: null };
+const state = {
+  token: sessionStorage.getItem('sluice-token') || '',
+  status: null,
+  series: { blue: [], green: [] },
+  lastHistoryVersion: -1,
+  abort: null,
+};
 
 function headers(json) {
   const h = {};
@@ -37,10 +43,15 @@ function message(text, kind) {
 
 async function call(method, path, body) {
   for (let attempt = 0; attempt < 2; attempt++) {
-    const r = await fetch(path, { method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body) });
+    const r = await fetch(path, {
+      method,
+      headers: headers(body !== undefined),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     if ((r.status === 401 || r.status === 403) && attempt === 0 && (await askToken())) continue;
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(`${r.status} ${data.error ? `${data.error.code}: ${data.error.message}` : r.statusText}`);
+    if (!r.ok)
+      throw new Error(`${r.status} ${data.error ? `${data.error.code}: ${data.error.message}` : r.statusText}`);
     return data;
   }
   throw new Error('not authorised');
@@ -63,7 +74,8 @@ const fmtPct = (x) => `${+(x * 100).toFixed(2)}%`;
 const fmtMs = (x) => (x >= 100 ? `${x.toFixed(0)} ms` : `${x.toFixed(1)} ms`);
 
 function chart(points, key, cls, fmt) {
-  const w = 240, h = 46;
+  const w = 240,
+    h = 46;
   const vals = points.map((p) => p[key]);
   const max = Math.max(1e-9, ...vals);
   const step = points.length > 1 ? w / (HISTORY_POINTS - 1) : 0;
@@ -77,7 +89,10 @@ function chart(points, key, cls, fmt) {
 }
 
 function esc(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+  return String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c],
+  );
 }
 
 function renderPool(name, s) {
@@ -124,7 +139,12 @@ function render(s) {
   $('reason').className = `reason ${phase === 'rolled_back' ? 'bad' : ''}`;
   const a = s.rollout.analysis;
   $('analysis').textContent = a && a.reason ? `analysis: ${a.verdict} — ${a.reason}` : '';
-  const can = { start: ['idle', 'promoted', 'rolled_back'], pause: ['progressing'], resume: ['paused'], promote: ['idle', 'progressing', 'paused'] };
+  const can = {
+    start: ['idle', 'promoted', 'rolled_back'],
+    pause: ['progressing'],
+    resume: ['paused'],
+    promote: ['idle', 'progressing', 'paused'],
+  };
   for (const [k, phases] of Object.entries(can)) $(`btn-${k}`).disabled = !phases.includes(phase);
   $('btn-abort').disabled = !(phase === 'progressing' || phase === 'paused' || s.weights[s.canary] > 0);
   if (document.activeElement !== $('weight-input')) $('weight-input').value = s.weights[s.canary];
@@ -149,7 +169,10 @@ async function refreshHistory(version) {
     const { history } = await call('GET', '/api/v1/history');
     $('history').innerHTML = history
       .slice(0, 50)
-      .map((e) => `<tr class="ev-${esc(e.event)}"><td>${new Date(e.at).toLocaleTimeString()}</td><td>${esc(e.event.replace('_', ' '))}</td><td>${esc(e.by)}</td><td>${e.weights.blue}/${e.weights.green}</td><td>${esc(e.reason || '')}</td></tr>`)
+      .map(
+        (e) =>
+          `<tr class="ev-${esc(e.event)}"><td>${new Date(e.at).toLocaleTimeString()}</td><td>${esc(e.event.replace('_', ' '))}</td><td>${esc(e.by)}</td><td>${e.weights.blue}/${e.weights.green}</td><td>${esc(e.reason || '')}</td></tr>`,
+      )
       .join('');
   } catch {
     /* shown by the stream's state */
@@ -185,7 +208,11 @@ async function stream() {
         while ((end = buf.indexOf('\n\n')) >= 0) {
           const block = buf.slice(0, end);
           buf = buf.slice(end + 2);
-          const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+          const data = block
+            .split('\n')
+            .filter((l) => l.startsWith('data: '))
+            .map((l) => l.slice(6))
+            .join('\n');
           if (!data || !/^event: status$/m.test(block)) continue;
           const s = JSON.parse(data);
           sample(s);
@@ -207,8 +234,10 @@ function wire() {
   $('btn-start').onclick = () => command('start', 'POST', '/api/v1/rollout/start', {});
   $('btn-pause').onclick = () => command('pause', 'POST', '/api/v1/rollout/pause', {});
   $('btn-resume').onclick = () => command('resume', 'POST', '/api/v1/rollout/resume', {});
-  $('btn-promote').onclick = () => command('promote', 'POST', '/api/v1/rollout/promote', {}, 'Promote the canary to 100% and make it stable?');
-  $('btn-abort').onclick = () => command('abort', 'POST', '/api/v1/rollout/abort', {}, 'Abort: send every client back to the stable pool?');
+  $('btn-promote').onclick = () =>
+    command('promote', 'POST', '/api/v1/rollout/promote', {}, 'Promote the canary to 100% and make it stable?');
+  $('btn-abort').onclick = () =>
+    command('abort', 'POST', '/api/v1/rollout/abort', {}, 'Abort: send every client back to the stable pool?');
   $('btn-weight').onclick = () => {
     const s = state.status;
     const v = Number($('weight-input').value);
