@@ -71,7 +71,10 @@ export async function waitPort(port, timeoutMs = 15_000) {
   while (Date.now() < end) {
     const ok = await new Promise((r) => {
       const c = connect(port, '127.0.0.1');
-      c.once('connect', () => (c.destroy(), r(true)));
+      c.once('connect', () => {
+        c.destroy();
+        r(true);
+      });
       c.once('error', () => r(false));
     });
     if (ok) return;

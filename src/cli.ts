@@ -75,7 +75,7 @@ function readConfigOrExit(file: string): Config {
 
 async function run(config: Config): Promise<void> {
   const { startSluice } = await import('./main.js');
-  let sluice;
+  let sluice: Awaited<ReturnType<typeof startSluice>>;
   try {
     sluice = await startSluice(config);
   } catch (err) {

@@ -27,6 +27,6 @@ export class AuditLog {
     if (this.file === null) return;
     this.ready ??= mkdir(dirname(this.file), { recursive: true });
     await this.ready;
-    await appendFile(this.file, JSON.stringify(r) + '\n', { mode: 0o600 });
+    await appendFile(this.file, `${JSON.stringify(r)}\n`, { mode: 0o600 });
   }
 }

@@ -202,7 +202,7 @@ export class AdminServer {
     if (!allows(principal, route.role))
       return deny(403, 'forbidden', `role ${principal.role} may not ${method} ${path}`, principal);
 
-    let body: unknown = undefined;
+    let body: unknown;
     if (method !== 'GET') {
       const ct = req.headers['content-type'];
       if (ct === undefined || !/^application\/json\s*(;|$)/i.test(ct))

@@ -12,6 +12,7 @@ export interface LogSink {
 }
 
 /** URL characters that need JSON escaping: rare in practice (Node's parser refuses most controls). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what must be escaped
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
 
 /**

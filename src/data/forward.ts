@@ -123,7 +123,10 @@ export class Exchange implements ResponseMeta, Awaiting {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort;
-    if (this.clientGone) return abort(new Error('client closed'));
+    if (this.clientGone) {
+      abort(new Error('client closed'));
+      return;
+    }
     // undici calls this as it writes the request: the response timeout starts now.
     const deadlines = this.ctx.deadlines;
     if (deadlines !== undefined && this.opts.body === null) deadlines.add(this);

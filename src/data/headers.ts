@@ -6,6 +6,7 @@
  * underscores_in_headers off, which closes X-Forwarded_For-style confusion); and the forwarding
  * headers sluice sets itself. Host is passed through.
  */
+// biome-ignore lint/suspicious/noConstEnum: inlined by tsc on the request path; never exported
 const enum H {
   Pass = 0,
   Drop = 1,
@@ -185,7 +186,9 @@ function connectionNamed(value: string): Set<string> | undefined {
   let named: Set<string> | undefined;
   for (const token of value.split(',')) {
     const t = token.trim().toLowerCase();
-    if (t !== '' && !CONNECTION_OPTIONS.has(t)) (named ??= new Set()).add(t);
+    if (t === '' || CONNECTION_OPTIONS.has(t)) continue;
+    named ??= new Set();
+    named.add(t);
   }
   return named;
 }

@@ -48,7 +48,7 @@ export class ProxyServer {
   private readonly names: HeaderNames;
   private readonly ctx: ForwardContext;
   private readonly ws: WebSocketProxy;
-  private readonly idPrefix = randomBytes(4).toString('hex') + '-';
+  private readonly idPrefix = `${randomBytes(4).toString('hex')}-`;
   private idCounter = 0;
   private inflight = 0;
   private closing = false;

@@ -59,7 +59,7 @@ export class Recorder {
    */
   record(pool: PoolId, status: number, micros: number, errorKind: UpstreamErrorKind | undefined): void {
     const p = this.pools[pool];
-    const v = micros < 1 ? 1 : micros > MAX_MICROS ? MAX_MICROS : micros;
+    const v = micros < 1 ? 1 : Math.min(micros, MAX_MICROS);
     p.interval.recordValue(v);
     p.intervalRequests++;
     const isError = errorKind !== undefined || status >= 500;

@@ -47,7 +47,7 @@ describe('admin API', () => {
     expect(m.text).toContain('sluice_requests_total{pool="blue",code="200"} 1');
     expect(m.text).toContain('sluice_pool_weight_percent{pool="blue"} 100');
     expect(m.text).toContain('sluice_rollout_phase{phase="idle"} 1');
-    expect(m.text).toContain('sluice_endpoint_healthy{pool="green",endpoint="' + ups[1]!.url + '"} 1');
+    expect(m.text).toContain(`sluice_endpoint_healthy{pool="green",endpoint="${ups[1]!.url}"} 1`);
     expect(m.text).toMatch(/sluice_request_duration_seconds_bucket\{pool="blue",le="\+Inf"\} 1/);
     expect(m.text).toContain('process_cpu_seconds_total');
   });
@@ -300,8 +300,7 @@ describe('admin API', () => {
       let buf = '';
       for await (const chunk of r.body) {
         buf += chunk.toString();
-        let end;
-        while ((end = buf.indexOf('\n\n')) >= 0) {
+        for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
           const block = buf.slice(0, end);
           buf = buf.slice(end + 2);
           const data = block.split('\n').find((l) => l.startsWith('data: '));

@@ -4,7 +4,7 @@
  * latency that the controller must notice.
  */
 import { describe, expect, it } from 'vitest';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { startUpstream } from '../helpers/upstream.js';
 import { startTestSluice } from '../helpers/sluice.js';
 import { harness, pump } from '../helpers/harness.js';

@@ -61,7 +61,7 @@ describe.skipIf(cc === undefined)('bench/openloop.c', () => {
       answer(res, seen++);
     });
     await new Promise<void>((r) => server?.listen(0, '127.0.0.1', () => r()));
-    return String((server?.address() as AddressInfo).port);
+    return String((server!.address() as AddressInfo).port);
   };
 
   it('reads Content-Length and chunked answers and accounts for every scheduled request', async () => {

@@ -67,7 +67,7 @@ describe('upstream failures', () => {
   it('destroys the client connection when the upstream resets mid-body (truncation, never a clean end)', async () => {
     const blue = await rawUpstream((s) =>
       s.once('data', () => {
-        s.write('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n' + 'x'.repeat(1000));
+        s.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(1000)}`);
         setTimeout(() => s.resetAndDestroy(), 50);
       }),
     );

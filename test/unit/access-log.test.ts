@@ -13,7 +13,7 @@ describe('access log', () => {
     const log = new AccessLog(out, 10_000);
     const urls = ['/plain?a=1&b=2', '/quote"d', '/back\\slash', '/tab\there', '/ünïcode', '/%22encoded%22'];
     // Lines two by two in one millisecond: each line keeps its own time.
-    urls.forEach((u, i) =>
+    for (const [i, u] of urls.entries()) {
       log.log(
         1_700_000_000_000 + (i >> 1),
         `id-${i}`,
@@ -25,8 +25,8 @@ describe('access log', () => {
         1.23456,
         '::1',
         i === 2 ? 'upstream_reset' : undefined,
-      ),
-    );
+      );
+    }
     // Batched: nothing handed over until a flush.
     expect(out.writes).toEqual([]);
     log.close();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { command, decide, type Command, type RolloutPolicy } from '../../src/control/decide.js';
 import type { Observation } from '../../src/control/analysis.js';
 import type { ControllerState, Phase } from '../../src/control/state.js';
-import { SluiceError } from '../../src/core/errors.js';
+import type { SluiceError } from '../../src/core/errors.js';
 import type { WindowStats } from '../../src/stats/window.js';
 
 const policy: RolloutPolicy = {

@@ -1,7 +1,6 @@
 // sluice live page: reads /api/v1/events (SSE over fetch, so a bearer token can be sent), draws the
 // split, the rollout, each pool's rate / error rate / p95 over the last minutes, endpoint health
 // and the history, and sends commands. No framework, no build step.
-'use strict';
 
 const HISTORY_POINTS = 300; // samples kept per series (~5 minutes at one event a second)
 const $ = (id) => document.getElementById(id);
@@ -62,7 +61,7 @@ async function command(label, method, path, body, confirmText) {
   try {
     const s = await call(method, path, body);
     message(`${label}: done (version ${s.version})`, 'ok');
-    if (s && s.weights) render(s);
+    if (s?.weights) render(s);
   } catch (e) {
     message(`${label} failed: ${e.message}`, 'error');
   }
@@ -138,7 +137,7 @@ function render(s) {
   $('reason').textContent = s.rollout.reason || '';
   $('reason').className = `reason ${phase === 'rolled_back' ? 'bad' : ''}`;
   const a = s.rollout.analysis;
-  $('analysis').textContent = a && a.reason ? `analysis: ${a.verdict} — ${a.reason}` : '';
+  $('analysis').textContent = a?.reason ? `analysis: ${a.verdict} — ${a.reason}` : '';
   const can = {
     start: ['idle', 'promoted', 'rolled_back'],
     pause: ['progressing'],
@@ -204,8 +203,7 @@ async function stream() {
         const { value, done } = await reader.read();
         if (done) break;
         buf += value;
-        let end;
-        while ((end = buf.indexOf('\n\n')) >= 0) {
+        for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
           const block = buf.slice(0, end);
           buf = buf.slice(end + 2);
           const data = block
@@ -244,7 +242,7 @@ function wire() {
     if (!s || !Number.isFinite(v)) return;
     command('set weight', 'PUT', '/api/v1/weights', { weights: { [s.canary]: v }, expectedVersion: s.version });
   };
-  $('token-btn').onclick = () => askToken().then((ok) => ok && state.abort && state.abort.abort());
+  $('token-btn').onclick = () => askToken().then((ok) => ok && state.abort?.abort());
 }
 
 wire();
