@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { semiSpaceMiB } from './core/gc.js';
+import { currentRuntime, runtimeNotice } from './core/runtime.js';
 import { createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
 import { AccessLog } from './data/access-log.js';
 import { ProxyServer } from './data/proxy.js';
@@ -56,6 +57,8 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const destination = opts.logger === undefined ? stdoutDestination() : undefined;
   const logger = opts.logger ?? createLogger(config.log.level, destination);
   const clock = opts.clock ?? systemClock;
+  const notice = runtimeNotice(process.version, Date.now());
+  if (notice !== undefined) logger[notice.level]({ runtime: currentRuntime() }, notice.message);
   const upstreamOpts: UpstreamOptions = {
     connections: config.upstream.connections,
     connectTimeout: config.timeouts.connect,
@@ -178,6 +181,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       weights: controller.state.weights,
       stable: controller.state.stable,
       semiSpaceMiB: semiSpaceMiB(),
+      runtime: currentRuntime(),
     },
     'sluice listening',
   );

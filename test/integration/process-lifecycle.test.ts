@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, request } from 'undici';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { runCli, startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
+import { runtimeNotice, supportsReusePort } from '../../src/core/runtime.js';
 
 let ups: TestUpstream[] = [];
 let running: RunningSluice | undefined;
@@ -102,6 +103,31 @@ describe('the sluice command', () => {
     expect(await running.exited).toBe(0);
     // After exit nothing listens.
     await expect(request(`http://127.0.0.1:${running.proxyPort}/`)).rejects.toThrow();
+  });
+
+  it('names its runtime at start, with one warning on an end-of-life line (Node 20) and none on 24 or 26', async () => {
+    const dir = tmp();
+    ups = [await startUpstream('blue'), await startUpstream('green')];
+    running = await startProcess(writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url)));
+    const lines = running
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { level: number; msg: string; runtime?: { node: string; reusePort: boolean } });
+    const eol = lines.filter((l) => l.msg.includes('end of life'));
+    const eolLine = process.version.startsWith('v20.');
+    expect(runtimeNotice(process.version, Date.now())?.level === 'warn').toBe(eolLine);
+    expect(eol.length).toBe(eolLine ? 1 : 0);
+    if (eolLine) {
+      expect(eol[0]!.level).toBe(40); // pino's warn
+      expect(eol[0]!.msg).toContain(process.version);
+      expect(eol[0]!.msg).toContain('no longer gets security fixes');
+    }
+    const listening = lines.find((l) => l.msg === 'sluice listening');
+    expect(listening?.runtime).toEqual({
+      node: process.version,
+      reusePort: supportsReusePort(process.version, process.platform),
+    });
   });
 
   it('keeps weights across a kill -9 and a restart', async () => {
