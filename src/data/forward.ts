@@ -3,11 +3,13 @@
  * client response with backpressure. This is the cheapest undici path measured here
  * (PERF-NOTES.md); undici marks the handler shape as subject to change, so it stays in this file.
  *
- * Legacy handler callbacks (onConnect/onHeaders/onData/onComplete/onError) are undici 7's native
- * shape: the newer onRequestStart/onResponseStart shape is wrapped and re-parses headers.
+ * It speaks undici's controller shape (onRequestStart, onResponseStart, onResponseData,
+ * onResponseEnd, onResponseError): the older onConnect/onHeaders/onData shape is deprecated in
+ * undici 7 and gone from dispatch in undici 8. Response headers are read from the controller's
+ * raw array, never from the object undici parses for this shape.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errors } from 'undici';
+import { errors, type Dispatcher } from 'undici';
 import { classifyUpstreamError, type UpstreamFailure } from '../core/errors.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
@@ -72,8 +74,8 @@ export class Exchange implements ResponseMeta, Awaiting {
    * passes through the stream machinery twice.
    */
   bodyLength = -1;
-  private abortUpstream: ((err?: Error) => void) | undefined;
-  private resumeUpstream: (() => void) | undefined;
+  /** undici's handle on the upstream request: abort, pause, resume (set on each attempt). */
+  private controller: Dispatcher.DispatchController | undefined;
   private onDrainBound: (() => void) | undefined;
   private finished = false;
   private clientGone = false;
@@ -118,13 +120,13 @@ export class Exchange implements ResponseMeta, Awaiting {
   clientClosed(): void {
     if (this.finished) return;
     this.clientGone = true;
-    this.abortUpstream?.(new Error('client closed'));
+    this.controller?.abort(new Error('client closed'));
   }
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.abortUpstream = abort;
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
     if (this.clientGone) {
-      abort(new Error('client closed'));
+      controller.abort(new Error('client closed'));
       return;
     }
     // undici calls this as it writes the request: the response timeout starts now.
@@ -134,55 +136,62 @@ export class Exchange implements ResponseMeta, Awaiting {
 
   /** No response headers within timeouts.response: as undici's own headers timeout would fail it. */
   headersTimedOut(): void {
-    this.abortUpstream?.(new errors.HeadersTimeoutError());
+    this.controller?.abort(new errors.HeadersTimeoutError());
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (statusCode < 200) return true; // 1xx informational: not forwarded
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    _headers: unknown,
+    statusText?: string,
+  ): void {
+    if (statusCode < 200) return; // 1xx informational: not forwarded
     if (this.awaitLinked) this.ctx.deadlines?.remove(this);
     this.headerMicros = (this.ctx.now() - this.start) * 1000;
     this.status = statusCode;
-    this.resumeUpstream = resume;
     this.pool.answered(this.endpoint);
     const res = this.res;
-    if (this.clientGone || res.destroyed) return false;
+    if (this.clientGone || res.destroyed) {
+      this.clientGone = true;
+      controller.abort(new Error('client closed'));
+      return;
+    }
     res.sendDate = false; // keep the upstream's Date
-    const headers = responseHeaders(rawHeaders, this);
+    const headers = responseHeaders(controller.rawHeaders as Buffer[], this);
     headers.push('x-sluice-pool', this.pool.name, 'x-request-id', this.requestId);
     if (statusText) res.writeHead(statusCode, statusText, headers);
     else res.writeHead(statusCode, headers);
-    return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const left = this.bodyLength;
     if (left === chunk.length) {
       this.bodyLength = -1;
       this.res.end(chunk);
-      return true;
+      return;
     }
     if (left > 0) this.bodyLength = left - chunk.length;
-    if (this.res.write(chunk)) return true;
+    if (this.res.write(chunk)) return;
+    controller.pause();
     if (this.onDrainBound === undefined) this.onDrainBound = () => this.drained();
     this.res.once('drain', this.onDrainBound);
     // The client is not keeping up: it gets timeouts.idle to read again, else its socket is
     // closed (nginx send_timeout); undici's body timeout does not run while paused.
     this.res.socket?.setTimeout(this.ctx.idleMs);
-    return false;
   }
 
   private drained(): void {
     // A request body still arriving keeps its own idle timer (ProxyServer.handle).
     if (this.opts.body === null) this.res.socket?.setTimeout(0);
-    this.resumeUpstream?.();
+    this.controller?.resume();
   }
 
-  onComplete(): void {
-    if (!this.res.writableEnded) this.res.end(); // else the last chunk ended it (onData)
+  onResponseEnd(): void {
+    if (!this.res.writableEnded) this.res.end(); // else the last chunk ended it (onResponseData)
     this.finish(undefined);
   }
 
-  onError(err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
     if (this.finished) return;
     if (this.awaitLinked) this.ctx.deadlines?.remove(this);
     if (this.clientGone) {

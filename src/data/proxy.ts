@@ -101,7 +101,7 @@ export class ProxyServer {
     // No server-wide socket timeout: it would re-arm a timer on every read and write of every
     // request. Idle keep-alive connections close at keepAliveTimeout; a socket gets timeouts.idle
     // only while sluice waits on its client: a request body arriving (handle) or a response the
-    // client does not read (Exchange.onData).
+    // client does not read (Exchange.onResponseData).
     this.server.on('clientError', onClientError);
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => rejectSocket(socket, CLIENT_ERRORS.connect));
     this.ws = new WebSocketProxy({
