@@ -1,13 +1,14 @@
 # syntax=docker/dockerfile:1
+# Node 24 LTS (maintained to 2028-04-30): a line sluice is built and tested for (see README "Runtime").
 # Build stage: full install (TypeScript), compile to dist/.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 RUN npm ci --no-audit --no-fund
 
 # Runtime stage: production dependencies only, compiled output, non-root.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     SLUICE_CONFIG=/etc/sluice/sluice.yaml
 WORKDIR /app
