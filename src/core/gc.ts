@@ -13,7 +13,9 @@ import { getHeapSpaceStatistics } from 'node:v8';
 
 /** The young generation's semi-space capacity now (MiB): 32 when started with `nodeFlags`. */
 export function semiSpaceMiB(): number {
-  // V8 reports new_space's size as the capacity of one semi-space.
+  // Up to Node 24 V8 reports new_space's size as the capacity of one semi-space; Node 26's V8
+  // reports only what is committed so far (0.5 MiB at start), and the capacity is used + available.
   const s = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
-  return s === undefined ? 0 : Math.round(s.space_size / 1048576);
+  if (s === undefined) return 0;
+  return Math.round(Math.max(s.space_size, s.space_used_size + s.space_available_size) / 1048576);
 }
