@@ -2,10 +2,16 @@
  * Request and response header rewriting for the proxy, in one pass over Node's flat rawHeaders.
  *
  * Removed on the way in: hop-by-hop headers (RFC 9110 §7.6.1) and every header the Connection
- * header names; Expect (Node already answered 100-continue); names with underscores (nginx's
- * underscores_in_headers off, which closes X-Forwarded_For-style confusion); and the forwarding
- * headers sluice sets itself. Host is passed through.
+ * header names; Expect (Node already answered 100-continue); Proxy-Authorization (credentials for
+ * this hop, never the upstream's: RFC 9110 §11.7.2); names with underscores (nginx's
+ * underscores_in_headers off, which closes X-Forwarded_For-style confusion); the forwarding
+ * headers sluice sets itself (X-Real-IP among them); and, from a peer outside
+ * split.trustedProxies, the client-address and rewrite headers of `forwarding.stripFromUntrusted`
+ * (True-Client-IP, X-Original-URL, ...), which applications believe as if a proxy had set them.
+ * Host is passed through.
  */
+import { isIPv6 } from 'node:net';
+
 // biome-ignore lint/suspicious/noConstEnum: inlined by tsc on the request path; never exported
 const enum H {
   Pass = 0,
@@ -20,6 +26,8 @@ const enum H {
   ContentLength = 9,
   TransferEncoding = 10,
   Forwarded = 11,
+  /** Believed only from a trusted proxy: forwarded from one, dropped from anyone else. */
+  Untrusted = 12,
 }
 
 const REQUEST_NAMES = new Map<string, H>([
@@ -32,6 +40,9 @@ const REQUEST_NAMES = new Map<string, H>([
   ['transfer-encoding', H.TransferEncoding],
   ['upgrade', H.Drop],
   ['expect', H.Drop],
+  ['proxy-authorization', H.Drop],
+  // sluice sets X-Real-IP itself, from a trusted proxy too (see proxy.ts prepare()).
+  ['x-real-ip', H.Drop],
   ['cookie', H.Cookie],
   ['x-forwarded-for', H.Xff],
   ['x-forwarded-proto', H.XfProto],
@@ -59,7 +70,7 @@ export interface ScannedRequest {
   requestId: string | undefined;
   /** Value of the split key header (`split.key: header:<name>`). */
   keyHeader: string | undefined;
-  /** Value of the override header. */
+  /** Value of the override header; '' (forces nothing) when it came more than once. */
   override: string | undefined;
   hasBody: boolean;
   contentLengthCount: number;
@@ -75,20 +86,44 @@ export interface HeaderNames {
   readonly keyHeader: string | undefined;
   /** Lower-case name of the override header, or undefined. */
   readonly override: string | undefined;
-  /** 1 at the length of every name the scan acts on: other names pass without lower-casing. */
-  readonly lengths: Uint8Array;
+  /** Lower-case name → what the scan does with it: the fixed table plus the configured names. */
+  readonly kinds: ReadonlyMap<string, H>;
+  /**
+   * Per name length, one bit per first letter (`firstBit`) of every name in `kinds` or above:
+   * names that miss pass without lower-casing, which is nearly every header of a request.
+   */
+  readonly filter: Uint32Array;
 }
 
-export function headerNames(keyHeader: string | undefined, override: string | undefined): HeaderNames {
-  const lengths = new Uint8Array(256);
-  for (const n of [...REQUEST_NAMES.keys(), keyHeader, override])
-    if (n !== undefined && n.length < 256) lengths[n.length] = 1;
-  return { keyHeader, override, lengths };
+/** A name's first character folded to one of 32 bits: letters fold case, others share bits. */
+const firstBit = (name: string): number => 1 << ((name.charCodeAt(0) | 0x20) & 31);
+
+/**
+ * The names a scan acts on, built once per config. `stripFromUntrusted` (lower-case) adds names
+ * forwarded only from a trusted proxy; a name sluice already handles (Host, X-Forwarded-For, the
+ * hop-by-hop ones, ...) keeps its own handling, and the key and override headers keep theirs.
+ */
+export function headerNames(
+  keyHeader: string | undefined,
+  override: string | undefined,
+  stripFromUntrusted: readonly string[] = [],
+): HeaderNames {
+  const kinds = new Map(REQUEST_NAMES);
+  for (const n of stripFromUntrusted) if (!kinds.has(n) && n !== keyHeader && n !== override) kinds.set(n, H.Untrusted);
+  const filter = new Uint32Array(256);
+  for (const n of [...kinds.keys(), keyHeader, override])
+    if (n !== undefined && n.length > 0 && n.length < 256)
+      filter[n.length] = (filter[n.length] as number) | firstBit(n);
+  return { keyHeader, override, kinds, filter };
 }
 
-/** Scan `raw` (Node's req.rawHeaders): the outgoing headers and the values routing needs. */
-export function scanRequestHeaders(raw: readonly string[], names: HeaderNames): ScannedRequest {
-  const lens = names.lengths;
+/**
+ * Scan `raw` (Node's req.rawHeaders): the outgoing headers and the values routing needs.
+ * `peerTrusted`: the peer is in split.trustedProxies (its stripFromUntrusted headers pass).
+ */
+export function scanRequestHeaders(raw: readonly string[], names: HeaderNames, peerTrusted = false): ScannedRequest {
+  const filter = names.filter;
+  const kinds = names.kinds;
   const out: string[] = [];
   const r: ScannedRequest = {
     out,
@@ -112,25 +147,29 @@ export function scanRequestHeaders(raw: readonly string[], names: HeaderNames): 
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
-    if (name.length >= 256 || lens[name.length] === 0) {
+    if (name.length >= 256 || ((filter[name.length] as number) & firstBit(name)) === 0) {
       // Not a name sluice acts on: pass it, unless it has an underscore.
       if (name.includes('_')) continue;
       out.push(name, value);
       continue;
     }
     const lower = name.toLowerCase();
-    const kind = REQUEST_NAMES.get(lower) ?? H.Pass;
+    const kind = kinds.get(lower) ?? H.Pass;
     switch (kind) {
       case H.Pass:
         if (lower === names.keyHeader) r.keyHeader = value;
         if (lower === names.override) {
-          r.override = value;
+          // Two override headers mean a confused client or intermediary: force nothing.
+          r.override = r.override === undefined ? value : '';
           continue; // the override is sluice's, not the application's
         }
         if (lower.includes('_')) continue;
         out.push(name, value);
         continue;
       case H.Drop:
+        continue;
+      case H.Untrusted:
+        if (peerTrusted) out.push(name, value);
         continue;
       case H.Host:
         r.hostCount++;
@@ -290,25 +329,91 @@ export function responseHeaders(raw: readonly Buffer[], meta: ResponseMeta): str
   return kept;
 }
 
-/** Value of cookie `name` in a Cookie header, or undefined. No allocation besides the result. */
-export function cookieValue(cookie: string | undefined, name: string): string | undefined {
-  if (cookie === undefined) return undefined;
-  let from = 0;
+/** Index just past `name=` of the first cookie `name` in `cookie` at or after `from`, or -1. */
+function cookieAt(cookie: string, name: string, from: number): number {
   while (from < cookie.length) {
     const at = cookie.indexOf(name, from);
-    if (at < 0) return undefined;
+    if (at < 0) return -1;
     const end = at + name.length;
     const startOk = at === 0 || cookie.charCodeAt(at - 1) === 0x3b /* ; */ || cookie.charCodeAt(at - 1) === 0x20;
-    if (startOk && cookie.charCodeAt(end) === 0x3d /* = */) {
-      let stop = cookie.indexOf(';', end + 1);
-      if (stop < 0) stop = cookie.length;
-      let v = cookie.slice(end + 1, stop).trim();
-      if (v.length >= 2 && v.charCodeAt(0) === 0x22 && v.charCodeAt(v.length - 1) === 0x22) v = v.slice(1, -1);
-      return v;
-    }
+    if (startOk && cookie.charCodeAt(end) === 0x3d /* = */) return end + 1;
     from = end;
   }
-  return undefined;
+  return -1;
+}
+
+/** The value starting at `at`, up to the next `;`, trimmed. */
+function valueAt(cookie: string, at: number): string {
+  let stop = cookie.indexOf(';', at);
+  if (stop < 0) stop = cookie.length;
+  return cookie.slice(at, stop).trim();
+}
+
+/**
+ * Value of cookie `name` in a Cookie header, or undefined; the first one wins and DQUOTEs around
+ * it are removed (the split key: `uid="42"` and `uid=42` are one client). No allocation besides
+ * the result.
+ */
+export function cookieValue(cookie: string | undefined, name: string): string | undefined {
+  if (cookie === undefined) return undefined;
+  const at = cookieAt(cookie, name, 0);
+  if (at < 0) return undefined;
+  const v = valueAt(cookie, at);
+  return v.length >= 2 && v.charCodeAt(0) === 0x22 && v.charCodeAt(v.length - 1) === 0x22 ? v.slice(1, -1) : v;
+}
+
+/**
+ * Value of cookie `name` when the header holds it exactly once, as sent (quotes kept: RFC 6265
+ * §5.2 makes them part of the value); undefined when absent or repeated. For the override: two
+ * values mean a confused client or intermediary, and `"green"` is not `green`, so neither forces.
+ */
+export function soleCookieValue(cookie: string | undefined, name: string): string | undefined {
+  if (cookie === undefined) return undefined;
+  const at = cookieAt(cookie, name, 0);
+  if (at < 0 || cookieAt(cookie, name, at) >= 0) return undefined;
+  return valueAt(cookie, at);
+}
+
+/** 1 for the bytes of a Host reg-name (RFC 3986 §3.2.2): unreserved, `%`, sub-delims but `,`. */
+const REG_NAME = new Uint8Array(128);
+for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+;=")
+  REG_NAME[c.charCodeAt(0)] = 1;
+
+const isHex = (c: number): boolean => (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 102);
+
+/**
+ * Whether a Host value is an authority sluice forwards (RFC 9110 §7.2): a non-empty reg-name or a
+ * bracketed IPv6 literal, then optionally `:` and up to 5 digits. No userinfo, path, spaces or
+ * commas (`a, b` is two Hosts folded into one); the comma is a sub-delim, but no host has one.
+ * One pass over a byte table on the common case; only an IP literal allocates.
+ */
+export function validHost(v: string): boolean {
+  const n = v.length;
+  let i = 0;
+  if (v.charCodeAt(0) === 0x5b /* [ */) {
+    const close = v.indexOf(']');
+    if (close < 0 || !isIPv6(v.slice(1, close))) return false;
+    i = close + 1;
+  } else {
+    for (; i < n; i++) {
+      const c = v.charCodeAt(i);
+      if (c === 0x3a /* : */) break;
+      if (c >= 128 || REG_NAME[c] === 0) return false;
+      if (c === 0x25 /* % */) {
+        if (!isHex(v.charCodeAt(i + 1)) || !isHex(v.charCodeAt(i + 2))) return false;
+        i += 2;
+      }
+    }
+    // RFC 9110 §4.2.1: an empty host is invalid (also `Host:` with no value and `:80`).
+    if (i === 0) return false;
+  }
+  if (i === n) return true;
+  if (v.charCodeAt(i) !== 0x3a || n - i - 1 > 5) return false;
+  for (i++; i < n; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 /** A request id from a trusted peer is kept only if it is short and plain. */

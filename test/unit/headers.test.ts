@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { cookieValue, headerNames, responseHeaders, scanRequestHeaders } from '../../src/data/headers.js';
+import {
+  cookieValue,
+  headerNames,
+  responseHeaders,
+  scanRequestHeaders,
+  soleCookieValue,
+  validHost,
+} from '../../src/data/headers.js';
 import { parseCidr, TrustedSet } from '../../src/core/net.js';
 
 const names = headerNames(undefined, 'x-sluice-pool');
@@ -60,6 +67,87 @@ describe('request headers', () => {
     );
     expect(outNames(r.out)).toEqual(['host', 'content-length']);
     expect(r.xff).toBeUndefined();
+  });
+
+  // The client-address and rewrite headers the security review found (the default list's core).
+  const strip = [
+    'true-client-ip',
+    'x-client-ip',
+    'cf-connecting-ip',
+    'x-forwarded-port',
+    'x-forwarded-prefix',
+    'x-original-url',
+    'x-rewrite-url',
+  ];
+  const stripNames = headerNames(undefined, 'x-sluice-pool', strip);
+  const clientHeaders = [
+    ['X-Real-IP', '6.6.6.6'],
+    ['True-Client-IP', '6.6.6.6'],
+    ['X-Client-IP', '6.6.6.6'],
+    ['CF-Connecting-IP', '6.6.6.6'],
+    ['X-Forwarded-Port', '443'],
+    ['X-Forwarded-Prefix', '/admin'],
+    ['X-Original-URL', '/admin'],
+    ['X-Rewrite-URL', '/admin'],
+    ['Proxy-Authorization', 'Basic Zm9vOmJhcg=='],
+  ];
+  const raw = ['Host', 'h', ...clientHeaders.flat(), 'Accept', '*/*'];
+
+  it('drops client-address and rewrite headers from an untrusted peer, Proxy-Authorization and X-Real-IP always', () => {
+    expect(outNames(scanRequestHeaders(raw, stripNames, false).out)).toEqual(['host', 'accept']);
+    // From a trusted proxy they pass, but for X-Real-IP (sluice sets its own) and Proxy-Authorization
+    // (credentials for this hop).
+    expect(outNames(scanRequestHeaders(raw, stripNames, true).out)).toEqual([
+      'host',
+      'true-client-ip',
+      'x-client-ip',
+      'cf-connecting-ip',
+      'x-forwarded-port',
+      'x-forwarded-prefix',
+      'x-original-url',
+      'x-rewrite-url',
+      'accept',
+    ]);
+    // Without a list, only the two fixed ones go.
+    expect(outNames(scanRequestHeaders(raw, names, false).out)).not.toContain('x-real-ip');
+    expect(outNames(scanRequestHeaders(raw, names, false).out)).not.toContain('proxy-authorization');
+    expect(outNames(scanRequestHeaders(raw, names, false).out)).toContain('true-client-ip');
+  });
+
+  it('matches listed names in any case, and never lets the list take over a name sluice handles', () => {
+    const own = headerNames('x-user', 'x-sluice-pool', [
+      'x-custom',
+      'host',
+      'x-forwarded-for',
+      'x-user',
+      'x-sluice-pool',
+    ]);
+    const r = scanRequestHeaders(
+      [
+        'HOST',
+        'h',
+        'X-CUSTOM',
+        '1',
+        'x-Custom',
+        '2',
+        'X-User',
+        'u',
+        'X-Forwarded-For',
+        '1.1.1.1',
+        'X-Sluice-Pool',
+        'green',
+      ],
+      own,
+      false,
+    );
+    expect(outNames(r.out)).toEqual(['host', 'x-user']);
+    expect([r.host, r.keyHeader, r.xff, r.override]).toEqual(['h', 'u', '1.1.1.1', 'green']);
+  });
+
+  it('a second override header forces nothing', () => {
+    expect(scanRequestHeaders(['X-Sluice-Pool', 'green'], names).override).toBe('green');
+    expect(scanRequestHeaders(['X-Sluice-Pool', 'green', 'x-sluice-pool', 'blue'], names).override).toBe('');
+    expect(scanRequestHeaders(['X-Sluice-Pool', 'green', 'x-sluice-pool', 'green'], names).override).toBe('');
   });
 
   it('detects bodies and framing', () => {
@@ -147,6 +235,77 @@ describe('cookies', () => {
     [undefined, 'uid', undefined],
   ])('%j[%s] → %j', (c, n, v) => {
     expect(cookieValue(c, n)).toBe(v);
+  });
+});
+
+describe('override cookie: exactly one, as sent', () => {
+  it.each([
+    ['sluice-pool=green', 'green'],
+    ['a=1; sluice-pool=green; b=2', 'green'],
+    ['a=1;sluice-pool= green ', 'green'],
+    ['sluice-pool="green"', '"green"'],
+    ['sluice-pool=blue; sluice-pool=green', undefined],
+    ['sluice-pool=green; sluice-pool=green', undefined],
+    ['sluice-pool=green;sluice-pool=blue', undefined],
+    ['sluice-pool=green; x=sluice-pool=blue', 'green'],
+    ['xsluice-pool=blue; sluice-pool=green', 'green'],
+    ['xsluice-pool=blue', undefined],
+    ['', undefined],
+    [undefined, undefined],
+  ])('%j → %j', (c, v) => {
+    expect(soleCookieValue(c, 'sluice-pool')).toBe(v);
+  });
+});
+
+describe('Host', () => {
+  it.each([
+    'a',
+    'api.example.com',
+    'API.Example.COM:8080',
+    'localhost:65535',
+    '127.0.0.1',
+    '127.0.0.1:80',
+    '[::1]',
+    '[::1]:8080',
+    '[2001:db8::1]',
+    'xn--bcher-kva.example',
+    'my_host.internal',
+    'a-b.c~d',
+    'h%41st',
+    "a!$&'()*+;=b",
+    'h:',
+  ])('accepts %j', (h) => {
+    expect(validHost(h)).toBe(true);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['a space', 'a b'],
+    ['a list', 'a, b'],
+    ['a comma', 'a,b'],
+    ['userinfo', 'user@evil.com'],
+    ['userinfo with a password', 'user:pw@evil.com'],
+    ['a path', 'evil.com/path'],
+    ['a query', 'evil.com?x'],
+    ['a fragment', 'evil.com#x'],
+    ['a backslash', 'evil.com\\x'],
+    ['a tab', 'a\tb'],
+    ['quotes', 'a"b'],
+    ['angle brackets', '<script>'],
+    ['only a port', ':80'],
+    ['a port with letters', 'a:8o'],
+    ['a port of 6 digits', 'a:123456'],
+    ['two ports', 'a:1:2'],
+    ['non-ASCII', 'bücher.example'],
+    ['a NUL', 'a\u0000b'],
+    ['a bad percent-escape', 'a%zz'],
+    ['a cut percent-escape', 'a%4'],
+    ['an unclosed IP literal', '[::1'],
+    ['an IP literal that is not IPv6', '[evil.com]'],
+    ['junk after an IP literal', '[::1]x'],
+    ['IPvFuture', '[v1.x]'],
+  ])('refuses %s', (_name, h) => {
+    expect(validHost(h)).toBe(false);
   });
 });
 
