@@ -25,7 +25,7 @@ import { AuditLog } from './admin/audit.js';
 import { apiRoutes, type LogLevel, type LogSettings } from './admin/routes.js';
 import { loadAssets } from './admin/assets.js';
 import { EventHub } from './admin/events.js';
-import { FailureLimiter } from './admin/rate-limit.js';
+import { DEFAULT_FAILURE_LIMITS, FailureLimiter } from './admin/rate-limit.js';
 import { registerMetrics } from './metrics/metrics.js';
 import { statusDocument } from './status.js';
 
@@ -136,7 +136,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     allowedHosts: config.admin.allowedHosts,
     auth: new Authenticator(config.admin.tokens),
     audit: new AuditLog(config.audit.file),
-    limiter: new FailureLimiter(10, 60_000, clock),
+    limiter: new FailureLimiter(DEFAULT_FAILURE_LIMITS, clock),
     registry,
     routes: apiRoutes(controller, status, events, logSettings),
     assets: loadAssets(),

@@ -5,9 +5,10 @@
  * Defences for an API a browser can reach: bearer tokens only (no cookies, so no ambient
  * credentials); a Host that is not this listener is refused (DNS rebinding); a foreign Origin is
  * refused (CSRF); mutations must say Content-Type: application/json (which a cross-site form
- * cannot, and which forces a CORS preflight this server never grants); bodies are capped; failed
- * authentication is rate-limited per source; every mutation and denial is audited before the
- * response is sent.
+ * cannot, and which forces a CORS preflight this server never grants); bodies are capped;
+ * requests without a valid token are rate-limited per source and overall (rate-limit.ts), while a
+ * valid token always gets through; every mutation and denial is audited before the response is
+ * sent.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +20,7 @@ import { SluiceError } from '../core/errors.js';
 import { listenOn } from '../core/net.js';
 import { allows, type Authenticator, type Principal, type Role } from './auth.js';
 import type { AuditLog } from './audit.js';
-import type { FailureLimiter } from './rate-limit.js';
+import { type FailureLimiter, sourceOf } from './rate-limit.js';
 
 export interface AdminContext {
   req: IncomingMessage;
@@ -160,6 +161,7 @@ export class AdminServer {
       return json(res, exists ? 405 : 404, errorBody(exists ? 'method_not_allowed' : 'not_found', `${method} ${path}`));
     }
     const remote = req.socket.remoteAddress ?? '';
+    const source = sourceOf(remote);
     const action = route.action ?? `${method} ${path}`;
     const audit = (
       result: string,
@@ -188,14 +190,17 @@ export class AdminServer {
     if (origin !== undefined && !sameOrigin(origin, req.headers.host))
       return deny(403, 'forbidden_origin', 'cross-origin requests are refused');
 
-    const blocked = this.deps.limiter.blockedFor(remote);
-    if (blocked > 0) {
-      res.setHeader('retry-after', String(Math.ceil(blocked / 1000)));
-      return deny(429, 'too_many_failures', 'too many failed authentications from this address; try later');
-    }
+    // Authenticate first: only a request without a valid token is ever limited.
     const principal = this.deps.auth.authenticate(req.headers.authorization);
     if (principal === undefined) {
-      this.deps.limiter.fail(remote);
+      const block = this.deps.limiter.blocked(source);
+      if (block !== undefined) {
+        res.setHeader('retry-after', String(Math.ceil(block.retryAfterMs / 1000)));
+        return block.scope === 'source'
+          ? deny(429, 'too_many_failures', 'too many failed authentications from this address; try later')
+          : deny(429, 'too_many_failures', 'too many failed authentications from all addresses; try later');
+      }
+      this.deps.limiter.fail(source);
       res.setHeader('www-authenticate', 'Bearer realm="sluice"');
       return deny(401, 'unauthorized', 'a valid bearer token is required');
     }

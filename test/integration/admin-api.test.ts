@@ -277,15 +277,16 @@ describe('admin API', () => {
     expect(sluice!.controller.state.weights.green).toBe(10);
   });
 
-  it('rate-limits failed authentication per source with 429', async () => {
+  it('rate-limits failed authentication per source with 429, never a valid token', async () => {
     await start({
       admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'ops', sha256: sha256Hex('right'), role: 'operator' }] },
     });
     for (let i = 0; i < 10; i++)
       expect((await api('GET', '/api/v1/status', undefined, { authorization: `Bearer wrong-${i}` })).status).toBe(401);
-    const limited = await api('GET', '/api/v1/status', undefined, { authorization: 'Bearer right' });
+    const limited = await api('GET', '/api/v1/status', undefined, { authorization: 'Bearer wrong-10' });
     expect(limited.status).toBe(429);
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await api('GET', '/api/v1/status', undefined, { authorization: 'Bearer right' })).status).toBe(200);
     // Unauthenticated endpoints still answer.
     expect((await api('GET', '/healthz')).status).toBe(200);
   });
