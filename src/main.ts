@@ -50,6 +50,8 @@ export interface Sluice {
   status(): ReturnType<typeof statusDocument>;
   /** Graceful stop: refuse new requests, finish in-flight ones within shutdownGrace, persist. */
   stop(): Promise<void>;
+  /** Reopen the files sluice appends to (SIGUSR1, after logrotate moved them). */
+  reopenLogs(): Promise<void>;
 }
 
 export async function startSluice(config: Config, opts: SluiceOptions = {}): Promise<Sluice> {
@@ -131,11 +133,16 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   };
 
   let ready = false;
+  const audit = new AuditLog(config.audit.file, {
+    maxBytes: config.audit.maxBytes,
+    clock,
+    onError: (err) => logger.error({ err }, 'audit write failed'),
+  });
   const admin = new AdminServer({
     host: config.admin.host,
     allowedHosts: config.admin.allowedHosts,
     auth: new Authenticator(config.admin.tokens),
-    audit: new AuditLog(config.audit.file),
+    audit,
     limiter: new FailureLimiter(DEFAULT_FAILURE_LIMITS, clock),
     registry,
     routes: apiRoutes(controller, status, events, logSettings),
@@ -198,6 +205,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       accessLog.close();
       events.close();
       await admin.close();
+      await audit.close().catch((err: unknown) => logger.error({ err }, 'could not close the audit log'));
       try {
         controller.persist();
       } catch (err) {
@@ -209,5 +217,9 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       if (destination !== undefined) await flushDestination(destination);
     })());
 
-  return { config, proxyPort, adminPort, controller, recorder, window, pools, health, status, stop };
+  const reopenLogs = async () => {
+    await audit.reopen();
+    logger.info({ audit: config.audit.file }, 'log files reopened');
+  };
+  return { config, proxyPort, adminPort, controller, recorder, window, pools, health, status, stop, reopenLogs };
 }

@@ -7,8 +7,8 @@
  * refused (CSRF); mutations must say Content-Type: application/json (which a cross-site form
  * cannot, and which forces a CORS preflight this server never grants); bodies are capped;
  * requests without a valid token are rate-limited per source and overall (rate-limit.ts), while a
- * valid token always gets through; every mutation and denial is audited before the response is
- * sent.
+ * valid token always gets through; every mutation is audited in full and every denial counted,
+ * collapsed per source per minute (denials.ts), before the response is sent.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +19,7 @@ import { formatIssues, isLoopbackHost } from '../core/config.js';
 import { SluiceError } from '../core/errors.js';
 import { listenOn } from '../core/net.js';
 import { allows, type Authenticator, type Principal, type Role } from './auth.js';
-import type { AuditLog } from './audit.js';
+import type { AuditEntry, AuditLog } from './audit.js';
 import { type FailureLimiter, sourceOf } from './rate-limit.js';
 
 export interface AdminContext {
@@ -125,8 +125,34 @@ export class AdminServer {
     res.setHeader('x-frame-options', 'DENY');
     res.setHeader('referrer-policy', 'no-referrer');
 
+    const remote = req.socket.remoteAddress ?? '';
+    const source = sourceOf(remote);
+    // Until a route is found, the path is the client's: cut it short for the audit line.
+    let action = `${method} ${path.slice(0, 200)}`;
+    const entry = (result: string, status: number, principal: Principal | undefined): AuditEntry => ({
+      requestId,
+      tokenId: principal?.id ?? null,
+      role: principal?.role ?? null,
+      remote,
+      action,
+      result,
+      status,
+    });
+    const deny = async (
+      status: number,
+      code: string,
+      message: string,
+      principal?: Principal,
+      extra: Record<string, unknown> = {},
+    ) => {
+      await this.deps.audit.deny(source, { ...entry('denied', status, principal), detail: code, ...extra });
+      json(res, status, errorBody(code, message));
+    };
+
     if (!this.hostAllowed(req.headers.host))
-      return json(res, 403, errorBody('forbidden_host', 'Host header not allowed for the admin listener'));
+      return deny(403, 'forbidden_host', 'Host header not allowed for the admin listener', undefined, {
+        host: (req.headers.host ?? '').slice(0, 200),
+      });
 
     if (method === 'GET' || method === 'HEAD') {
       if (path === '/healthz') return json(res, 200, { ok: true });
@@ -160,30 +186,13 @@ export class AdminServer {
       const exists = this.paths.has(path);
       return json(res, exists ? 405 : 404, errorBody(exists ? 'method_not_allowed' : 'not_found', `${method} ${path}`));
     }
-    const remote = req.socket.remoteAddress ?? '';
-    const source = sourceOf(remote);
-    const action = route.action ?? `${method} ${path}`;
+    action = route.action ?? `${method} ${path}`;
     const audit = (
       result: string,
       status: number,
       principal: Principal | undefined,
       extra: Record<string, unknown> = {},
-    ) =>
-      this.deps.audit.write({
-        time: new Date().toISOString(),
-        requestId,
-        tokenId: principal?.id ?? null,
-        role: principal?.role ?? null,
-        remote,
-        action,
-        result,
-        status,
-        ...extra,
-      });
-    const deny = async (status: number, code: string, message: string, principal?: Principal) => {
-      await audit('denied', status, principal, { detail: code });
-      json(res, status, errorBody(code, message));
-    };
+    ) => this.deps.audit.write({ ...entry(result, status, principal), ...extra });
 
     // A browser on another origin must not drive the API (CSRF); non-browser clients send no Origin.
     const origin = req.headers.origin;
@@ -198,7 +207,9 @@ export class AdminServer {
         res.setHeader('retry-after', String(Math.ceil(block.retryAfterMs / 1000)));
         return block.scope === 'source'
           ? deny(429, 'too_many_failures', 'too many failed authentications from this address; try later')
-          : deny(429, 'too_many_failures', 'too many failed authentications from all addresses; try later');
+          : deny(429, 'too_many_failures', 'too many failed authentications from all addresses; try later', undefined, {
+              scope: 'all',
+            });
       }
       this.deps.limiter.fail(source);
       res.setHeader('www-authenticate', 'Bearer realm="sluice"');

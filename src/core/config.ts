@@ -291,7 +291,17 @@ export const configSchema = z
           .string()
           .nullable()
           .default('data/audit.jsonl')
-          .describe('One JSON line per admin mutation and per denial; null disables.'),
+          .describe(
+            'One JSON line per admin mutation; denials collapsed to one line per source per minute with a count; null disables.',
+          ),
+        maxBytes: z
+          .number()
+          .int()
+          .min(4096)
+          .default(64 * 1024 * 1024)
+          .describe(
+            'Past this size of audit.file, denials are no longer written (one line says so; mutations still are) until it is rotated: SIGUSR1 reopens it.',
+          ),
       })
       .strict()
       .prefault({}),

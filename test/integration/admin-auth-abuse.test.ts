@@ -1,9 +1,13 @@
 /**
  * Admin auth that attackers cannot turn against operators (issue 15), one test per reproducer of
  * the security review, on real sockets: failed tokens never lock out a valid one; many loopback
- * addresses are one source.
+ * addresses are one source; a flood of denials writes a bounded audit; the DNS-rebinding 403 is
+ * audited.
  */
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/admin/auth.js';
 import { harness } from '../helpers/harness.js';
@@ -61,6 +65,12 @@ function call(
   });
 }
 
+const auditLines = (dir: string) =>
+  readFileSync(join(dir, 'audit.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l));
+
 describe('admin auth under attack', () => {
   it('10 bad tokens from an address, then the operator token from it: 200, and the abort goes through', async () => {
     const s = await start({ split: { initialCanaryWeight: 10 } });
@@ -93,5 +103,59 @@ describe('admin auth under attack', () => {
     expect(statuses.slice(10)).toEqual(new Array(50).fill(429));
     for (const localAddress of ['127.0.0.2', '127.0.0.61', '127.0.0.200'])
       expect((await call(s.adminPort, 'GET', '/api/v1/status', { token: OPS, localAddress })).status).toBe(200);
+  });
+
+  it('2,000 bad-token requests write 3 audit lines whose counts add up to every denial', async () => {
+    let now = Date.UTC(2026, 5, 1);
+    const s = await start({}, () => now);
+    const bad = () =>
+      request(`${s.admin}/api/v1/status`, { headers: { authorization: 'Bearer nope' } }).then(async (r) => {
+        await r.body.dump();
+        return r.statusCode;
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 100; i++) statuses.push(...(await Promise.all(Array.from({ length: 20 }, bad))));
+    expect(statuses.filter((c) => c === 401)).toHaveLength(10);
+    expect(statuses.filter((c) => c === 429)).toHaveLength(1990);
+    // The first denial is written at once; the others are only counted so far.
+    expect(auditLines(s.dir)).toHaveLength(1);
+
+    // The minute ends: the next denial brings the summary, then opens a new window.
+    now += 60_000;
+    expect(await bad()).toBe(401);
+    await s.stop();
+    const lines = auditLines(s.dir);
+    expect(lines.map((l) => [l.action, l.count])).toEqual([
+      ['GET /api/v1/status', 1],
+      ['denials', 1999],
+      ['GET /api/v1/status', 1],
+    ]);
+    expect(lines[1]).toMatchObject({
+      result: 'denied',
+      source: 'loopback',
+      codes: { '401 unauthorized': 9, '429 too_many_failures': 1990 },
+      since: new Date(Date.UTC(2026, 5, 1)).toISOString(),
+    });
+    expect(JSON.stringify(lines)).not.toContain('nope');
+  });
+
+  it('a foreign Host (DNS rebinding) gets 403 and is audited, on every path', async () => {
+    const s = await start();
+    const r = await call(s.adminPort, 'GET', '/api/v1/status', { host: 'rebind.example', token: OPS });
+    expect(r.status).toBe(403);
+    expect(r.json.error.code).toBe('forbidden_host');
+    expect(auditLines(s.dir)).toEqual([
+      expect.objectContaining({
+        result: 'denied',
+        status: 403,
+        detail: 'forbidden_host',
+        host: 'rebind.example',
+        remote: '127.0.0.1',
+        count: 1,
+      }),
+    ]);
+    expect((await call(s.adminPort, 'GET', '/healthz', { host: 'rebind.example:9901' })).status).toBe(403);
+    await s.stop();
+    expect(auditLines(s.dir).map((l) => l.count)).toEqual([1, 1]);
   });
 });
