@@ -5,7 +5,8 @@
  * Defences for an API a browser can reach: bearer tokens only (no cookies, so no ambient
  * credentials); a Host that is not this listener is refused (DNS rebinding); a foreign Origin is
  * refused (CSRF); mutations must say Content-Type: application/json (which a cross-site form
- * cannot, and which forces a CORS preflight this server never grants); bodies are capped;
+ * cannot, and which forces a CORS preflight this server never grants); bodies are capped, and a
+ * request answered before its body was read gets `Connection: close` so the rest is never read;
  * requests without a valid token are rate-limited per source and overall (rate-limit.ts), while a
  * valid token always gets through; every mutation is audited in full and every denial counted,
  * collapsed per source per minute (denials.ts), before the response is sent.
@@ -76,16 +77,20 @@ export class AdminServer {
       this.routes.set(`${r.method} ${r.path}`, r);
       this.paths.add(r.path);
     }
+    const onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
+      this.handle(req, res, expectsContinue).catch((err) => {
+        deps.logger.error({ err }, 'admin handler failed');
+        if (!res.headersSent) json(res, 500, errorBody('internal', 'internal error'));
+        else res.destroy();
+      });
+    };
     this.server = createServer(
       { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 },
-      (req, res) => {
-        this.handle(req, res).catch((err) => {
-          deps.logger.error({ err }, 'admin handler failed');
-          if (!res.headersSent) json(res, 500, errorBody('internal', 'internal error'));
-          else res.destroy();
-        });
-      },
+      (req, res) => onRequest(req, res, false),
     );
+    // `Expect: 100-continue`: the body is invited only once the request passed every check, so a
+    // client that asks first (curl does for large bodies) never sends a body that would be refused.
+    this.server.on('checkContinue', (req, res) => onRequest(req, res, true));
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -114,7 +119,7 @@ export class AdminServer {
     );
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
     const method = req.method ?? 'GET';
@@ -124,6 +129,10 @@ export class AdminServer {
     res.setHeader('x-content-type-options', 'nosniff');
     res.setHeader('x-frame-options', 'DENY');
     res.setHeader('referrer-policy', 'no-referrer');
+    // Node reads an unread request body to its end to keep the connection alive (50 MB behind a
+    // 401 used to be read in full). Close instead, unless the body is read below; Node then stops
+    // reading once the answer is out.
+    if (hasBody(req)) res.setHeader('connection', 'close');
 
     const remote = req.socket.remoteAddress ?? '';
     const source = sourceOf(remote);
@@ -223,8 +232,13 @@ export class AdminServer {
       const ct = req.headers['content-type'];
       if (ct === undefined || !/^application\/json\s*(;|$)/i.test(ct))
         return deny(415, 'unsupported_media_type', 'mutations need Content-Type: application/json', principal);
+      const tooLarge = () => deny(413, 'body_too_large', `body over ${MAX_BODY} bytes`, principal);
+      if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) return tooLarge();
+      if (expectsContinue) res.writeContinue();
       const text = await readBody(req, MAX_BODY);
-      if (text === undefined) return deny(413, 'body_too_large', `body over ${MAX_BODY} bytes`, principal);
+      if (text === undefined) return tooLarge();
+      // Read to its end: the connection can be kept.
+      res.removeHeader('connection');
       try {
         body = text.trim() === '' ? {} : JSON.parse(text);
       } catch {
@@ -290,17 +304,38 @@ export function json(res: ServerResponse, status: number, value: unknown): void 
   res.end(body);
 }
 
+/** Whether the request says a body follows (which Node would read to its end after a reply). */
+function hasBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/**
+ * The body as text, or undefined as soon as it passes `max` bytes: nothing past `max` is
+ * buffered, and reading stops there (the caller answers 413 with `Connection: close`).
+ */
 function readBody(req: IncomingMessage, max: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let over = false;
-    req.on('data', (c: Buffer) => {
+    const done = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', reject);
+    };
+    const onData = (c: Buffer) => {
       size += c.length;
-      if (size > max) over = true;
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(over ? undefined : Buffer.concat(chunks).toString('utf8')));
+      if (size <= max) return void chunks.push(c);
+      done();
+      req.pause();
+      resolve(undefined);
+    };
+    const onEnd = () => {
+      done();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
     req.on('error', reject);
   });
 }

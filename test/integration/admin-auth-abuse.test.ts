@@ -2,14 +2,21 @@
  * Admin auth that attackers cannot turn against operators (issue 15), one test per reproducer of
  * the security review, on real sockets: failed tokens never lock out a valid one; many loopback
  * addresses are one source; a flood of denials writes a bounded audit; the DNS-rebinding 403 is
- * audited.
+ * audited; a 50 MB body behind a refusal is not read.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
+import { Registry } from 'prom-client';
 import { request } from 'undici';
-import { describe, expect, it } from 'vitest';
-import { sha256Hex } from '../../src/admin/auth.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AuditLog } from '../../src/admin/audit.js';
+import { Authenticator, sha256Hex } from '../../src/admin/auth.js';
+import { DEFAULT_FAILURE_LIMITS, FailureLimiter } from '../../src/admin/rate-limit.js';
+import { AdminServer } from '../../src/admin/server.js';
 import { harness } from '../helpers/harness.js';
 import { startTestSluice } from '../helpers/sluice.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -157,5 +164,114 @@ describe('admin auth under attack', () => {
     expect((await call(s.adminPort, 'GET', '/healthz', { host: 'rebind.example:9901' })).status).toBe(403);
     await s.stop();
     expect(auditLines(s.dir).map((l) => l.count)).toEqual([1, 1]);
+  });
+});
+
+describe('admin request bodies behind a refusal', () => {
+  const FIFTY_MB = 50 * 1024 * 1024;
+  let admin: AdminServer | undefined;
+  afterEach(async () => {
+    await admin?.close();
+    admin = undefined;
+  });
+
+  /** The admin server itself, with a route that echoes its body, and the bytes it read per connection. */
+  async function startAdmin() {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-admin-'));
+    const sockets: Socket[] = [];
+    admin = new AdminServer({
+      host: '127.0.0.1',
+      allowedHosts: [],
+      auth: new Authenticator(tokens),
+      audit: new AuditLog(join(dir, 'audit.jsonl'), { maxBytes: 1 << 20, clock: Date.now }),
+      limiter: new FailureLimiter(DEFAULT_FAILURE_LIMITS, Date.now),
+      registry: new Registry(),
+      routes: [{ method: 'PUT', path: '/api/v1/echo', role: 'operator', action: 'echo', handle: (ctx) => ctx.body }],
+      assets: new Map(),
+      ready: () => true,
+      snapshot: () => ({}),
+      logger: pino({ level: 'silent' }),
+    });
+    admin.server.on('connection', (sock: Socket) => sockets.push(sock));
+    const port = await admin.listen(0, '127.0.0.1');
+    return { port, bytesRead: () => sockets.reduce((n, sock) => n + sock.bytesRead, 0) };
+  }
+
+  /** Send headers, then up to `total` body bytes as fast as the socket takes them, until the server closes. */
+  function upload(port: number, head: string, total: number, chunked = false) {
+    return new Promise<{ text: string; sent: number }>((resolve) => {
+      const sock = connect(port, '127.0.0.1');
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const frame = chunked
+        ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])
+        : chunk;
+      let text = '';
+      let sent = 0;
+      sock.on('data', (d) => (text += d.toString('latin1')));
+      sock.on('error', () => {});
+      sock.on('close', () => resolve({ text, sent }));
+      sock.write(head);
+      const pump = () => {
+        while (sent < total && !sock.destroyed) {
+          sent += chunk.length;
+          if (!sock.write(frame)) return void sock.once('drain', pump);
+        }
+        if (chunked && !sock.destroyed) sock.write('0\r\n\r\n');
+      };
+      pump();
+    });
+  }
+
+  const head = (token: string, length: number | 'chunked', expect = '') =>
+    `PUT /api/v1/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\n${
+      length === 'chunked' ? 'Transfer-Encoding: chunked' : `Content-Length: ${length}`
+    }\r\n${expect}\r\n`;
+
+  it.each([
+    ['a bad token, Content-Length 50 MB', head('wrong', FIFTY_MB), false, 401],
+    ['the operator token, Content-Length 50 MB', head(OPS, FIFTY_MB), false, 413],
+    ['the operator token, 50 MB chunked', head(OPS, 'chunked'), true, 413],
+  ])('%s: answered, Connection: close, and the server reads under 1 MiB of it', async (_name, h0, chunked, status) => {
+    const { port, bytesRead } = await startAdmin();
+    const r = await upload(port, h0, FIFTY_MB, chunked);
+    expect(r.text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(r.text.toLowerCase()).toContain('connection: close');
+    expect(r.sent).toBeLessThan(FIFTY_MB);
+    expect(bytesRead()).toBeLessThan(1 << 20);
+  });
+
+  it('Expect: 100-continue: a refused request is answered without inviting the body; an accepted one is invited', async () => {
+    const { port, bytesRead } = await startAdmin();
+    const refused = await upload(port, head('wrong', FIFTY_MB, 'Expect: 100-continue\r\n'), 0);
+    expect(refused.text).toMatch(/^HTTP\/1\.1 401 /);
+    expect(refused.text).not.toContain('100 Continue');
+    expect(bytesRead()).toBeLessThan(1024);
+
+    const accepted = await new Promise<string>((resolve) => {
+      const sock = connect(port, '127.0.0.1');
+      let text = '';
+      sock.on('data', (d) => {
+        text += d.toString('latin1');
+        if (text === 'HTTP/1.1 100 Continue\r\n\r\n') sock.write('{"a":1}');
+        if (text.includes('{"a":1}')) {
+          sock.destroy();
+          resolve(text);
+        }
+      });
+      sock.write(`${head(OPS, 7, 'Expect: 100-continue\r\n')}`);
+    });
+    expect(accepted).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  });
+
+  it('a body read whole keeps the connection alive', async () => {
+    const { port } = await startAdmin();
+    const r = await request(`http://127.0.0.1:${port}/api/v1/echo`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${OPS}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ pad: 'x'.repeat(60_000) }),
+    });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers.connection).not.toBe('close');
+    expect(((await r.body.json()) as { pad: string }).pad).toHaveLength(60_000);
   });
 });
