@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * The sluice command: run the proxy, check a config, hash a token, or talk to a running sluice's
- * admin API. Exit codes: 0 success, 1 invalid config or failed command, 2 usage.
+ * The sluice command: run the proxy, check a config, make or hash a token, or talk to a running
+ * sluice's admin API. Exit codes: 0 success, 1 invalid config or failed command, 2 usage.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './core/errors.js';
 import { loadConfig, type Config } from './core/config.js';
@@ -14,6 +15,9 @@ const USAGE = `usage:
   sluice --check [--config <file>]    validate the config and exit (0 valid, 1 invalid)
   sluice --version
   sluice hash-token <token>           print the SHA-256 hex to put in admin.tokens
+  sluice new-token [--id ID] [--role viewer|operator] [--json]
+                                      print a random 256-bit token, its SHA-256 and the
+                                      admin.tokens line to paste (default role viewer)
   sluice status [--json]              show a running sluice's state
   sluice weights green=30             set weights (or blue=70, or both)
   sluice rollout start|pause|resume|promote|abort
@@ -34,7 +38,7 @@ interface Args {
 function parseArgs(argv: readonly string[]): Args {
   const positional: string[] = [];
   const flags = new Map<string, string | true>();
-  const valued = new Set(['--config', '--admin-url', '--token', '--steps', '--step-hold']);
+  const valued = new Set(['--config', '--admin-url', '--token', '--steps', '--step-hold', '--id', '--role']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a.startsWith('--')) {
@@ -74,6 +78,12 @@ function readConfigOrExit(file: string): Config {
 }
 
 async function run(config: Config): Promise<void> {
+  // SIGUSR1 reopens the audit file for logrotate. Without a listener Node would start its
+  // inspector on SIGUSR1, so the listener goes in before anything else; early signals are ignored.
+  let reopen: (() => Promise<void>) | undefined;
+  process.on('SIGUSR1', () => {
+    reopen?.().catch((err: unknown) => process.stderr.write(`sluice: reopen failed: ${(err as Error).message}\n`));
+  });
   const { startSluice } = await import('./main.js');
   let sluice: Awaited<ReturnType<typeof startSluice>>;
   try {
@@ -82,6 +92,7 @@ async function run(config: Config): Promise<void> {
     process.stderr.write(`sluice: cannot start: ${(err as Error).message}\n`);
     process.exit(1);
   }
+  reopen = () => sluice.reopenLogs();
   let signals = 0;
   const onSignal = (sig: string) => {
     if (++signals > 1) {
@@ -98,6 +109,29 @@ async function run(config: Config): Promise<void> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+/** `sluice new-token`: a random token to hand out and the config line that admits it. */
+function newToken(args: Args): number {
+  const role = args.flags.get('--role') ?? 'viewer';
+  const id = args.flags.get('--id') ?? role;
+  // The id lands in YAML unquoted: keep it to characters that cannot change the line's meaning.
+  if (typeof id !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(id))
+    throw new UsageError('--id needs 1-64 letters, digits, dots, dashes or underscores');
+  if (role !== 'viewer' && role !== 'operator') throw new UsageError('--role needs viewer or operator');
+  const token = randomBytes(32).toString('base64url');
+  const sha256 = sha256Hex(token);
+  const line = `- { id: ${id}, sha256: "${sha256}", role: ${role} }`;
+  if (args.flags.has('--json')) {
+    process.stdout.write(`${JSON.stringify({ id, role, token, sha256, yaml: line })}\n`);
+    return 0;
+  }
+  process.stdout.write(
+    `token:  ${token}\nsha256: ${sha256}\n\n` +
+      `Paste under admin.tokens in the config (only the hash goes there):\n\n  ${line}\n\n` +
+      'Give the token to its user (--token or $SLUICE_ADMIN_TOKEN); it is shown only this once.\n',
+  );
+  return 0;
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -117,6 +151,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${sha256Hex(token)}\n`);
     return 0;
   }
+  if (cmd === 'new-token') return newToken(args);
   if (cmd !== undefined && CLIENT_COMMANDS.has(cmd)) {
     return runClient(args.positional, args.flags);
   }

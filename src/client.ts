@@ -54,7 +54,12 @@ async function call(
   }
   if (!res.ok) {
     const e = (value as { error?: { code?: string; message?: string } }).error;
-    const hint = res.status === 401 ? ' (pass --token or set SLUICE_ADMIN_TOKEN)' : '';
+    const hint =
+      res.status === 401
+        ? ' (pass --token or set SLUICE_ADMIN_TOKEN)'
+        : res.status === 429
+          ? ' (failed tokens from this address: check --token or SLUICE_ADMIN_TOKEN; a valid token is still accepted)'
+          : '';
     throw new ClientError(
       `${method} ${path}: ${res.status} ${e?.code ?? ''}${e?.message ? `: ${e.message}` : ''}${hint}`,
     );

@@ -2,9 +2,9 @@
  * Admin auth that attackers cannot turn against operators (issue 15), one test per reproducer of
  * the security review, on real sockets: failed tokens never lock out a valid one; many loopback
  * addresses are one source; a flood of denials writes a bounded audit; the DNS-rebinding 403 is
- * audited; a 50 MB body behind a refusal is not read.
+ * audited; a 50 MB body behind a refusal is not read; SIGUSR1 reopens the audit file; new-token.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,12 +12,14 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
+import { parse as parseYaml } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/admin/audit.js';
 import { Authenticator, sha256Hex } from '../../src/admin/auth.js';
 import { DEFAULT_FAILURE_LIMITS, FailureLimiter } from '../../src/admin/rate-limit.js';
 import { AdminServer } from '../../src/admin/server.js';
 import { harness } from '../helpers/harness.js';
+import { runCli, startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
 import { startTestSluice } from '../helpers/sluice.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -273,5 +275,80 @@ describe('admin request bodies behind a refusal', () => {
     expect(r.statusCode).toBe(200);
     expect(r.headers.connection).not.toBe('close');
     expect(((await r.body.json()) as { pad: string }).pad).toHaveLength(60_000);
+  });
+});
+
+describe('the audit file and logrotate, and new-token', () => {
+  let running: RunningSluice | undefined;
+  afterEach(async () => {
+    if (running && running.proc.exitCode === null) {
+      running.proc.kill('SIGTERM');
+      await running.exited;
+    }
+    running = undefined;
+  });
+
+  it('SIGUSR1 reopens the audit file (no inspector starts); mutations go to the new file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-usr1-'));
+    const blue = h.track(await startUpstream('blue'));
+    const green = h.track(await startUpstream('green'));
+    const file = join(dir, 'audit.jsonl');
+    const config = writeConfig(dir, {
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+      pools: { blue: { endpoints: [blue.url] }, green: { endpoints: [green.url] } },
+      stateFile: join(dir, 'state.json'),
+      audit: { file },
+      log: { level: 'info', access: false },
+    });
+    const p = (running = await startProcess(config));
+    const weights = (green: number) =>
+      call(p.adminPort, 'PUT', '/api/v1/weights', { body: { weights: { green } } }).then((r) => r.status);
+    expect(await weights(10)).toBe(200);
+    renameSync(file, `${file}.1`);
+    const reopened = new Promise<void>((resolve) => {
+      const look = () => p.output().includes('"log files reopened"') && resolve();
+      p.proc.stdout?.on('data', () => setImmediate(look));
+    });
+    p.proc.kill('SIGUSR1');
+    await reopened;
+    expect(await weights(20)).toBe(200);
+    expect(
+      readFileSync(`${file}.1`, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).after.weights.green),
+    ).toEqual([10]);
+    expect(
+      readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).after.weights.green),
+    ).toEqual([20]);
+    expect(p.output()).not.toContain('Debugger listening');
+    p.proc.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  });
+
+  it('new-token prints a 256-bit token, its SHA-256 and a YAML line that admits it', async () => {
+    const r = runCli(['new-token', '--id', 'ci-bot', '--role', 'operator']);
+    expect(r.code).toBe(0);
+    const token = /^token: +(\S+)$/m.exec(r.stdout)?.[1] as string;
+    expect(Buffer.from(token, 'base64url')).toHaveLength(32);
+    expect(r.stdout).toContain(`sha256: ${sha256Hex(token)}`);
+    const line = r.stdout.split('\n').find((l) => l.trim().startsWith('- {')) as string;
+    const entries = parseYaml(line);
+    expect(entries).toEqual([{ id: 'ci-bot', sha256: sha256Hex(token), role: 'operator' }]);
+    expect(runCli(['new-token']).stdout).not.toContain(token);
+
+    const s = await start({ admin: { host: '127.0.0.1', port: 0, tokens: entries } });
+    expect((await call(s.adminPort, 'POST', '/api/v1/rollout/start', { token, body: {} })).status).toBe(200);
+
+    const json = JSON.parse(runCli(['new-token', '--json']).stdout);
+    expect(json).toMatchObject({ id: 'viewer', role: 'viewer' });
+    expect(json.sha256).toBe(sha256Hex(json.token));
+    expect(runCli(['new-token', '--role', 'admin']).code).toBe(2);
+    expect(runCli(['new-token', '--id', 'a: b']).code).toBe(2);
+    expect(runCli(['--help']).stdout).toContain('sluice new-token [--id ID] [--role viewer|operator]');
   });
 });
