@@ -68,6 +68,12 @@ const splitKey = z
     'expected ip, header:<name> or cookie:<name>',
   );
 
+/** A request header name (an RFC 9110 token without `_`, which sluice never forwards), lower-cased. */
+const headerName = z
+  .string()
+  .toLowerCase()
+  .regex(/^[a-z0-9!#$%&'*+.^`|~-]+$/, 'expected a header name');
+
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, 'invalid CIDR or address');
 
 const hex64 = z
@@ -138,6 +144,30 @@ export const configSchema = z
           .prefault({})
           .describe('Force a pool per request by header or cookie; false disables.'),
         initialCanaryWeight: percent().default(0).describe('Canary percent at first start (no saved state).'),
+      })
+      .strict()
+      .prefault({}),
+    forwarding: z
+      .object({
+        stripFromUntrusted: z
+          .array(headerName)
+          .default([
+            'true-client-ip',
+            'x-client-ip',
+            'client-ip',
+            'cf-connecting-ip',
+            'fastly-client-ip',
+            'x-cluster-client-ip',
+            'x-forwarded-port',
+            'x-forwarded-prefix',
+            'x-forwarded-server',
+            'x-original-host',
+            'x-original-url',
+            'x-rewrite-url',
+          ])
+          .describe(
+            'Client-address and URL-rewrite headers forwarded only from split.trustedProxies, dropped from anyone else. X-Real-IP is always set by sluice and Proxy-Authorization never forwarded.',
+          ),
       })
       .strict()
       .prefault({}),

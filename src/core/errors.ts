@@ -86,4 +86,8 @@ export const CLIENT_ERRORS = {
   connect: new SluiceError('connect_refused', 405, 'CONNECT is not supported'),
   badUpgrade: new SluiceError('unsupported_upgrade', 400, 'only WebSocket upgrades are proxied'),
   framing: new SluiceError('bad_framing', 400, 'conflicting message framing headers'),
+  badHost: new SluiceError('invalid_host', 400, 'Host must be host[:port]: a name or [IPv6] literal'),
+  badScheme: new SluiceError('unsupported_scheme', 400, 'an absolute-form target must be http or https'),
+  traceMethod: new SluiceError('method_not_allowed', 405, 'TRACE and TRACK are not proxied'),
+  httpVersion: new SluiceError('http_version_not_supported', 505, 'only HTTP/1.0 and HTTP/1.1 are served'),
 } as const;

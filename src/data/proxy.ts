@@ -13,7 +13,14 @@ import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
 import { ResponseDeadlines } from './deadlines.js';
 import { Exchange, sendError, type ForwardContext } from './forward.js';
-import { headerNames, SAFE_REQUEST_ID, scanRequestHeaders, type HeaderNames, type ScannedRequest } from './headers.js';
+import {
+  headerNames,
+  SAFE_REQUEST_ID,
+  scanRequestHeaders,
+  validHost,
+  type HeaderNames,
+  type ScannedRequest,
+} from './headers.js';
 import { choosePool, clientIp, normalizeIp, parseSplitKey, type Selector } from './select.js';
 import type { PoolId, TableCell } from './table.js';
 import type { UpstreamPool } from './upstream.js';
@@ -62,7 +69,11 @@ export class ProxyServer {
     const key = parseSplitKey(c.split.key);
     const ov = c.split.override;
     this.selector = { key, overrideCookie: ov === false ? undefined : ov.cookie };
-    this.names = headerNames(key.kind === 'header' ? key.name : undefined, ov === false ? undefined : ov.header);
+    this.names = headerNames(
+      key.kind === 'header' ? key.name : undefined,
+      ov === false ? undefined : ov.header,
+      c.forwarding.stripFromUntrusted,
+    );
     const now = () => performance.now();
     // timeouts.response shorter than timeouts.idle (the defaults): sluice keeps it for body-less
     // requests (deadlines.ts), undici gets the longer one for both (Endpoint), and a request with
@@ -152,10 +163,19 @@ export class ProxyServer {
 
   /** Validate the request, choose its pool and build its upstream headers; or the error to send. */
   prepare(req: IncomingMessage): Prepared | SluiceError {
+    // Node's parser also takes HTTP/0.9 and HTTP/2.0 request lines: only 1.x is spoken here.
+    if (req.httpVersionMajor !== 1) return CLIENT_ERRORS.httpVersion;
+    // TRACE echoes the request, cookies and credentials included (cross-site tracing); nginx
+    // answers 405. TRACK is IIS's alias (Node's parser already refuses it: this is a second lock).
+    const method = req.method;
+    if (method === 'TRACE' || method === 'TRACK') return CLIENT_ERRORS.traceMethod;
     let path = req.url as string;
-    const scanned = scanRequestHeaders(req.rawHeaders, this.names);
+    const peer = this.peerOf(req);
+    const peerTrusted = this.trusted.has(peer);
+    const scanned = scanRequestHeaders(req.rawHeaders, this.names, peerTrusted);
     if (scanned.headerCount > this.deps.config.limits.maxHeaderCount) return CLIENT_ERRORS.tooManyHeaders;
     if (scanned.hostCount > 1) return CLIENT_ERRORS.duplicateHost;
+    if (scanned.host !== undefined && !validHost(scanned.host)) return CLIENT_ERRORS.badHost;
     if (scanned.contentLengthCount > 1 || (scanned.transferEncoding && scanned.contentLengthCount > 0))
       return CLIENT_ERRORS.framing;
     // Only plain `chunked`: `chunked, chunked`, `gzip, chunked` and friends are how request
@@ -167,13 +187,13 @@ export class ProxyServer {
       // says Host is then replaced; refusing a disagreement closes cache/route confusion).
       const m = ABSOLUTE_FORM.exec(path);
       if (m === null) return CLIENT_ERRORS.badTarget;
+      const scheme = (m[1] as string).toLowerCase();
+      if (scheme !== 'http' && scheme !== 'https') return CLIENT_ERRORS.badScheme;
       if (scanned.host === undefined || (m[2] as string).toLowerCase() !== scanned.host.toLowerCase())
         return CLIENT_ERRORS.absoluteForm;
       path = m[3] === '' ? '/' : (m[3] as string);
       if (path.charCodeAt(0) !== 47) return CLIENT_ERRORS.badTarget;
     }
-    const peer = this.peerOf(req);
-    const peerTrusted = this.trusted.has(peer);
     const ip = clientIp(peer, peerTrusted, scanned.xff, this.trusted);
     const table = this.deps.table.current;
     const poolId = choosePool(table, this.selector, scanned, ip, this.available);
@@ -187,6 +207,10 @@ export class ProxyServer {
     const xfHost = peerTrusted && scanned.xfHost !== undefined ? scanned.xfHost : scanned.host;
     if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
     out.push('x-request-id', requestId);
+    // The address the split key uses. A trusted proxy's own X-Real-IP is overwritten, not believed:
+    // its X-Forwarded-For already gave that address, and one answer (the key, the access log and
+    // the application agreeing) beats two that may not; nginx's usual realip setup does the same.
+    out.push('x-real-ip', ip);
     if (peerTrusted && scanned.forwarded !== undefined) out.push('forwarded', scanned.forwarded);
     return { scanned, pool: this.deps.pools[poolId], requestId, ip, path };
   }
@@ -200,6 +224,7 @@ export class ProxyServer {
     const p = this.prepare(req);
     if (!('pool' in p)) {
       res.shouldKeepAlive = false;
+      if (p.status === 405) res.setHeader('allow', ALLOW);
       sendError(res, p.status, p.code, this.nextId(), p.message);
       return;
     }
@@ -273,13 +298,17 @@ const REASONS: Record<number, string> = {
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
 };
+
+/** What a 405 says is allowed (RFC 9110 §15.5.6): every method sluice forwards, by their usual names. */
+const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 /** Answer on a raw socket (no ServerResponse exists for parser errors, CONNECT and upgrades). */
 export function writeRaw(socket: Socket, status: number, code: string): void {
   const body = `{"error":{"code":"${code}","status":${status}}}\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n${status === 405 ? `Allow: ${ALLOW}\r\n` : ''}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
   );
   socket.destroySoon?.();
 }

@@ -6,7 +6,7 @@
  */
 import type { TrustedSet } from '../core/net.js';
 import { bucketOf } from './murmur.js';
-import { cookieValue, type ScannedRequest } from './headers.js';
+import { cookieValue, soleCookieValue, type ScannedRequest } from './headers.js';
 import type { PoolId, RoutingTable } from './table.js';
 
 export type SplitKey = { kind: 'ip' } | { kind: 'header'; name: string } | { kind: 'cookie'; name: string };
@@ -81,7 +81,7 @@ export function choosePool(
 ): PoolId {
   let pool = overridePool(scanned.override);
   if (pool === -1 && sel.overrideCookie !== undefined && scanned.cookie !== undefined)
-    pool = overridePool(cookieValue(scanned.cookie, sel.overrideCookie));
+    pool = overridePool(soleCookieValue(scanned.cookie, sel.overrideCookie));
   if (pool === -1) pool = poolForBucket(table, bucketOf(routingKey(sel, scanned, ip)));
   if (!available(pool)) {
     const other: PoolId = pool === 0 ? 1 : 0;

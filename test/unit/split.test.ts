@@ -203,3 +203,30 @@ describe('client ip', () => {
     expect(clientIp(peer, isTrusted, xff, trusted)).toBe(expected);
   });
 });
+
+describe('split: an ambiguous override forces nothing', () => {
+  // 0 % canary: the key routes to blue (0), so only the override can give green (1).
+  const t0 = makeTable(1, 'blue', { blue: 100, green: 0 });
+  const sel: Selector = { key: { kind: 'ip' }, overrideCookie: 'sluice-pool' };
+  const pool = (raw: string[]) => choosePool(t0, sel, scan(raw), '1.2.3.4', always);
+
+  it('a single plain cookie or header forces (control)', () => {
+    expect(pool(['Cookie', 'sluice-pool=green']) & 1).toBe(1);
+    expect(pool(['X-Sluice-Pool', 'green']) & 1).toBe(1);
+  });
+
+  it.each([
+    ['a quoted cookie', ['Cookie', 'sluice-pool="green"']],
+    ['two cookies that disagree', ['Cookie', 'sluice-pool=green; sluice-pool=blue']],
+    ['two cookies that agree', ['Cookie', 'sluice-pool=green;sluice-pool=green']],
+    ['the cookie in two Cookie headers', ['Cookie', 'sluice-pool=green', 'Cookie', 'a=1; sluice-pool=green']],
+    ['two headers that disagree', ['X-Sluice-Pool', 'blue', 'X-Sluice-Pool', 'green']],
+    ['two headers that agree', ['X-Sluice-Pool', 'green', 'x-sluice-pool', 'green']],
+  ])('%s: routed by the key, unforced', (_name, raw) => {
+    expect(pool(raw)).toBe(0);
+  });
+
+  it('two override headers fall to the cookie, as a garbage header does', () => {
+    expect(pool(['X-Sluice-Pool', 'blue', 'X-Sluice-Pool', 'blue', 'Cookie', 'sluice-pool=green']) & 1).toBe(1);
+  });
+});
