@@ -1,6 +1,10 @@
 // npm run soak: 10 minutes (--minutes N) of mixed traffic through one sluice process: keep-alive
 // requests from many clients, large downloads and uploads, WebSocket sessions, downloads aborted
-// mid-body, a weight change every 5 s and a rollout whose canary breaks and is rolled back.
+// mid-body, a weight change every 5 s and a rollout whose canary breaks and is rolled back; among
+// them hostile clients: connections that pipeline downloads and never read, and request bodies
+// that drip a byte a second. At the end the idle invariant must hold (nothing in flight, no
+// upstream connection busy or queued, within timeouts.idle + 1 s of the load stopping) and no
+// normal request may have failed for a reason of sluice's (canary 503s by design are apart).
 // Samples the sluice process's RSS, V8 heap and open file descriptors; reports their values after
 // warm-up and at the end, the slope after warm-up (target: under 1 MiB/min), and descriptors
 // against the idle baseline once the load stops (target: no leak). Writes bench/results/soak.json.
@@ -20,6 +24,46 @@ const minutes = argv.includes('--minutes') ? Number(argv[argv.indexOf('--minutes
 const warmupMs = Math.min(60_000, (minutes * 60_000) / 5);
 const log = (s) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** timeouts.idle and timeouts.clientBody of the soaked sluice: how long a hostile client may hold on. */
+const IDLE_MS = 5000;
+
+/** A connection that pipelines `n` large downloads and never reads; closed by the client after `holdMs` (or by sluice). */
+function pipelinedNeverReads(port, n, holdMs) {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () => {
+      s.pause();
+      s.write(`GET /big?size=${32 << 20} HTTP/1.1\r\nHost: a\r\n\r\n`.repeat(n));
+    });
+    s.on('error', () => {});
+    s.on('close', () => resolve());
+    setTimeout(() => s.destroy(), holdMs).unref();
+  });
+}
+
+/** A request body that drips a byte a second: sluice answers 408 at timeouts.clientBody. */
+function drippingBody(port) {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () =>
+      s.write('POST /drip HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n'),
+    );
+    let got = '';
+    const t = setInterval(() => s.writable && s.write('x'), 1000);
+    s.on('data', (d) => (got += d.toString('latin1')));
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearInterval(t);
+      resolve(got.startsWith('HTTP/1.1 408'));
+    });
+    setTimeout(() => s.destroy(), IDLE_MS * 3).unref();
+  });
+}
+
+/** Exchanges in flight and upstream connections busy or queued, from the status document. */
+async function held(admin) {
+  const s = await (await request(`${admin}/api/v1/status`)).body.json();
+  const c = Object.values(s.pools).map((p) => p.connections);
+  return { inflight: s.inflight, busy: c.reduce((n, x) => n + x.busy, 0), queued: c.reduce((n, x) => n + x.queued, 0) };
+}
 
 /** An upstream with small answers, large downloads, uploads, WebSocket echo, and a switchable failure rate. */
 async function upstream(name) {
@@ -125,13 +169,27 @@ async function main() {
     split: { trustedProxies: ['127.0.0.1/32'], initialCanaryWeight: 20 },
     rollout: { stepHold: '20s' },
     log: { level: 'warn', access: true },
+    timeouts: { idle: `${IDLE_MS}ms`, clientBody: `${IDLE_MS}ms` },
   });
   writeFileSync(join(dir, 'soak-started'), new Date().toISOString());
   const idleFds = fds(proc.pid);
   log(`soak: ${minutes} min, sluice pid ${proc.pid}, idle fds ${idleFds}, RSS ${rssMiB(proc.pid).toFixed(1)} MiB`);
 
   const agent = new Agent({ connections: 32 });
-  const counts = { ok: 0, failed: 0, big: 0, uploads: 0, aborted: 0, ws: 0, wsFailed: 0, weightChanges: 0 };
+  const counts = {
+    ok: 0,
+    failed: 0,
+    canary5xx: 0,
+    big: 0,
+    uploads: 0,
+    aborted: 0,
+    ws: 0,
+    wsFailed: 0,
+    weightChanges: 0,
+    hostilePipelines: 0,
+    drips: 0,
+    drips408: 0,
+  };
   let running = true;
   const started = Date.now();
   const end = started + minutes * 60_000;
@@ -148,8 +206,10 @@ async function main() {
               dispatcher: agent,
               headers: { 'x-forwarded-for': `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` },
             });
-            await r.body.dump();
-            counts[r.statusCode < 500 ? 'ok' : 'failed']++;
+            const body = await r.body.text();
+            // A 5xx with the upstream's own body is the breaking canary (by design); any other is sluice's.
+            if (r.statusCode < 500) counts.ok++;
+            else counts[body.includes('"pool"') ? 'canary5xx' : 'failed']++;
           } catch {
             counts.failed++;
           }
@@ -193,6 +253,26 @@ async function main() {
       }
     })(),
   );
+  // Hostile clients: pipelining connections that never read (three at a time, each held 1-8 s or
+  // until sluice cuts it at timeouts.idle), and dripping bodies (two at a time).
+  for (let w = 0; w < 3; w++)
+    loops.push(
+      (async () => {
+        while (running) {
+          await pipelinedNeverReads(port, 5, 1000 + Math.random() * 7000);
+          counts.hostilePipelines++;
+        }
+      })(),
+    );
+  for (let w = 0; w < 2; w++)
+    loops.push(
+      (async () => {
+        while (running) {
+          counts.drips++;
+          if (await drippingBody(port)) counts.drips408++;
+        }
+      })(),
+    );
   // Weight changes every 5 s; a rollout with a breaking canary in the middle.
   loops.push(
     (async () => {
@@ -251,6 +331,15 @@ async function main() {
   running = false;
   await Promise.all(loops);
   await agent.close();
+  // The idle invariant: everything hostile clients held is released within timeouts.idle + 1 s.
+  const loadStopped = Date.now();
+  let h = await held(admin);
+  while ((h.inflight || h.busy || h.queued) && Date.now() - loadStopped < IDLE_MS + 1000) {
+    await sleep(100);
+    h = await held(admin);
+  }
+  const idleInvariant = { ...h, afterMs: Date.now() - loadStopped, holds: !(h.inflight || h.busy || h.queued) };
+  log(`idle invariant: ${JSON.stringify(idleInvariant)}`);
   // Idle keep-alive connections close on their own: clients' at once, the upstream pools' when the
   // upstreams' keep-alive hint (30 s here) runs out. A leak is what stays after that.
   const stoppedAt = Date.now();
@@ -269,6 +358,7 @@ async function main() {
     date: new Date().toISOString(),
     minutes,
     counts,
+    idleInvariant,
     afterWarmup: first,
     end: last,
     rssSlopeMiBPerMin: +slope(warm.map((s) => [s.t, s.rssMiB])).toFixed(3),
@@ -287,10 +377,13 @@ async function main() {
   await green.close();
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results', 'soak.json'), JSON.stringify(result, null, 2));
-  const md = `Soak ${result.date.slice(0, 10)}, ${minutes} min: ${counts.ok} requests ok, ${counts.failed} failed, ${counts.big} downloads, ${counts.uploads} uploads, ${counts.aborted} aborted downloads, ${counts.ws} WebSocket sessions, ${counts.weightChanges} weight changes, one rollback.\n\n| | after warm-up | end | slope after warm-up |\n| --- | --- | --- | --- |\n| RSS | ${first.rssMiB.toFixed(1)} MiB | ${last.rssMiB.toFixed(1)} MiB | ${result.rssSlopeMiBPerMin} MiB/min |\n| V8 heap used | ${first.heapMiB.toFixed(1)} MiB | ${last.heapMiB.toFixed(1)} MiB | ${result.heapSlopeMiBPerMin} MiB/min |\n| open file descriptors | idle ${idleFds} | ${after.fds} ${settleS} s after the load stopped (${atStop} at once, pooled keep-alive connections; max under load ${result.fds.duringLoadMax}) | |\n`;
+  const md = `Soak ${result.date.slice(0, 10)}, ${minutes} min: ${counts.ok} requests ok, ${counts.failed} failed (sluice's), ${counts.canary5xx} canary 5xx by design, ${counts.hostilePipelines} never-reading pipelined connections, ${counts.drips408}/${counts.drips} dripping bodies answered 408, idle invariant ${idleInvariant.holds ? `held ${idleInvariant.afterMs} ms after the load stopped` : `FAILED: ${JSON.stringify(h)}`}, ${counts.big} downloads, ${counts.uploads} uploads, ${counts.aborted} aborted downloads, ${counts.ws} WebSocket sessions, ${counts.weightChanges} weight changes, one rollback.\n\n| | after warm-up | end | slope after warm-up |\n| --- | --- | --- | --- |\n| RSS | ${first.rssMiB.toFixed(1)} MiB | ${last.rssMiB.toFixed(1)} MiB | ${result.rssSlopeMiBPerMin} MiB/min |\n| V8 heap used | ${first.heapMiB.toFixed(1)} MiB | ${last.heapMiB.toFixed(1)} MiB | ${result.heapSlopeMiBPerMin} MiB/min |\n| open file descriptors | idle ${idleFds} | ${after.fds} ${settleS} s after the load stopped (${atStop} at once, pooled keep-alive connections; max under load ${result.fds.duringLoadMax}) | |\n`;
   writeFileSync(join(here, 'results', 'soak.md'), md);
   process.stdout.write(md);
-  if (!(Math.abs(result.rssSlopeMiBPerMin) < 1 && after.fds <= idleFds + 2)) process.exitCode = 1;
+  if (
+    !(Math.abs(result.rssSlopeMiBPerMin) < 1 && after.fds <= idleFds + 2 && idleInvariant.holds && counts.failed === 0)
+  )
+    process.exitCode = 1;
 }
 
 main().catch((e) => {

@@ -105,6 +105,9 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     statusDocument(controller.state, controller.analysis, pools, controller.windows, clock(), {
       windowMs: controller.windowMs,
       thresholds,
+      inflight: proxy.inFlight,
+      forced: recorder.pools.map((r) => r.forced),
+      rejected: recorder.rejected,
     });
   const events = new EventHub(status, { refreshMs: Math.max(1000, a.interval), keepAliveMs: 15_000, maxClients: 64 });
   controller.onChange(() => events.broadcast());
@@ -121,6 +124,8 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     endpoints: () =>
       pools.flatMap((p) => p.endpoints.map((e) => ({ pool: p.name, url: e.url, healthy: e.available(clock()) }))),
     windows: () => controller.windows,
+    inflight: () => proxy.inFlight,
+    connections: () => pools.map((p) => ({ pool: p.name, ...p.connections() })),
   });
 
   // Log level and access log, changed at run time until the next restart (config holds the start).
@@ -201,7 +206,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       logger.info({ inFlight: proxy.inFlight, graceMs: config.shutdownGrace }, 'shutting down');
       await proxy.close(config.shutdownGrace);
       await health?.stop();
-      await Promise.all(pools.map((p) => p.close()));
+      await Promise.all(pools.map((p) => p.close(1000)));
       accessLog.close();
       events.close();
       await admin.close();

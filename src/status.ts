@@ -2,7 +2,8 @@
 import type { AnalysisStatus } from './control/controller.js';
 import type { ControllerState } from './control/state.js';
 import { canaryOf } from './control/state.js';
-import type { UpstreamPool } from './data/upstream.js';
+import type { UpstreamConnections, UpstreamPool } from './data/upstream.js';
+import type { ForcedCounts } from './stats/recorder.js';
 import type { WindowStats } from './stats/window.js';
 
 export interface StatusDocument {
@@ -25,8 +26,16 @@ export interface StatusDocument {
     {
       endpoints: { url: string; healthy: boolean; ejected: boolean; activeHealthy: boolean; inflight: number }[];
       window: WindowStats;
+      /** Upstream connections now: busy, idle, and requests queued for one. */
+      connections: UpstreamConnections;
+      /** Requests the override placed since start: served, never judged. */
+      forced: ForcedCounts;
     }
   >;
+  /** Client requests being served now (an exchange from its headers to its end). */
+  inflight: number;
+  /** Requests sluice answered itself, without an upstream, since start, by reason. */
+  rejected: Record<string, number>;
   /** The span the windows cover now (grows to analysis.window after start). */
   windowMs: number;
   /** The thresholds the canary is judged against. */
@@ -36,6 +45,10 @@ export interface StatusDocument {
 export interface StatusContext {
   windowMs: number;
   thresholds: StatusDocument['thresholds'];
+  inflight: number;
+  /** Per pool id (0 blue, 1 green). */
+  forced: readonly ForcedCounts[];
+  rejected: ReadonlyMap<string, number>;
 }
 
 const publicWindow = (w: WindowStats): WindowStats => ({
@@ -73,6 +86,8 @@ export function statusDocument(
     pools: {},
     windowMs: ctx.windowMs,
     thresholds: { ...ctx.thresholds },
+    inflight: ctx.inflight,
+    rejected: Object.fromEntries(ctx.rejected),
   };
   for (const p of pools) {
     doc.pools[p.name] = {
@@ -84,6 +99,8 @@ export function statusDocument(
         inflight: e.inflight,
       })),
       window: publicWindow(windows[p.name]),
+      connections: p.connections(),
+      forced: { ...(ctx.forced[p.id] as ForcedCounts) },
     };
   }
   return doc;

@@ -138,6 +138,13 @@ export const configSchema = z
                   .default('x-sluice-pool')
                   .describe('Header whose value (blue or green) forces a pool.'),
                 cookie: z.string().default('sluice-pool').describe('Cookie whose value (blue or green) forces a pool.'),
+                allowFrom: z
+                  .array(cidr)
+                  .nullable()
+                  .default(null)
+                  .describe(
+                    'Client addresses (CIDRs, matched on the resolved client address) that may force a pool; null: anyone. Forced requests are never judged.',
+                  ),
               })
               .strict(),
           ])
@@ -260,6 +267,16 @@ export const configSchema = z
         clientHeaders: duration()
           .default(10_000)
           .describe('Client request headers must arrive within this (408 and close past it).'),
+        clientBody: duration()
+          .default(30_000)
+          .describe(
+            'A request body of up to limits.bufferBodyBytes must arrive whole within this, before any upstream is involved (408 past it).',
+          ),
+        queue: duration()
+          .default(5000)
+          .describe(
+            'A request waits at most this for a free upstream connection (503 with Retry-After past it, never sent upstream).',
+          ),
       })
       .strict()
       .prefault({}),
@@ -286,6 +303,64 @@ export const configSchema = z
           .default(10_000)
           .describe(
             'Concurrent client connections (like nginx worker_connections); past it new connections are closed at once.',
+          ),
+        bufferResponseBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(64 << 20)
+          .default(1 << 20)
+          .describe(
+            'Response bytes held in memory for a client that reads slower than the upstream answers (nginx proxy_buffers): a response that fits frees its upstream connection at once; 0 holds none.',
+          ),
+        bufferResponseTotalBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(256 << 20)
+          .describe(
+            'Memory all held responses may use together; past it, a response waits for its client with its upstream connection paused.',
+          ),
+        minResponseRate: z
+          .number()
+          .int()
+          .min(0)
+          .default(1024)
+          .describe(
+            'Bytes per second a client must read on average once it has kept a response waiting for timeouts.clientBody (0: no minimum); slower readers are cut.',
+          ),
+        maxConnectionsPerClient: z
+          .number()
+          .int()
+          .min(0)
+          .default(0)
+          .describe(
+            'Concurrent connections from one peer address (nginx limit_conn); past it: 503 and close. 0: no limit (behind an L4 balancer every client has its address).',
+          ),
+        bufferBodyBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(64 << 20)
+          .default(1 << 20)
+          .describe(
+            'Request bodies up to this size are read whole before an upstream connection is taken (nginx proxy_request_buffering); 0 streams every body.',
+          ),
+        bufferBodyTotalBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(256 << 20)
+          .describe(
+            'Memory all buffered request bodies may hold together; past it, bodies stream as if they were larger than bufferBodyBytes.',
+          ),
+        minBodyRate: z
+          .number()
+          .int()
+          .min(0)
+          .default(1024)
+          .describe(
+            'Bytes per second a streamed request body must keep up on average after its first timeouts.clientBody (0: no minimum); slower bodies are cut.',
           ),
       })
       .strict()

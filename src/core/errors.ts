@@ -66,6 +66,12 @@ const UPSTREAM_FAILURES: Readonly<Record<string, UpstreamFailure>> = {
 };
 const OTHER_FAILURE = f('other', 502, 'upstream_error');
 
+/**
+ * No upstream connection of the pool freed up within timeouts.queue: the request was never sent.
+ * A timeout of the pool (its endpoints are saturated), answered 503 with Retry-After.
+ */
+export const QUEUE_TIMEOUT = f('timeout', 503, 'upstream_queue_timeout');
+
 /** Map an undici / socket error to its failure class. */
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const code = (err as { code?: unknown } | null)?.code;

@@ -11,7 +11,8 @@
  * advances the clock and fails those past the timeout, oldest first.
  *
  * A deadline fires after `timeoutMs` and less than `timeoutMs + 2 * tickMs` (undici's own timer
- * wheel is ~1 s coarse too).
+ * wheel is ~1 s coarse too). timeouts.queue (the wait for a free upstream connection) uses a
+ * second list of the same kind.
  */
 
 /** An exchange waiting for response headers. The list is intrusive: linking allocates nothing. */
@@ -20,8 +21,8 @@ export interface Awaiting {
   awaitNext: Awaiting | undefined;
   awaitLinked: boolean;
   sentTick: number;
-  /** Past the deadline: fail the request (it is already unlinked). */
-  headersTimedOut(): void;
+  /** Past the deadline of `list`: fail the request (it is already unlinked). */
+  deadlinePassed(list: ResponseDeadlines): void;
 }
 
 export class ResponseDeadlines {
@@ -70,7 +71,7 @@ export class ResponseDeadlines {
     while (this.head !== undefined && this.tick - this.head.sentTick >= this.ticks) {
       const x = this.head;
       this.remove(x);
-      x.headersTimedOut();
+      x.deadlinePassed(this);
     }
   }
 

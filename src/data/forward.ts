@@ -10,9 +10,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors, type Dispatcher } from 'undici';
-import { classifyUpstreamError, type UpstreamFailure } from '../core/errors.js';
+import { classifyUpstreamError, QUEUE_TIMEOUT, type UpstreamFailure } from '../core/errors.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
+import { type Body, type BodyBudget, type BodyPolicy, readBody, watchRate } from './body.js';
 import type { Awaiting, ResponseDeadlines } from './deadlines.js';
 import { responseHeaders, type ResponseMeta } from './headers.js';
 import type { Endpoint, UpstreamPool } from './upstream.js';
@@ -31,39 +32,85 @@ export interface ForwardContext {
    * deadlines.ts); undefined when undici keeps it for every request.
    */
   deadlines: ResponseDeadlines | undefined;
+  /** timeouts.queue: requests waiting for a free upstream connection, on the same coarse clock. */
+  queue: ResponseDeadlines;
+  body: BodyPolicy;
+  bodyBudget: BodyBudget;
+  /** limits.minResponseRate: bytes per second a client that stalls a response must read on average. */
+  minResponseRate: number;
+  /** limits.bufferResponseBytes: what one response may hold in memory for a client that is behind. */
+  responseBufferBytes: number;
+  /** limits.bufferResponseTotalBytes: what all of them may hold together. */
+  responseBudget: BodyBudget;
 }
 
+/** sluice's own JSON error answer; `retryAfter` (seconds) adds Retry-After (503 overload). */
 export function sendError(
   res: ServerResponse,
   status: number,
   code: string,
   requestId: string,
   message?: string,
+  retryAfter?: number,
 ): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = `{"error":{"code":"${code}","status":${status},"requestId":"${requestId}"${message === undefined ? '' : `,"message":${JSON.stringify(message)}`}}}\n`;
-  res.writeHead(status, [
+  const headers = [
     'content-type',
     'application/json',
     'content-length',
     String(Buffer.byteLength(body)),
     'x-request-id',
     requestId,
-  ]);
+  ];
+  if (retryAfter !== undefined) headers.push('retry-after', String(retryAfter));
+  res.writeHead(status, headers);
   res.end(body);
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-/** The exchange a response belongs to, so one shared 'close' listener serves every request. */
+/** The exchange a response belongs to, so shared listeners serve every request. */
 const kExchange = Symbol('sluice.exchange');
+type Tagged = ServerResponse & { [kExchange]?: Exchange };
 
 /** res 'close' before the exchange finished: the client went away. Shared: no closure per request. */
 function onResponseClose(this: ServerResponse): void {
-  (this as ServerResponse & { [kExchange]?: Exchange })[kExchange]?.clientClosed();
+  const x = (this as Tagged)[kExchange];
+  if (x === undefined) return;
+  x.releaseBuffered();
+  x.clientClosed();
+}
+
+/** A response queued behind another on its connection got the socket: its turn has come. */
+function onResponseSocket(this: ServerResponse): void {
+  (this as Tagged)[kExchange]?.begin();
+}
+
+/** Where an exchange is: each stage may end early, for any reason, and still finishes once. */
+enum Stage {
+  /** Pipelined behind an earlier request on the same connection: nothing is read or sent yet. */
+  Turn = 0,
+  /** Reading the request body before any upstream is involved (body.ts). */
+  Body = 1,
+  /** Handed to undici, waiting for a free upstream connection (timeouts.queue). */
+  Queued = 2,
+  /** Written to an upstream connection: waiting for or relaying its answer. */
+  Sent = 3,
+}
+
+export interface ExchangeRequest {
+  path: string;
+  method: string;
+  headers: string[];
+  /** The client request; its body is read only when `hasBody`. */
+  req: IncomingMessage;
+  hasBody: boolean;
+  /** Content-Length of the body, or -1 when chunked. */
+  declaredLength: number;
 }
 
 export class Exchange implements ResponseMeta, Awaiting {
@@ -77,12 +124,30 @@ export class Exchange implements ResponseMeta, Awaiting {
   /** undici's handle on the upstream request: abort, pause, resume (set on each attempt). */
   private controller: Dispatcher.DispatchController | undefined;
   private onDrainBound: (() => void) | undefined;
+  private stage = Stage.Turn;
   private finished = false;
   private clientGone = false;
   private headerMicros = 0;
   private status = 0;
   private attempts = 0;
-  private endpoint: Endpoint;
+  private endpoint: Endpoint | undefined;
+  /** What undici is given: path, method, headers and the body once it is known. */
+  private dispatchOpts:
+    | { path: string; method: string; headers: string[]; body: Body | null; headersTimeout: number | undefined }
+    | undefined;
+  /** Stops reading the body (Stage.Body) or watching a streamed body's rate. */
+  private stopBody: (() => void) | undefined;
+  /** Budget bytes the buffered body holds. */
+  private held = 0;
+  /** Response bytes held in memory for a client that is behind (limits.bufferResponseBytes). */
+  private buffered = 0;
+  private waitingDrain = false;
+  /** When the client first stopped keeping up with the response (ctx.now()), 0 before. */
+  private stalledAt = 0;
+  /** Bytes the client's socket had sent on then. */
+  private stalledBytes = 0;
+  /** Which coarse-clock list the exchange is linked into, if any. */
+  private list: ResponseDeadlines | undefined;
   awaitPrev: Awaiting | undefined = undefined;
   awaitNext: Awaiting | undefined = undefined;
   awaitLinked = false;
@@ -92,51 +157,175 @@ export class Exchange implements ResponseMeta, Awaiting {
     private readonly ctx: ForwardContext,
     readonly res: ServerResponse,
     readonly pool: UpstreamPool,
-    endpoint: Endpoint,
-    readonly opts: {
-      path: string;
-      method: string;
-      headers: string[];
-      body: IncomingMessage | null;
-      headersTimeout: number | undefined;
-    },
+    readonly request: ExchangeRequest,
     readonly requestId: string,
     readonly remote: string,
+    /** Placed by the override: served, counted apart, never judged. */
+    readonly forced: boolean,
     private readonly start: number,
   ) {
-    this.endpoint = endpoint;
-    (res as ServerResponse & { [kExchange]?: Exchange })[kExchange] = this;
+    (res as Tagged)[kExchange] = this;
     res.on('close', onResponseClose);
   }
 
+  /** True while the exchange waits for an earlier response on its connection (pipelining). */
+  get waitingTurn(): boolean {
+    return this.stage === Stage.Turn && !this.finished;
+  }
+
+  /** True while this request's own bytes are still arriving (its body, or the parser on it). */
+  get readingRequest(): boolean {
+    return !this.finished && !this.request.req.complete;
+  }
+
+  get done(): boolean {
+    return this.finished;
+  }
+
+  /**
+   * Start: at once when the response owns the connection, else once the responses before it
+   * are done (Node queues pipelined responses; sending the request upstream before then would
+   * hold an upstream connection for an answer that cannot be written yet).
+   */
+  begin(): void {
+    if (this.finished || this.stage !== Stage.Turn) return;
+    if (this.res.socket === null) {
+      this.res.once('socket', onResponseSocket);
+      return;
+    }
+    const r = this.request;
+    if (!r.hasBody) {
+      this.send(null);
+      return;
+    }
+    this.stage = Stage.Body;
+    this.stopBody = readBody(r.req, r.declaredLength, this.ctx.body, this.ctx.bodyBudget, (b) => {
+      this.stopBody = undefined;
+      if ('failed' in b) {
+        if (b.failed === 'closed') return this.finish(undefined, true);
+        return this.reject(408, 'body_timeout', 'request body not received within timeouts.clientBody');
+      }
+      this.held = b.held;
+      if (!Buffer.isBuffer(b.body)) {
+        // Streamed: the socket gets timeouts.idle between chunks and the body a minimum rate.
+        r.req.socket.setTimeout(this.ctx.idleMs);
+        this.stopBody = watchRate(r.req, this.ctx.body, this.ctx.now, () =>
+          this.cut(408, 'body_too_slow', 'request body slower than limits.minBodyRate'),
+        );
+      }
+      this.send(b.body);
+    });
+  }
+
+  private send(body: Body | null): void {
+    const r = this.request;
+    this.dispatchOpts = {
+      path: r.path,
+      method: r.method,
+      headers: r.headers,
+      body,
+      // A streamed body restarts undici's headers timeout as it goes out: give it its own.
+      headersTimeout: body === null || Buffer.isBuffer(body) ? undefined : this.ctx.deadlines?.timeoutMs,
+    };
+    this.endpoint = this.pool.pick(this.pool.allUp ? 0 : Date.now());
+    this.dispatch();
+  }
+
   /** Send (or re-send, on a retryable failure) to `this.endpoint`. */
-  dispatch(): void {
+  private dispatch(): void {
+    const ep = this.endpoint as Endpoint;
+    this.stage = Stage.Queued;
     this.attempts++;
-    this.endpoint.inflight++;
-    this.endpoint.dispatcher.dispatch(this.opts, this);
+    ep.inflight++;
+    this.link(this.ctx.queue);
+    ep.dispatcher.dispatch(this.dispatchOpts as NonNullable<Exchange['dispatchOpts']>, this);
+  }
+
+  private link(list: ResponseDeadlines): void {
+    this.unlink();
+    this.list = list;
+    list.add(this);
+  }
+
+  private unlink(): void {
+    if (this.list === undefined) return;
+    this.list.remove(this);
+    this.list = undefined;
   }
 
   /** The client went away before we finished: abort the upstream request. Not an upstream error. */
   clientClosed(): void {
     if (this.finished) return;
     this.clientGone = true;
+    if (this.stage < Stage.Queued) {
+      this.finish(undefined, true);
+      return;
+    }
+    // Queued at undici without a controller yet: aborted in onRequestStart, or at the queue deadline.
     this.controller?.abort(new Error('client closed'));
+  }
+
+  /**
+   * The request itself is bad (a malformed body the parser refused): answer `status` if nothing
+   * was answered yet and end the exchange, aborting the upstream request if one was sent.
+   */
+  cut(status: number, code: string, message: string): void {
+    if (this.finished) return;
+    if (this.stage < Stage.Queued) {
+      this.reject(status, code, message);
+      return;
+    }
+    this.clientGone = true;
+    this.res.shouldKeepAlive = false;
+    if (!this.res.headersSent) sendError(this.res, status, code, this.requestId, message);
+    else this.res.destroy();
+    // Finished first: undici's onResponseError for this abort then finds nothing left to do.
+    this.finish(undefined, false, code);
+    this.controller?.abort(new Error(code));
+  }
+
+  /** Answer without any upstream: nothing was sent, nothing is recorded. */
+  private reject(status: number, code: string, message: string): void {
+    this.status = status;
+    this.res.shouldKeepAlive = false;
+    sendError(this.res, status, code, this.requestId, message);
+    this.finish(undefined, false, code);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.clientGone) {
+    this.unlink();
+    if (this.clientGone || this.finished) {
       controller.abort(new Error('client closed'));
       return;
     }
+    this.stage = Stage.Sent;
     // undici calls this as it writes the request: the response timeout starts now.
     const deadlines = this.ctx.deadlines;
-    if (deadlines !== undefined && this.opts.body === null) deadlines.add(this);
+    if (deadlines !== undefined && this.dispatchOpts?.headersTimeout === undefined) this.link(deadlines);
   }
 
-  /** No response headers within timeouts.response: as undici's own headers timeout would fail it. */
-  headersTimedOut(): void {
-    this.controller?.abort(new errors.HeadersTimeoutError());
+  /**
+   * Past a coarse-clock deadline: in the queue, no upstream connection freed up within
+   * timeouts.queue (503, never sent); sent, no response headers within timeouts.response (as
+   * undici's own headers timeout would fail it).
+   */
+  deadlinePassed(list: ResponseDeadlines): void {
+    this.list = undefined;
+    if (list !== this.ctx.queue) {
+      this.controller?.abort(new errors.HeadersTimeoutError());
+      return;
+    }
+    // Still in undici's queue: it calls onRequestStart once a connection frees, and is aborted there.
+    if (this.clientGone) {
+      this.finish(undefined, true);
+      return;
+    }
+    this.headerMicros = (this.ctx.now() - this.start) * 1000;
+    this.status = QUEUE_TIMEOUT.status;
+    this.res.shouldKeepAlive = false;
+    sendError(this.res, QUEUE_TIMEOUT.status, QUEUE_TIMEOUT.code, this.requestId, undefined, 1);
+    this.finish(QUEUE_TIMEOUT);
   }
 
   onResponseStart(
@@ -146,10 +335,10 @@ export class Exchange implements ResponseMeta, Awaiting {
     statusText?: string,
   ): void {
     if (statusCode < 200) return; // 1xx informational: not forwarded
-    if (this.awaitLinked) this.ctx.deadlines?.remove(this);
+    this.unlink();
     this.headerMicros = (this.ctx.now() - this.start) * 1000;
     this.status = statusCode;
-    this.pool.answered(this.endpoint);
+    this.pool.answered(this.endpoint as Endpoint);
     const res = this.res;
     if (this.clientGone || res.destroyed) {
       this.clientGone = true;
@@ -171,8 +360,31 @@ export class Exchange implements ResponseMeta, Awaiting {
       return;
     }
     if (left > 0) this.bodyLength = left - chunk.length;
-    if (this.res.write(chunk)) return;
+    const res = this.res;
+    if (res.write(chunk)) return;
+    // The client is behind. Up to limits.bufferResponseBytes the answer is read on into memory
+    // (nginx proxy_buffers): one that fits frees its upstream connection now, whatever the
+    // client's pace, and a slow reader holds memory from a bounded budget, not a connection.
+    const budget = this.ctx.responseBudget;
+    if (res.writableLength <= this.ctx.responseBufferBytes && budget.held + chunk.length <= budget.total) {
+      this.buffered += chunk.length;
+      budget.held += chunk.length;
+      this.awaitDrain();
+      return;
+    }
     controller.pause();
+    this.awaitDrain();
+  }
+
+  /** Wait for the client to catch up (once per stall): timeouts.idle, and limits.minResponseRate. */
+  private awaitDrain(): void {
+    if (this.waitingDrain) return;
+    this.waitingDrain = true;
+    if (this.stalledAt === 0) {
+      const socket = this.res.socket;
+      this.stalledAt = this.ctx.now();
+      if (socket !== null) this.stalledBytes = socket.bytesWritten - socket.writableLength;
+    }
     if (this.onDrainBound === undefined) this.onDrainBound = () => this.drained();
     this.res.once('drain', this.onDrainBound);
     // The client is not keeping up: it gets timeouts.idle to read again, else its socket is
@@ -180,10 +392,40 @@ export class Exchange implements ResponseMeta, Awaiting {
     this.res.socket?.setTimeout(this.ctx.idleMs);
   }
 
+  /** Give back what the response held of the budget: its buffer was flushed, or dropped. */
+  releaseBuffered(): void {
+    if (this.buffered === 0) return;
+    this.ctx.responseBudget.held -= this.buffered;
+    this.buffered = 0;
+  }
+
   private drained(): void {
-    // A request body still arriving keeps its own idle timer (ProxyServer.handle).
-    if (this.opts.body === null) this.res.socket?.setTimeout(0);
+    this.waitingDrain = false;
+    this.releaseBuffered();
+    const socket = this.res.socket;
+    if (socket !== null && this.tooSlow(socket)) {
+      this.ctx.recorder.reject('response_too_slow');
+      this.res.destroy(); // 'close' aborts the upstream request (clientClosed)
+      return;
+    }
+    // A request body still streaming keeps its own idle timer (begin).
+    if (this.request.req.complete) socket?.setTimeout(0);
     this.controller?.resume();
+  }
+
+  /**
+   * A client reading a trickle (slowhttptest's slow read: 32 bytes every 5 s) is never idle, but
+   * holds an upstream connection for as long as it likes: once the response has been waiting on
+   * it for timeouts.clientBody, it must have read limits.minResponseRate on average since.
+   * Checked only when a stalled response drains, never on the fast path.
+   */
+  private tooSlow(socket: import('node:net').Socket): boolean {
+    const min = this.ctx.minResponseRate;
+    if (min <= 0) return false;
+    const elapsed = this.ctx.now() - this.stalledAt;
+    if (elapsed < this.ctx.body.timeoutMs) return false;
+    const read = socket.bytesWritten - socket.writableLength - this.stalledBytes;
+    return read < (min * elapsed) / 1000;
   }
 
   onResponseEnd(): void {
@@ -193,22 +435,24 @@ export class Exchange implements ResponseMeta, Awaiting {
 
   onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
     if (this.finished) return;
-    if (this.awaitLinked) this.ctx.deadlines?.remove(this);
+    this.unlink();
     if (this.clientGone) {
       this.finish(undefined, true);
       return;
     }
     const failure = classifyUpstreamError(err);
+    const ep = this.endpoint as Endpoint;
     if (this.status === 0) {
-      if (failure.kind === 'connect') this.pool.connectFailed(this.endpoint);
+      if (failure.kind === 'connect') this.pool.connectFailed(ep);
       if (this.mayRetry(failure)) {
         // Ejection deadlines are wall-clock times: pick() takes Date.now(), not ctx.now().
-        const next = this.pool.pick(Date.now(), this.endpoint);
+        const next = this.pool.pick(Date.now(), ep);
         // A refused connect must go elsewhere; a reset may repeat on the same endpoint (a
         // keep-alive race with the upstream closing an idle connection).
-        if (next !== this.endpoint || failure.kind === 'reset') {
-          this.endpoint.inflight--;
+        if (next !== ep || failure.kind === 'reset') {
+          ep.inflight--;
           this.endpoint = next;
+          this.controller = undefined;
           this.dispatch();
           return;
         }
@@ -225,39 +469,57 @@ export class Exchange implements ResponseMeta, Awaiting {
 
   /**
    * Whether a failure before any response byte may be retried on another endpoint of the pool
-   * (nginx proxy_next_upstream error). Bodies are streamed, so only body-less requests retry:
+   * (nginx proxy_next_upstream error). Only requests whose body can be sent again retry (none,
+   * or buffered whole):
    * - a failed connect, up to once per endpoint: nothing reached the application;
    * - a reset, once, for idempotent methods only (RFC 9110 §9.2.2): the request may have reached
    *   it, but repeating it is safe; once only, so a request that crashes its upstream cannot take
    *   the whole pool down with it.
    */
   private mayRetry(f: UpstreamFailure): boolean {
-    if (this.opts.body !== null || this.clientGone) return false;
+    const body = this.dispatchOpts?.body ?? null;
+    if ((body !== null && !Buffer.isBuffer(body)) || this.clientGone) return false;
     if (f.retryable) return this.attempts < this.pool.endpoints.length;
-    return f.kind === 'reset' && this.attempts === 1 && IDEMPOTENT.has(this.opts.method);
+    return f.kind === 'reset' && this.attempts === 1 && IDEMPOTENT.has(this.request.method);
   }
 
-  /** Record, log and release, exactly once. */
-  private finish(failure: UpstreamFailure | undefined, clientAborted = false): void {
+  /**
+   * Record, log and release, exactly once. `rejected` names why sluice answered without any
+   * upstream (nothing is recorded for the pool then).
+   */
+  private finish(failure: UpstreamFailure | undefined, clientAborted = false, rejected?: string): void {
     if (this.finished) return;
     this.finished = true;
-    this.endpoint.inflight--;
+    this.unlink();
+    this.stopBody?.();
+    this.stopBody = undefined;
+    if (this.held !== 0) {
+      this.ctx.bodyBudget.held -= this.held;
+      this.held = 0;
+    }
+    if (this.endpoint !== undefined && this.stage >= Stage.Queued) this.endpoint.inflight--;
     if (this.onDrainBound !== undefined) this.res.removeListener('drain', this.onDrainBound);
     // The 'close' listener stays: it is shared, and a finished exchange ignores it.
-    if (!clientAborted) this.ctx.recorder.record(this.pool.id, this.status, this.headerMicros, failure?.kind);
+    const rec = this.ctx.recorder;
+    if (rejected !== undefined) rec.reject(rejected);
+    else if (!clientAborted) {
+      if (this.forced) rec.recordForced(this.pool.id, this.status, failure?.kind);
+      else rec.record(this.pool.id, this.status, this.headerMicros, failure?.kind);
+      if (failure === QUEUE_TIMEOUT) rec.reject('queue_timeout');
+    }
     const log = this.ctx.accessLog;
     if (log !== undefined) {
       log.log(
         Date.now(),
         this.requestId,
-        this.opts.method,
-        this.opts.path,
+        this.request.method,
+        this.request.path,
         clientAborted ? 499 : this.status,
         this.pool.name,
-        this.endpoint.url,
+        this.endpoint?.url ?? '-',
         this.ctx.now() - this.start,
         this.remote,
-        clientAborted ? 'client_abort' : failure?.code,
+        clientAborted ? 'client_abort' : (rejected ?? failure?.code),
       );
     }
     this.ctx.done();

@@ -12,6 +12,7 @@ import { listenOn, TrustedSet } from '../core/net.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
 import { ResponseDeadlines } from './deadlines.js';
+import { BodyBudget } from './body.js';
 import { Exchange, sendError, type ForwardContext } from './forward.js';
 import {
   headerNames,
@@ -21,7 +22,7 @@ import {
   type HeaderNames,
   type ScannedRequest,
 } from './headers.js';
-import { choosePool, clientIp, normalizeIp, parseSplitKey, type Selector } from './select.js';
+import { choosePool, clientIp, FORCED, normalizeIp, parseSplitKey, type Selector } from './select.js';
 import type { PoolId, TableCell } from './table.js';
 import type { UpstreamPool } from './upstream.js';
 import { WebSocketProxy } from './upgrade.js';
@@ -43,6 +44,8 @@ export interface Prepared {
   requestId: string;
   ip: string;
   path: string;
+  /** Placed by the override: served and counted apart, never judged. */
+  forced: boolean;
 }
 
 const ABSOLUTE_FORM = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(.*)$/i;
@@ -68,7 +71,11 @@ export class ProxyServer {
     this.trusted = new TrustedSet(c.split.trustedProxies);
     const key = parseSplitKey(c.split.key);
     const ov = c.split.override;
-    this.selector = { key, overrideCookie: ov === false ? undefined : ov.cookie };
+    this.selector = {
+      key,
+      overrideCookie: ov === false ? undefined : ov.cookie,
+      overrideFrom: ov === false || ov.allowFrom === null ? undefined : new TrustedSet(ov.allowFrom),
+    };
     this.names = headerNames(
       key.kind === 'header' ? key.name : undefined,
       ov === false ? undefined : ov.header,
@@ -87,6 +94,12 @@ export class ProxyServer {
       done: this.exchangeDone,
       idleMs: t.idle,
       deadlines,
+      queue: new ResponseDeadlines(t.queue),
+      body: { maxBytes: c.limits.bufferBodyBytes, timeoutMs: t.clientBody, minRate: c.limits.minBodyRate },
+      bodyBudget: new BodyBudget(c.limits.bufferBodyTotalBytes),
+      minResponseRate: c.limits.minResponseRate,
+      responseBufferBytes: c.limits.bufferResponseBytes,
+      responseBudget: new BodyBudget(c.limits.bufferResponseTotalBytes),
     };
     const pools = deps.pools;
     this.available = (id) => {
@@ -113,7 +126,12 @@ export class ProxyServer {
     // request. Idle keep-alive connections close at keepAliveTimeout; a socket gets timeouts.idle
     // only while sluice waits on its client: a request body arriving (handle) or a response the
     // client does not read (Exchange.onResponseData).
-    this.server.on('clientError', onClientError);
+    this.server.on('connection', onConnection);
+    const perClient = c.limits.maxConnectionsPerClient;
+    if (perClient > 0) this.limitPerClient(perClient);
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+      onClientError(err, socket, deps.recorder),
+    );
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => rejectSocket(socket, CLIENT_ERRORS.connect));
     this.ws = new WebSocketProxy({
       deadline: c.timeouts.connect + c.timeouts.response,
@@ -129,8 +147,33 @@ export class ProxyServer {
     });
   }
 
+  /**
+   * limits.maxConnectionsPerClient: count connections by peer address; one past the limit is
+   * answered 503 and closed before any request is read.
+   */
+  private limitPerClient(max: number): void {
+    const open = new Map<string, number>();
+    this.server.prependListener('connection', (socket: Socket) => {
+      const peer = normalizeIp(socket.remoteAddress);
+      const n = (open.get(peer) ?? 0) + 1;
+      if (n > max) {
+        this.deps.recorder.reject('too_many_connections');
+        (socket as Tracked)[kConn] = { last: undefined, waiting: [], broken: true };
+        writeRaw(socket, 503, 'too_many_connections');
+        return;
+      }
+      open.set(peer, n);
+      socket.once('close', () => {
+        const left = (open.get(peer) ?? 1) - 1;
+        if (left === 0) open.delete(peer);
+        else open.set(peer, left);
+      });
+    });
+  }
+
   listen(port: number, host: string): Promise<number> {
     this.ctx.deadlines?.start();
+    this.ctx.queue.start();
     return listenOn(this.server, port, host);
   }
 
@@ -196,7 +239,7 @@ export class ProxyServer {
     }
     const ip = clientIp(peer, peerTrusted, scanned.xff, this.trusted);
     const table = this.deps.table.current;
-    const poolId = choosePool(table, this.selector, scanned, ip, this.available);
+    const choice = choosePool(table, this.selector, scanned, ip, this.available);
     const requestId =
       peerTrusted && scanned.requestId !== undefined && SAFE_REQUEST_ID.test(scanned.requestId)
         ? scanned.requestId
@@ -212,45 +255,63 @@ export class ProxyServer {
     // the application agreeing) beats two that may not; nginx's usual realip setup does the same.
     out.push('x-real-ip', ip);
     if (peerTrusted && scanned.forwarded !== undefined) out.push('forwarded', scanned.forwarded);
-    return { scanned, pool: this.deps.pools[poolId], requestId, ip, path };
+    return {
+      scanned,
+      pool: this.deps.pools[(choice & 1) as PoolId],
+      requestId,
+      ip,
+      path,
+      forced: (choice & FORCED) !== 0,
+    };
   }
 
   private readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const conn = (req.socket as Tracked)[kConn];
+    // Refused by limitPerClient: its 503 is on the way and the socket closes after it.
+    if (conn?.broken) return;
     if (this.closing) {
       res.shouldKeepAlive = false;
+      this.deps.recorder.reject('shutting_down');
       sendError(res, 503, 'shutting_down', this.nextId());
       return;
     }
     const p = this.prepare(req);
     if (!('pool' in p)) {
       res.shouldKeepAlive = false;
+      this.deps.recorder.reject(p.code);
       if (p.status === 405) res.setHeader('allow', ALLOW);
       sendError(res, p.status, p.code, this.nextId(), p.message);
       return;
     }
     const now = performance.now();
-    if (p.scanned.hasBody) req.socket.setTimeout(this.ctx.idleMs);
-    const pool = p.pool;
-    const endpoint = pool.pick(pool.allUp ? 0 : Date.now());
     this.inflight++;
-    const method = req.method as string;
+    const s = p.scanned;
     const exchange = new Exchange(
       this.ctx,
       res,
-      pool,
-      endpoint,
+      p.pool,
       {
         path: p.path,
-        method,
-        headers: p.scanned.out,
-        body: p.scanned.hasBody ? req : null,
-        headersTimeout: p.scanned.hasBody ? this.ctx.deadlines?.timeoutMs : undefined,
+        method: req.method as string,
+        headers: s.out,
+        req,
+        hasBody: s.hasBody,
+        declaredLength: s.hasBody && !s.transferEncoding ? Number(req.headers['content-length']) : -1,
       },
       p.requestId,
       p.ip,
+      p.forced,
       now,
     );
-    exchange.dispatch();
+    exchange.begin();
+    if (conn !== undefined) {
+      conn.last = exchange;
+      if (exchange.waitingTurn) {
+        const w = conn.waiting;
+        while (w.length > 0 && !(w[0] as Exchange).waitingTurn) w.shift();
+        w.push(exchange);
+      }
+    }
   };
 
   /** Stop accepting, let in-flight requests finish within `graceMs`, then cut the rest. */
@@ -271,22 +332,82 @@ export class ProxyServer {
     this.ws.closeAll();
     this.server.closeAllConnections();
     this.ctx.deadlines?.stop();
+    this.ctx.queue.stop();
     await closed;
   }
 }
 
-/** Parser-level errors (malformed requests, oversized headers, header timeout): answer and close. */
-function onClientError(err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket): void {
+/** TRACK (IIS's TRACE): Node's parser refuses the method itself; it gets TRACE's 405 (prepare). */
+function isTrack(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): boolean {
+  return err.code === 'HPE_INVALID_METHOD' && err.rawPacket?.subarray(0, 6).toString('latin1') === 'TRACK ';
+}
+
+/**
+ * Per client connection: its newest exchange, and those pipelined behind an earlier response. A
+ * queued response never sees its socket close, so the connection tells them (onConnectionClose).
+ */
+interface Connection {
+  last: Exchange | undefined;
+  waiting: Exchange[];
+  /** The parser failed on this connection: one answer for it is under way. */
+  broken: boolean;
+}
+const kConn = Symbol('sluice.connection');
+type Tracked = Socket & { [kConn]?: Connection };
+
+function onConnection(socket: Socket): void {
+  if ((socket as Tracked)[kConn] !== undefined) return; // refused by limitPerClient
+  (socket as Tracked)[kConn] = { last: undefined, waiting: [], broken: false };
+  socket.once('close', onConnectionClose);
+}
+
+function onConnectionClose(this: Socket): void {
+  const conn = (this as Tracked)[kConn];
+  if (conn === undefined) return;
+  for (const x of conn.waiting) x.clientClosed();
+  conn.waiting.length = 0;
+  conn.last = undefined;
+}
+
+/**
+ * Parser-level errors (malformed requests, oversized headers, header timeout, a broken chunked
+ * body): answer and close. When the bad bytes are a request's own body, that request gets the
+ * answer (and its upstream request, if a streamed body had started one, is aborted). When they
+ * follow complete requests, those are answered first: the 400 goes out after the last of them.
+ */
+function onClientError(err: NodeJS.ErrnoException, socket: Socket, recorder: Recorder): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
   }
+  const conn = (socket as Tracked)[kConn];
+  if (conn?.broken) return;
+  if (conn !== undefined) conn.broken = true;
   const [status, code] =
     err.code === 'HPE_HEADER_OVERFLOW'
       ? [431, 'headers_too_large']
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'request_timeout']
-        : [400, err.code === undefined ? 'bad_request' : err.code.toLowerCase()];
+        : isTrack(err)
+          ? [405, CLIENT_ERRORS.traceMethod.code]
+          : [400, err.code === undefined ? 'bad_request' : err.code.toLowerCase()];
+  recorder.reject(code);
+  const last = conn?.last;
+  if (last !== undefined && !last.done && last.readingRequest) {
+    last.cut(status, code, 'malformed request');
+    return;
+  }
+  if (last !== undefined && !last.res.writableFinished && !last.res.destroyed) {
+    const answer = (): void => {
+      if (socket.writable) writeRaw(socket, status, code);
+      else socket.destroy();
+    };
+    last.res.once('finish', answer);
+    last.res.once('close', () => {
+      if (!last.res.writableFinished) socket.destroy(); // ended without finishing: nothing to follow
+    });
+    return;
+  }
   writeRaw(socket, status, code);
 }
 

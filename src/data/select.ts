@@ -53,7 +53,17 @@ export function clientIp(peer: string, peerTrusted: boolean, xff: string | undef
 export interface Selector {
   key: SplitKey;
   overrideCookie: string | undefined;
+  /** Client addresses that may force a pool (split.override.allowFrom); undefined: anyone. */
+  overrideFrom?: TrustedSet | undefined;
 }
+
+/**
+ * Set in choosePool's answer when the override placed the request: such a request is served but
+ * never judged (a client must not be able to roll a canary back or dilute its errors).
+ */
+export const FORCED = 2;
+/** choosePool's answer: a PoolId, with FORCED set when the override chose it. */
+export type PoolChoice = number;
 
 /** The routing key of a request: header / cookie value when configured and present, else the IP. */
 export function routingKey(sel: Selector, scanned: ScannedRequest, ip: string): string {
@@ -69,8 +79,8 @@ export function routingKey(sel: Selector, scanned: ScannedRequest, ip: string): 
 }
 
 /**
- * Choose the pool for a request. `available(id)` says whether a pool has an endpoint that may
- * take traffic now.
+ * Choose the pool for a request: its PoolId (`choice & 1`), with FORCED set when the override
+ * placed it. `available(id)` says whether a pool has an endpoint that may take traffic now.
  */
 export function choosePool(
   table: RoutingTable,
@@ -78,14 +88,16 @@ export function choosePool(
   scanned: ScannedRequest,
   ip: string,
   available: (id: PoolId) => boolean,
-): PoolId {
+): PoolChoice {
   let pool = overridePool(scanned.override);
   if (pool === -1 && sel.overrideCookie !== undefined && scanned.cookie !== undefined)
     pool = overridePool(soleCookieValue(scanned.cookie, sel.overrideCookie));
-  if (pool === -1) pool = poolForBucket(table, bucketOf(routingKey(sel, scanned, ip)));
+  let forced = 0;
+  if (pool !== -1 && (sel.overrideFrom === undefined || sel.overrideFrom.has(ip))) forced = FORCED;
+  else pool = poolForBucket(table, bucketOf(routingKey(sel, scanned, ip)));
   if (!available(pool)) {
     const other: PoolId = pool === 0 ? 1 : 0;
-    if (available(other)) return other;
+    if (available(other)) return other | forced;
   }
-  return pool;
+  return pool | forced;
 }

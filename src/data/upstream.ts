@@ -18,6 +18,12 @@ export interface UpstreamOptions {
   ejectFor: number;
 }
 
+export interface UpstreamConnections {
+  busy: number;
+  idle: number;
+  queued: number;
+}
+
 export class Endpoint {
   readonly url: string;
   readonly dispatcher: Pool;
@@ -140,8 +146,38 @@ export class UpstreamPool {
     }
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.endpoints.map((e) => e.dispatcher.close().catch(() => e.dispatcher.destroy())));
+  /**
+   * Upstream connections now, summed over the endpoints (undici's pool stats, read off the
+   * request path): `busy` carry a request, `idle` are kept alive for the next, `queued` are
+   * requests waiting for one of them.
+   */
+  connections(): UpstreamConnections {
+    const c = { busy: 0, idle: 0, queued: 0 };
+    for (const e of this.endpoints) {
+      const s = e.dispatcher.stats;
+      c.busy += s.connected - s.free;
+      c.idle += s.free;
+      c.queued += s.queued;
+    }
+    return c;
+  }
+
+  /**
+   * Close the connections once their requests are done, within `graceMs`; past it, destroy
+   * them (a request paused on a client that never reads must not hold shutdown).
+   */
+  async close(graceMs = 1000): Promise<void> {
+    await Promise.all(
+      this.endpoints.map(async (e) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((r) => {
+          timer = setTimeout(() => r('late'), graceMs);
+        });
+        const r = await Promise.race([e.dispatcher.close().catch(() => 'late' as const), late]);
+        clearTimeout(timer);
+        if (r === 'late') await e.dispatcher.destroy().catch(() => {});
+      }),
+    );
   }
 
   destroy(): void {

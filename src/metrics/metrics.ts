@@ -34,6 +34,8 @@ export interface MetricsSource {
   rollbacks(): number;
   endpoints(): { pool: string; url: string; healthy: boolean }[];
   windows(): Partial<Record<'blue' | 'green', { errorRate: number; p95Ms: number }>>;
+  inflight(): number;
+  connections(): { pool: string; busy: number; idle: number; queued: number }[];
 }
 
 export function registerMetrics(registry: Registry, recorder: Recorder, source: MetricsSource): void {
@@ -126,6 +128,46 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
     collector('sluice_rollbacks_total', 'Rollbacks, automatic and manual.', 'counter', () => [
       { labels: {}, value: source.rollbacks() },
     ]),
+  );
+  reg(
+    collector('sluice_inflight_requests', 'Client requests being served now.', 'gauge', () => [
+      { labels: {}, value: source.inflight() },
+    ]),
+  );
+  reg(
+    collector(
+      'sluice_upstream_connections',
+      'Upstream connections by pool and state (busy, idle), and requests queued for one (queued).',
+      'gauge',
+      () =>
+        source.connections().flatMap((c) =>
+          (['busy', 'idle', 'queued'] as const).map((state) => ({
+            labels: { pool: c.pool, state },
+            value: c[state],
+          })),
+        ),
+    ),
+  );
+  reg(
+    collector(
+      'sluice_forced_requests_total',
+      'Requests placed by the override header or cookie, by pool: served, never judged (not in sluice_requests_total).',
+      'counter',
+      () => recorder.pools.map((p, i) => ({ labels: { pool: POOL_NAMES[i] as string }, value: p.forced.requests })),
+    ),
+  );
+  reg(
+    collector('sluice_forced_errors_total', 'Errors among the forced requests, by pool.', 'counter', () =>
+      recorder.pools.map((p, i) => ({ labels: { pool: POOL_NAMES[i] as string }, value: p.forced.errors })),
+    ),
+  );
+  reg(
+    collector(
+      'sluice_rejected_requests_total',
+      'Requests sluice answered itself without any upstream, by reason (queue_timeout, body_timeout, body_too_slow, ...).',
+      'counter',
+      () => [...recorder.rejected].map(([reason, value]) => ({ labels: { reason }, value })),
+    ),
   );
   reg(
     collector(

@@ -35,6 +35,12 @@ export function newHistogram(): hdr.Histogram {
   });
 }
 
+/** Requests the override placed: served and counted, never part of any verdict. */
+export interface ForcedCounts {
+  requests: number;
+  errors: number;
+}
+
 export class PoolRecorder {
   /** Histogram of the current interval, in µs. Swapped by the window ring. */
   interval: hdr.Histogram = newHistogram();
@@ -47,6 +53,8 @@ export class PoolRecorder {
   readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
   sumSeconds = 0;
   count = 0;
+  /** Cumulative forced (override) requests and their errors: never in the interval or buckets. */
+  readonly forced: ForcedCounts = { requests: 0, errors: 0 };
 }
 
 export class Recorder {
@@ -71,6 +79,23 @@ export class Recorder {
     p.buckets[b]! += 1;
     p.sumSeconds += v / 1e6;
     p.count++;
+  }
+
+  /**
+   * Requests sluice answered itself without any upstream, by reason (queue_timeout,
+   * body_timeout, ...): sluice_rejected_requests_total. Rare, so a Map is fine.
+   */
+  readonly rejected = new Map<string, number>();
+
+  /** A request the override placed: counted apart, never judged (no interval, no histogram). */
+  recordForced(pool: PoolId, status: number, errorKind: UpstreamErrorKind | undefined): void {
+    const f = this.pools[pool].forced;
+    f.requests++;
+    if (errorKind !== undefined || status >= 500) f.errors++;
+  }
+
+  reject(reason: string): void {
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
   }
 
   /** Cumulative upstream failures of one kind for a pool (metrics read the arrays directly). */

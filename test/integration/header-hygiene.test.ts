@@ -75,8 +75,8 @@ describe('from an untrusted peer', () => {
       'Method Not Allowed',
       'method_not_allowed',
     ],
-    // Node's parser refuses TRACK before sluice sees it (HPE_INVALID_METHOD): 400, already so before.
-    ['TRACK', 'TRACK / HTTP/1.1\r\nHost: a\r\n\r\n', 400, 'Bad Request', 'hpe_invalid_method'],
+    // Node's parser refuses TRACK before sluice sees it (HPE_INVALID_METHOD): it still gets TRACE's 405.
+    ['TRACK', 'TRACK / HTTP/1.1\r\nHost: a\r\n\r\n', 405, 'Method Not Allowed', 'method_not_allowed'],
     ['CONNECT', 'CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n', 405, 'Method Not Allowed', 'connect_refused'],
     ['gopher:// target', 'GET gopher://a/ HTTP/1.1\r\nHost: a\r\n\r\n', 400, 'Bad Request', 'unsupported_scheme'],
     ['file:// target', 'GET file://a/etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n', 400, 'Bad Request', 'unsupported_scheme'],

@@ -27,7 +27,7 @@ describe('config', () => {
     expect(c.split).toEqual({
       key: 'ip',
       trustedProxies: [],
-      override: { header: 'x-sluice-pool', cookie: 'sluice-pool' },
+      override: { header: 'x-sluice-pool', cookie: 'sluice-pool', allowFrom: null },
       initialCanaryWeight: 0,
     });
     expect(c.rollout).toEqual({
@@ -44,8 +44,26 @@ describe('config', () => {
         confidence: 0.99,
       },
     });
-    expect(c.timeouts).toEqual({ connect: 5000, response: 30_000, idle: 60_000, clientHeaders: 10_000 });
-    expect(c.limits).toEqual({ maxHeaderBytes: 16384, maxHeaderCount: 100, maxConnections: 10_000 });
+    expect(c.timeouts).toEqual({
+      connect: 5000,
+      response: 30_000,
+      idle: 60_000,
+      clientHeaders: 10_000,
+      clientBody: 30_000,
+      queue: 5000,
+    });
+    expect(c.limits).toEqual({
+      maxHeaderBytes: 16384,
+      maxHeaderCount: 100,
+      maxConnections: 10_000,
+      maxConnectionsPerClient: 0,
+      bufferBodyBytes: 1 << 20,
+      bufferBodyTotalBytes: 256 << 20,
+      minBodyRate: 1024,
+      bufferResponseBytes: 1 << 20,
+      bufferResponseTotalBytes: 256 << 20,
+      minResponseRate: 1024,
+    });
     expect(c.healthCheck.path).toBeNull();
     expect(c.shutdownGrace).toBe(10_000);
   });

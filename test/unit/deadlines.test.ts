@@ -13,7 +13,7 @@ class Waiter implements Awaiting {
     private readonly clock: { tick: number },
     private readonly onFire: (w: Waiter) => void = () => {},
   ) {}
-  headersTimedOut(): void {
+  deadlinePassed(): void {
     this.firedAt = this.clock.tick;
     this.onFire(this);
   }

@@ -15,6 +15,8 @@ describe('Grafana dashboard', () => {
       rollbacks: () => 0,
       endpoints: () => [],
       windows: () => ({}),
+      inflight: () => 0,
+      connections: () => [],
     });
     const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));
     const dash = readFileSync(join(import.meta.dirname, '..', '..', 'config', 'grafana-dashboard.json'), 'utf8');

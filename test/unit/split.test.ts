@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { bucketOf, BUCKETS, murmurHash2 } from '../../src/data/murmur.js';
-import { choosePool, clientIp, overridePool, poolForBucket, routingKey, type Selector } from '../../src/data/select.js';
+import {
+  choosePool,
+  clientIp,
+  FORCED,
+  overridePool,
+  poolForBucket,
+  routingKey,
+  type Selector,
+} from '../../src/data/select.js';
 import { makeTable } from '../../src/data/table.js';
 import { headerNames, scanRequestHeaders } from '../../src/data/headers.js';
 import { TrustedSet } from '../../src/core/net.js';
@@ -146,15 +154,33 @@ describe('split: keys and overrides', () => {
     expect(overridePool(v)).toBe(expected);
   });
 
-  it('forces a pool with the override header even at 0 % canary', () => {
+  it('forces a pool with the override header even at 0 % canary, marked FORCED', () => {
     const t0 = makeTable(1, 'blue', { blue: 100, green: 0 });
-    expect(choosePool(t0, noOverride, scan(['X-Sluice-Pool', 'green']), '1.2.3.4', always)).toBe(1);
+    expect(choosePool(t0, noOverride, scan(['X-Sluice-Pool', 'green']), '1.2.3.4', always)).toBe(1 | FORCED);
+    expect(choosePool(t0, noOverride, scan(['X-Sluice-Pool', 'blue']), '1.2.3.4', always)).toBe(0 | FORCED);
+    expect(choosePool(t0, noOverride, scan(), '1.2.3.4', always)).toBe(0);
+  });
+
+  it('forces a pool only for clients in split.override.allowFrom when it is set', () => {
+    const t0 = makeTable(1, 'blue', { blue: 100, green: 0 });
+    const sel: Selector = { ...noOverride, overrideFrom: new TrustedSet(['10.0.0.0/8', '::1/128']) };
+    const forcing = scan(['X-Sluice-Pool', 'green']);
+    expect(choosePool(t0, sel, forcing, '10.1.2.3', always)).toBe(1 | FORCED);
+    expect(choosePool(t0, sel, forcing, '::1', always)).toBe(1 | FORCED);
+    // Anyone else is routed by the key, unmarked, as if no override were sent.
+    expect(choosePool(t0, sel, forcing, '192.168.1.1', always)).toBe(0);
+    expect(choosePool(t0, sel, forcing, '11.0.0.1', always)).toBe(0);
+  });
+
+  it('keeps the FORCED mark when the forced pool has no endpoint and the other takes the request', () => {
+    const t0 = makeTable(1, 'blue', { blue: 100, green: 0 });
+    expect(choosePool(t0, noOverride, scan(['X-Sluice-Pool', 'green']), '1.2.3.4', (id) => id === 0)).toBe(0 | FORCED);
   });
 
   it('forces a pool with the override cookie', () => {
     const t0 = makeTable(1, 'blue', { blue: 100, green: 0 });
     const sel: Selector = { key: { kind: 'ip' }, overrideCookie: 'sluice-pool' };
-    expect(choosePool(t0, sel, scan(['Cookie', 'a=1; sluice-pool=green; b=2']), '1.2.3.4', always)).toBe(1);
+    expect(choosePool(t0, sel, scan(['Cookie', 'a=1; sluice-pool=green; b=2']), '1.2.3.4', always)).toBe(1 | FORCED);
   });
 
   it('ignores garbage override values and routes by key', () => {
