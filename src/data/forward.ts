@@ -102,6 +102,7 @@ enum Stage {
   Sent = 3,
 }
 
+/** The request, and also what undici is given to dispatch (it reads the fields it knows). */
 export interface ExchangeRequest {
   path: string;
   method: string;
@@ -111,6 +112,10 @@ export interface ExchangeRequest {
   hasBody: boolean;
   /** Content-Length of the body, or -1 when chunked. */
   declaredLength: number;
+  /** The body undici sends: set once read (null without one). */
+  body: Body | null;
+  /** Set for a streamed body, which restarts undici's headers timeout as it goes out. */
+  headersTimeout: number | undefined;
 }
 
 export class Exchange implements ResponseMeta, Awaiting {
@@ -131,10 +136,6 @@ export class Exchange implements ResponseMeta, Awaiting {
   private status = 0;
   private attempts = 0;
   private endpoint: Endpoint | undefined;
-  /** What undici is given: path, method, headers and the body once it is known. */
-  private dispatchOpts:
-    | { path: string; method: string; headers: string[]; body: Body | null; headersTimeout: number | undefined }
-    | undefined;
   /** Stops reading the body (Stage.Body) or watching a streamed body's rate. */
   private stopBody: (() => void) | undefined;
   /** Budget bytes the buffered body holds. */
@@ -219,14 +220,9 @@ export class Exchange implements ResponseMeta, Awaiting {
 
   private send(body: Body | null): void {
     const r = this.request;
-    this.dispatchOpts = {
-      path: r.path,
-      method: r.method,
-      headers: r.headers,
-      body,
-      // A streamed body restarts undici's headers timeout as it goes out: give it its own.
-      headersTimeout: body === null || Buffer.isBuffer(body) ? undefined : this.ctx.deadlines?.timeoutMs,
-    };
+    r.body = body;
+    // A streamed body restarts undici's headers timeout as it goes out: give it its own.
+    if (body !== null && !Buffer.isBuffer(body)) r.headersTimeout = this.ctx.deadlines?.timeoutMs;
     this.endpoint = this.pool.pick(this.pool.allUp ? 0 : Date.now());
     this.dispatch();
   }
@@ -238,7 +234,7 @@ export class Exchange implements ResponseMeta, Awaiting {
     this.attempts++;
     ep.inflight++;
     this.link(this.ctx.queue);
-    ep.dispatcher.dispatch(this.dispatchOpts as NonNullable<Exchange['dispatchOpts']>, this);
+    ep.dispatcher.dispatch(this.request, this);
   }
 
   private link(list: ResponseDeadlines): void {
@@ -302,7 +298,7 @@ export class Exchange implements ResponseMeta, Awaiting {
     this.stage = Stage.Sent;
     // undici calls this as it writes the request: the response timeout starts now.
     const deadlines = this.ctx.deadlines;
-    if (deadlines !== undefined && this.dispatchOpts?.headersTimeout === undefined) this.link(deadlines);
+    if (deadlines !== undefined && this.request.headersTimeout === undefined) this.link(deadlines);
   }
 
   /**
@@ -477,7 +473,7 @@ export class Exchange implements ResponseMeta, Awaiting {
    *   the whole pool down with it.
    */
   private mayRetry(f: UpstreamFailure): boolean {
-    const body = this.dispatchOpts?.body ?? null;
+    const body = this.request.body;
     if ((body !== null && !Buffer.isBuffer(body)) || this.clientGone) return false;
     if (f.retryable) return this.attempts < this.pool.endpoints.length;
     return f.kind === 'reset' && this.attempts === 1 && IDEMPOTENT.has(this.request.method);

@@ -297,6 +297,8 @@ export class ProxyServer {
         req,
         hasBody: s.hasBody,
         declaredLength: s.hasBody && !s.transferEncoding ? Number(req.headers['content-length']) : -1,
+        body: null,
+        headersTimeout: undefined,
       },
       p.requestId,
       p.ip,
