@@ -205,8 +205,10 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       controller.stop();
       logger.info({ inFlight: proxy.inFlight, graceMs: config.shutdownGrace }, 'shutting down');
       await proxy.close(config.shutdownGrace);
-      await health?.stop();
-      await Promise.all(pools.map((p) => p.close(1000)));
+      // Past the grace, at most one more second: upstream connections are destroyed then, and
+      // webhooks under way get the same second.
+      const second = new Promise((r) => setTimeout(r, 1000).unref());
+      await Promise.all([health?.stop(), ...pools.map((p) => p.close(1000)), Promise.race([notifier.drain(), second])]);
       accessLog.close();
       events.close();
       await admin.close();
@@ -216,8 +218,6 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       } catch (err) {
         logger.error({ err }, 'could not persist state at shutdown');
       }
-      // Let webhooks under way finish, but never hold shutdown for long.
-      await Promise.race([notifier.drain(), new Promise((r) => setTimeout(r, 3000).unref())]);
       logger.info('stopped');
       if (destination !== undefined) await flushDestination(destination);
     })());

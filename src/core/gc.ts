@@ -1,6 +1,6 @@
 /**
- * V8 garbage-collector settings for a latency-sensitive proxy (measured in README "Performance
- * notes"). They must be given when the process starts (V8 sizes its heap then, and switching GC
+ * V8 garbage-collector settings for a latency-sensitive proxy (measured: bench/RESULTS.md,
+ * "Performance notes"). They must be given when the process starts (V8 sizes its heap then, and switching GC
  * threading at run time is unsafe: V8 aborts), so they are launch flags, declared once in
  * package.json `config.nodeFlags` and used by `npm start`, `npm run demo`, the Dockerfile and the
  * benches:

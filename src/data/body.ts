@@ -16,7 +16,10 @@ export interface BodyPolicy {
   minRate: number;
 }
 
-/** What all buffered bodies hold together (limits.bufferBodyTotalBytes): one per listener. */
+/**
+ * Memory that buffered bodies hold together: one for request bodies (limits.bufferBodyTotalBytes)
+ * and one for responses held for slow clients (limits.bufferResponseTotalBytes), per listener.
+ */
 export class BodyBudget {
   held = 0;
   constructor(readonly total: number) {}

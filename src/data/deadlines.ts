@@ -15,7 +15,10 @@
  * second list of the same kind.
  */
 
-/** An exchange waiting for response headers. The list is intrusive: linking allocates nothing. */
+/**
+ * An exchange waiting for response headers, or for a free upstream connection. The list is
+ * intrusive: linking allocates nothing.
+ */
 export interface Awaiting {
   awaitPrev: Awaiting | undefined;
   awaitNext: Awaiting | undefined;
@@ -40,7 +43,7 @@ export class ResponseDeadlines {
     this.ticks = Math.ceil(timeoutMs / tickMs) + 1;
   }
 
-  /** The request was sent: its headers are due within timeoutMs. Re-adding restarts the wait. */
+  /** The wait begins (the request was sent, or joined the line): it ends within timeoutMs. Re-adding restarts it. */
   add(x: Awaiting): void {
     if (x.awaitLinked) this.remove(x);
     x.sentTick = this.tick;

@@ -15,8 +15,10 @@ import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
 import { type Body, type BodyBudget, type BodyPolicy, readBody, watchRate } from './body.js';
 import type { Awaiting, ResponseDeadlines } from './deadlines.js';
+import { sendError } from './answers.js';
+import { ClientPace, type PacePolicy } from './pace.js';
 import { responseHeaders, type ResponseMeta } from './headers.js';
-import type { Endpoint, UpstreamPool } from './upstream.js';
+import type { Endpoint, UpstreamPool, Waiter } from './upstream.js';
 
 /** What every exchange shares: set once at start. */
 export interface ForwardContext {
@@ -36,39 +38,10 @@ export interface ForwardContext {
   queue: ResponseDeadlines;
   body: BodyPolicy;
   bodyBudget: BodyBudget;
-  /** limits.minResponseRate: bytes per second a client that stalls a response must read on average. */
-  minResponseRate: number;
-  /** limits.bufferResponseBytes: what one response may hold in memory for a client that is behind. */
-  responseBufferBytes: number;
-  /** limits.bufferResponseTotalBytes: what all of them may hold together. */
+  /** Slow clients: limits.bufferResponseBytes, limits.minResponseRate (pace.ts). */
+  pace: PacePolicy;
+  /** limits.bufferResponseTotalBytes: what all responses may hold together for slow clients. */
   responseBudget: BodyBudget;
-}
-
-/** sluice's own JSON error answer; `retryAfter` (seconds) adds Retry-After (503 overload). */
-export function sendError(
-  res: ServerResponse,
-  status: number,
-  code: string,
-  requestId: string,
-  message?: string,
-  retryAfter?: number,
-): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = `{"error":{"code":"${code}","status":${status},"requestId":"${requestId}"${message === undefined ? '' : `,"message":${JSON.stringify(message)}`}}}\n`;
-  const headers = [
-    'content-type',
-    'application/json',
-    'content-length',
-    String(Buffer.byteLength(body)),
-    'x-request-id',
-    requestId,
-  ];
-  if (retryAfter !== undefined) headers.push('retry-after', String(retryAfter));
-  res.writeHead(status, headers);
-  res.end(body);
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -77,7 +50,10 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 const kExchange = Symbol('sluice.exchange');
 type Tagged = ServerResponse & { [kExchange]?: Exchange };
 
-/** res 'close' before the exchange finished: the client went away. Shared: no closure per request. */
+/**
+ * res 'close': the response's buffered bytes are flushed or dropped (its budget share comes
+ * back); before the exchange finished, the client went away. Shared: no closure per request.
+ */
 function onResponseClose(this: ServerResponse): void {
   const x = (this as Tagged)[kExchange];
   if (x === undefined) return;
@@ -96,10 +72,12 @@ enum Stage {
   Turn = 0,
   /** Reading the request body before any upstream is involved (body.ts). */
   Body = 1,
-  /** Handed to undici, waiting for a free upstream connection (timeouts.queue). */
-  Queued = 2,
+  /** Waiting in the pool's line for a free upstream connection (timeouts.queue). */
+  Waiting = 2,
+  /** Handed to undici: connecting, or about to be written. */
+  Dispatched = 3,
   /** Written to an upstream connection: waiting for or relaying its answer. */
-  Sent = 3,
+  Sent = 4,
 }
 
 /** The request, and also what undici is given to dispatch (it reads the fields it knows). */
@@ -118,7 +96,7 @@ export interface ExchangeRequest {
   headersTimeout: number | undefined;
 }
 
-export class Exchange implements ResponseMeta, Awaiting {
+export class Exchange implements ResponseMeta, Awaiting, Waiter {
   /**
    * Response body bytes still to come when the upstream gave an exact Content-Length, else -1.
    * The chunk that completes the body goes out with res.end(chunk): one corked write of head,
@@ -140,13 +118,8 @@ export class Exchange implements ResponseMeta, Awaiting {
   private stopBody: (() => void) | undefined;
   /** Budget bytes the buffered body holds. */
   private held = 0;
-  /** Response bytes held in memory for a client that is behind (limits.bufferResponseBytes). */
-  private buffered = 0;
-  private waitingDrain = false;
-  /** When the client first stopped keeping up with the response (ctx.now()), 0 before. */
-  private stalledAt = 0;
-  /** Bytes the client's socket had sent on then. */
-  private stalledBytes = 0;
+  /** Made at the first stall: what the response holds for a slow client, and its pace (pace.ts). */
+  private pace: ClientPace | undefined;
   /** Which coarse-clock list the exchange is linked into, if any. */
   private list: ResponseDeadlines | undefined;
   awaitPrev: Awaiting | undefined = undefined;
@@ -179,10 +152,6 @@ export class Exchange implements ResponseMeta, Awaiting {
     return !this.finished && !this.request.req.complete;
   }
 
-  get done(): boolean {
-    return this.finished;
-  }
-
   /**
    * Start: at once when the response owns the connection, else once the responses before it
    * are done (Node queues pipelined responses; sending the request upstream before then would
@@ -200,7 +169,7 @@ export class Exchange implements ResponseMeta, Awaiting {
       return;
     }
     this.stage = Stage.Body;
-    this.stopBody = readBody(r.req, r.declaredLength, this.ctx.body, this.ctx.bodyBudget, (b) => {
+    const cancel = readBody(r.req, r.declaredLength, this.ctx.body, this.ctx.bodyBudget, (b) => {
       this.stopBody = undefined;
       if ('failed' in b) {
         if (b.failed === 'closed') return this.finish(undefined, true);
@@ -216,6 +185,8 @@ export class Exchange implements ResponseMeta, Awaiting {
       }
       this.send(b.body);
     });
+    // readBody may have called back already (a body that streams at once): keep its rate watch.
+    if (this.stage === Stage.Body && !this.finished) this.stopBody = cancel;
   }
 
   private send(body: Body | null): void {
@@ -223,17 +194,41 @@ export class Exchange implements ResponseMeta, Awaiting {
     r.body = body;
     // A streamed body restarts undici's headers timeout as it goes out: give it its own.
     if (body !== null && !Buffer.isBuffer(body)) r.headersTimeout = this.ctx.deadlines?.timeoutMs;
-    this.endpoint = this.pool.pick(this.pool.allUp ? 0 : Date.now());
+    this.go();
+  }
+
+  /** To an endpoint with a free connection, or into the pool's line until one frees up. */
+  private go(): void {
+    const pool = this.pool;
+    const ep = pool.acquire(pool.allUp ? 0 : Date.now());
+    if (ep === undefined) {
+      this.stage = Stage.Waiting;
+      this.link(this.ctx.queue);
+      pool.wait(this);
+      return;
+    }
+    this.endpoint = ep;
     this.dispatch();
+  }
+
+  get waiting(): boolean {
+    return this.stage === Stage.Waiting && !this.finished;
+  }
+
+  /** From the pool: a connection freed up. */
+  resume(): void {
+    if (!this.waiting) return;
+    this.unlink();
+    this.pool.left();
+    this.go();
   }
 
   /** Send (or re-send, on a retryable failure) to `this.endpoint`. */
   private dispatch(): void {
     const ep = this.endpoint as Endpoint;
-    this.stage = Stage.Queued;
+    this.stage = Stage.Dispatched;
     this.attempts++;
     ep.inflight++;
-    this.link(this.ctx.queue);
     ep.dispatcher.dispatch(this.request, this);
   }
 
@@ -253,21 +248,22 @@ export class Exchange implements ResponseMeta, Awaiting {
   clientClosed(): void {
     if (this.finished) return;
     this.clientGone = true;
-    if (this.stage < Stage.Queued) {
+    if (this.stage < Stage.Dispatched) {
       this.finish(undefined, true);
       return;
     }
-    // Queued at undici without a controller yet: aborted in onRequestStart, or at the queue deadline.
+    // Connecting at undici, without a controller yet: aborted in onRequestStart.
     this.controller?.abort(new Error('client closed'));
   }
 
   /**
-   * The request itself is bad (a malformed body the parser refused): answer `status` if nothing
-   * was answered yet and end the exchange, aborting the upstream request if one was sent.
+   * The request itself is bad (a malformed body the parser refused, a body too slow): answer
+   * `status` if nothing was answered yet and end the exchange, aborting the upstream request if
+   * one was sent.
    */
   cut(status: number, code: string, message: string): void {
     if (this.finished) return;
-    if (this.stage < Stage.Queued) {
+    if (this.stage < Stage.Dispatched) {
       this.reject(status, code, message);
       return;
     }
@@ -302,19 +298,14 @@ export class Exchange implements ResponseMeta, Awaiting {
   }
 
   /**
-   * Past a coarse-clock deadline: in the queue, no upstream connection freed up within
-   * timeouts.queue (503, never sent); sent, no response headers within timeouts.response (as
-   * undici's own headers timeout would fail it).
+   * Past a coarse-clock deadline: waiting, no upstream connection freed up within timeouts.queue
+   * (503, never sent); sent, no response headers within timeouts.response (as undici's own
+   * headers timeout would fail it).
    */
   deadlinePassed(list: ResponseDeadlines): void {
     this.list = undefined;
     if (list !== this.ctx.queue) {
       this.controller?.abort(new errors.HeadersTimeoutError());
-      return;
-    }
-    // Still in undici's queue: it calls onRequestStart once a connection frees, and is aborted there.
-    if (this.clientGone) {
-      this.finish(undefined, true);
       return;
     }
     this.headerMicros = (this.ctx.now() - this.start) * 1000;
@@ -358,48 +349,26 @@ export class Exchange implements ResponseMeta, Awaiting {
     if (left > 0) this.bodyLength = left - chunk.length;
     const res = this.res;
     if (res.write(chunk)) return;
-    // The client is behind. Up to limits.bufferResponseBytes the answer is read on into memory
-    // (nginx proxy_buffers): one that fits frees its upstream connection now, whatever the
-    // client's pace, and a slow reader holds memory from a bounded budget, not a connection.
-    const budget = this.ctx.responseBudget;
-    if (res.writableLength <= this.ctx.responseBufferBytes && budget.held + chunk.length <= budget.total) {
-      this.buffered += chunk.length;
-      budget.held += chunk.length;
-      this.awaitDrain();
-      return;
-    }
-    controller.pause();
-    this.awaitDrain();
-  }
-
-  /** Wait for the client to catch up (once per stall): timeouts.idle, and limits.minResponseRate. */
-  private awaitDrain(): void {
-    if (this.waitingDrain) return;
-    this.waitingDrain = true;
-    if (this.stalledAt === 0) {
-      const socket = this.res.socket;
-      this.stalledAt = this.ctx.now();
-      if (socket !== null) this.stalledBytes = socket.bytesWritten - socket.writableLength;
-    }
+    // The client is behind (pace.ts): hold the chunk in memory if allowed, else pause the upstream.
+    const pace = (this.pace ??= new ClientPace(this.ctx.pace, this.ctx.responseBudget, this.ctx.now));
+    if (!pace.hold(chunk.length, res.writableLength)) controller.pause();
+    if (pace.stalled) return;
+    pace.begin(res.socket);
     if (this.onDrainBound === undefined) this.onDrainBound = () => this.drained();
-    this.res.once('drain', this.onDrainBound);
+    res.once('drain', this.onDrainBound);
     // The client is not keeping up: it gets timeouts.idle to read again, else its socket is
     // closed (nginx send_timeout); undici's body timeout does not run while paused.
-    this.res.socket?.setTimeout(this.ctx.idleMs);
+    res.socket?.setTimeout(this.ctx.idleMs);
   }
 
-  /** Give back what the response held of the budget: its buffer was flushed, or dropped. */
+  /** Give back what the response held in memory: flushed, or dropped with it (res 'close'). */
   releaseBuffered(): void {
-    if (this.buffered === 0) return;
-    this.ctx.responseBudget.held -= this.buffered;
-    this.buffered = 0;
+    this.pace?.release();
   }
 
   private drained(): void {
-    this.waitingDrain = false;
-    this.releaseBuffered();
     const socket = this.res.socket;
-    if (socket !== null && this.tooSlow(socket)) {
+    if ((this.pace as ClientPace).end(socket)) {
       this.ctx.recorder.reject('response_too_slow');
       this.res.destroy(); // 'close' aborts the upstream request (clientClosed)
       return;
@@ -407,21 +376,6 @@ export class Exchange implements ResponseMeta, Awaiting {
     // A request body still streaming keeps its own idle timer (begin).
     if (this.request.req.complete) socket?.setTimeout(0);
     this.controller?.resume();
-  }
-
-  /**
-   * A client reading a trickle (slowhttptest's slow read: 32 bytes every 5 s) is never idle, but
-   * holds an upstream connection for as long as it likes: once the response has been waiting on
-   * it for timeouts.clientBody, it must have read limits.minResponseRate on average since.
-   * Checked only when a stalled response drains, never on the fast path.
-   */
-  private tooSlow(socket: import('node:net').Socket): boolean {
-    const min = this.ctx.minResponseRate;
-    if (min <= 0) return false;
-    const elapsed = this.ctx.now() - this.stalledAt;
-    if (elapsed < this.ctx.body.timeoutMs) return false;
-    const read = socket.bytesWritten - socket.writableLength - this.stalledBytes;
-    return read < (min * elapsed) / 1000;
   }
 
   onResponseEnd(): void {
@@ -450,6 +404,7 @@ export class Exchange implements ResponseMeta, Awaiting {
           this.endpoint = next;
           this.controller = undefined;
           this.dispatch();
+          if (next !== ep) this.pool.released(); // the failed endpoint's slot is free for a waiter
           return;
         }
       }
@@ -493,9 +448,15 @@ export class Exchange implements ResponseMeta, Awaiting {
       this.ctx.bodyBudget.held -= this.held;
       this.held = 0;
     }
-    if (this.endpoint !== undefined && this.stage >= Stage.Queued) this.endpoint.inflight--;
+    this.request.body = null; // the exchange may outlive its budget share (conn.last)
+    if (this.stage === Stage.Waiting) this.pool.left();
+    else if (this.stage >= Stage.Dispatched && this.endpoint !== undefined) {
+      this.endpoint.inflight--;
+      this.pool.released();
+    }
     if (this.onDrainBound !== undefined) this.res.removeListener('drain', this.onDrainBound);
-    // The 'close' listener stays: it is shared, and a finished exchange ignores it.
+    // The 'close' listener stays: it is shared, still gives back a held response's budget, and a
+    // finished exchange ignores the rest.
     const rec = this.ctx.recorder;
     if (rejected !== undefined) rec.reject(rejected);
     else if (!clientAborted) {

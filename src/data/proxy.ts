@@ -13,7 +13,8 @@ import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
 import { ResponseDeadlines } from './deadlines.js';
 import { BodyBudget } from './body.js';
-import { Exchange, sendError, type ForwardContext } from './forward.js';
+import { ALLOW, sendError, writeRaw } from './answers.js';
+import { Exchange, type ForwardContext } from './forward.js';
 import {
   headerNames,
   SAFE_REQUEST_ID,
@@ -97,8 +98,7 @@ export class ProxyServer {
       queue: new ResponseDeadlines(t.queue),
       body: { maxBytes: c.limits.bufferBodyBytes, timeoutMs: t.clientBody, minRate: c.limits.minBodyRate },
       bodyBudget: new BodyBudget(c.limits.bufferBodyTotalBytes),
-      minResponseRate: c.limits.minResponseRate,
-      responseBufferBytes: c.limits.bufferResponseBytes,
+      pace: { maxHeld: c.limits.bufferResponseBytes, minRate: c.limits.minResponseRate, graceMs: t.clientBody },
       responseBudget: new BodyBudget(c.limits.bufferResponseTotalBytes),
     };
     const pools = deps.pools;
@@ -124,8 +124,8 @@ export class ProxyServer {
     this.server.maxConnections = c.limits.maxConnections;
     // No server-wide socket timeout: it would re-arm a timer on every read and write of every
     // request. Idle keep-alive connections close at keepAliveTimeout; a socket gets timeouts.idle
-    // only while sluice waits on its client: a request body arriving (handle) or a response the
-    // client does not read (Exchange.onResponseData).
+    // only while sluice waits on its client: a streamed request body arriving (Exchange.begin) or
+    // a response the client does not read (Exchange.awaitDrain).
     this.server.on('connection', onConnection);
     const perClient = c.limits.maxConnectionsPerClient;
     if (perClient > 0) this.limitPerClient(perClient);
@@ -393,12 +393,12 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket, recorder: Rec
         : isTrack(err)
           ? [405, CLIENT_ERRORS.traceMethod.code]
           : [400, err.code === undefined ? 'bad_request' : err.code.toLowerCase()];
-  recorder.reject(code);
   const last = conn?.last;
-  if (last !== undefined && !last.done && last.readingRequest) {
-    last.cut(status, code, 'malformed request');
+  if (last?.readingRequest) {
+    last.cut(status, code, 'malformed request'); // counted as rejected when it finishes
     return;
   }
+  recorder.reject(code);
   if (last !== undefined && !last.res.writableFinished && !last.res.destroyed) {
     const answer = (): void => {
       if (socket.writable) writeRaw(socket, status, code);
@@ -411,29 +411,6 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket, recorder: Rec
     return;
   }
   writeRaw(socket, status, code);
-}
-
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-  505: 'HTTP Version Not Supported',
-};
-
-/** What a 405 says is allowed (RFC 9110 §15.5.6): every method sluice forwards, by their usual names. */
-const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
-
-/** Answer on a raw socket (no ServerResponse exists for parser errors, CONNECT and upgrades). */
-export function writeRaw(socket: Socket, status: number, code: string): void {
-  const body = `{"error":{"code":"${code}","status":${status}}}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n${status === 405 ? `Allow: ${ALLOW}\r\n` : ''}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-  );
-  socket.destroySoon?.();
 }
 
 function rejectSocket(socket: Socket, e: SluiceError): void {

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { classifyUpstreamError } from '../core/errors.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { Prepared } from './proxy.js';
-import { writeRaw } from './proxy.js';
+import { writeRaw } from './answers.js';
 
 interface Pending {
   /** The deadline, running from the moment the upgrade request arrived. */

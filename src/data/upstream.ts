@@ -18,6 +18,14 @@ export interface UpstreamOptions {
   ejectFor: number;
 }
 
+/** A request waiting for a free connection of the pool (an exchange, forward.ts). */
+export interface Waiter {
+  /** False once it no longer waits (it timed out, its client left, or it was resumed). */
+  readonly waiting: boolean;
+  /** A connection of the pool freed up: try again. */
+  resume(): void;
+}
+
 export interface UpstreamConnections {
   busy: number;
   idle: number;
@@ -72,6 +80,17 @@ export class UpstreamPool {
   private readonly clock: Clock;
   /** Called when an endpoint is ejected or comes back (for logs); never on the hot path otherwise. */
   onEjection: ((ep: Endpoint, ejected: boolean) => void) | undefined;
+  /** upstream.connections: requests an endpoint carries at once (one per connection, no pipelining). */
+  readonly capacity: number;
+  /**
+   * Requests waiting for a free connection, oldest first. They wait here, not in undici's queue:
+   * undici cannot drop a request before it starts it, and aborting it then destroys a healthy
+   * connection. Entries that stopped waiting stay until they reach the head (no search).
+   */
+  private line: (Waiter | undefined)[] = [];
+  private lineHead = 0;
+  /** How many in `line` still wait. */
+  waitingCount = 0;
 
   constructor(id: PoolId, name: PoolName, urls: readonly string[], opts: UpstreamOptions, clock: Clock) {
     this.id = id;
@@ -80,6 +99,43 @@ export class UpstreamPool {
     this.ejectAfter = opts.ejectAfter;
     this.ejectFor = opts.ejectFor;
     this.clock = clock;
+    this.capacity = opts.connections;
+  }
+
+  /** The endpoint for a new request, or undefined when every one it could take is full. */
+  acquire(now: number): Endpoint | undefined {
+    const ep = this.pick(now);
+    return ep.inflight < this.capacity ? ep : undefined;
+  }
+
+  /** Wait for a free connection (see `line`). */
+  wait(w: Waiter): void {
+    this.line.push(w);
+    this.waitingCount++;
+  }
+
+  /** A waiter stopped waiting on its own (timed out, client gone): count it out. */
+  left(): void {
+    this.waitingCount--;
+    if (this.waitingCount === 0) {
+      // Nothing waits: drop the entries that stopped waiting at once.
+      this.line = [];
+      this.lineHead = 0;
+    }
+  }
+
+  /** A request of the pool ended: the oldest waiter, if any, takes its place. */
+  released(): void {
+    if (this.waitingCount === 0) return;
+    const line = this.line;
+    while (this.lineHead < line.length) {
+      const w = line[this.lineHead];
+      line[this.lineHead++] = undefined;
+      if (w?.waiting) {
+        w.resume();
+        return;
+      }
+    }
   }
 
   /** True when at least one endpoint may take traffic now. */
@@ -159,6 +215,7 @@ export class UpstreamPool {
       c.idle += s.free;
       c.queued += s.queued;
     }
+    c.queued += this.waitingCount;
     return c;
   }
 

@@ -277,6 +277,10 @@ describe('a full pool', () => {
     // The queued request was dropped when a connection freed, not sent late.
     expect(seenAt('/hold')).toBe(2);
     expect(s.status().rejected.queue_timeout).toBe(1);
+    // It waited in sluice, not in undici's queue: dropping it cost no upstream connection (undici
+    // can only abort a request it has started, by destroying the connection it got).
+    for (let i = 0; i < 4; i++) expect((await get(s, '/ok')).status).toBe(200);
+    expect(ups[0]!.connections + ups[1]!.connections).toBe(2);
   });
 });
 
