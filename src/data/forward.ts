@@ -350,7 +350,8 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     const res = this.res;
     if (res.write(chunk)) return;
     // The client is behind (pace.ts): hold the chunk in memory if allowed, else pause the upstream.
-    const pace = (this.pace ??= new ClientPace(this.ctx.pace, this.ctx.responseBudget, this.ctx.now));
+    if (this.pace === undefined) this.pace = new ClientPace(this.ctx.pace, this.ctx.responseBudget, this.ctx.now);
+    const pace = this.pace;
     if (!pace.hold(chunk.length, res.writableLength)) controller.pause();
     if (pace.stalled) return;
     pace.begin(res.socket);

@@ -94,3 +94,20 @@ export async function deadPort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+const MIB = Buffer.alloc(1024 * 1024, 120);
+
+/** Answer `total` bytes (whole MiBs) with backpressure, stopping if the client goes away. */
+export function sendBytes(res: ServerResponse, total: number): void {
+  res.writeHead(200, { 'content-length': String(total) });
+  let sent = 0;
+  const more = (): void => {
+    while (sent < total) {
+      sent += MIB.length;
+      if (!res.write(MIB)) return void res.once('drain', more);
+    }
+    res.end();
+  };
+  res.on('close', () => (sent = total));
+  more();
+}

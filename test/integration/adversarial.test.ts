@@ -8,30 +8,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { request } from 'undici';
 import { sharedSluice } from '../helpers/fixture.js';
+import { sendBytes } from '../helpers/upstream.js';
 import { rawRequest } from '../helpers/raw.js';
 import { bucketOf } from '../../src/data/murmur.js';
 
 /** Bytes /big sends: far more than the socket buffers between a client that stops reading and it. */
 const BIG = 256 * 1024 * 1024;
 const echo = (name: string) => (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
-  if (req.url === '/big') return sendBig(res);
+  if (req.url === '/big') return sendBytes(res, BIG);
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ pool: name, url: req.url, bytes: body.length }));
 };
-function sendBig(res: ServerResponse): void {
-  res.writeHead(200, { 'content-length': String(BIG) });
-  const chunk = Buffer.alloc(1024 * 1024, 120);
-  let sent = 0;
-  const more = (): void => {
-    while (sent < BIG) {
-      sent += chunk.length;
-      if (!res.write(chunk)) return void res.once('drain', more);
-    }
-    res.end();
-  };
-  res.on('close', () => (sent = BIG));
-  more();
-}
 const fx = sharedSluice(
   { split: { initialCanaryWeight: 50 }, timeouts: { idle: '700ms', clientHeaders: '700ms', clientBody: '700ms' } },
   echo,

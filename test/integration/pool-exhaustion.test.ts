@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { Agent, request } from 'undici';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { sendBytes, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startTestSluice, type TestSluice } from '../helpers/sluice.js';
 import { rawRequest } from '../helpers/raw.js';
 
@@ -16,23 +16,10 @@ const IDLE_MS = 1000;
 const CONNECTIONS = 8;
 /** What one /big answer sends: more than the kernel buffers between sluice and a client that stops reading. */
 const BIG = 48 * 1024 * 1024;
-const CHUNK = Buffer.alloc(1024 * 1024, 120);
 
 function behaviour(name: string) {
   return (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
-    if (req.url === '/big') {
-      res.writeHead(200, { 'content-length': String(BIG) });
-      let sent = 0;
-      const more = (): void => {
-        while (sent < BIG) {
-          sent += CHUNK.length;
-          if (!res.write(CHUNK)) return void res.once('drain', more);
-        }
-        res.end();
-      };
-      res.on('close', () => (sent = BIG));
-      return more();
-    }
+    if (req.url === '/big') return sendBytes(res, BIG);
     if (req.url === '/hold') return void held.push(res);
     if (req.url?.startsWith('/sized/')) {
       const size = Number(req.url.slice(7));

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, request } from 'undici';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { connect, type Socket } from 'node:net';
+import { sendBytes, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { runCli, startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
 import { runtimeNotice, supportsReusePort } from '../../src/core/runtime.js';
 
@@ -80,6 +81,37 @@ describe('the sluice command', () => {
       'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
     );
     expect(runCli(['hash-token']).code).toBe(2);
+  });
+
+  it('on SIGTERM exits within shutdownGrace + 1 s with clients that pipeline and never read attached', async () => {
+    const dir = tmp();
+    const big = (_q: IncomingMessage, res: ServerResponse) => sendBytes(res, 64 << 20);
+    ups = [await startUpstream('blue', big), await startUpstream('green', big)];
+    running = await startProcess(
+      writeConfig(
+        dir,
+        baseConfig(dir, ups[0]!.url, ups[1]!.url, { shutdownGrace: '1s', upstream: { connections: 4 } }),
+      ),
+    );
+    const port = running.proxyPort;
+    const hostile: Socket[] = [];
+    for (let i = 0; i < 8; i++) {
+      const s = connect(port, '127.0.0.1', () => {
+        s.pause();
+        s.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(10));
+      });
+      s.on('error', () => {});
+      hostile.push(s);
+    }
+    try {
+      // Every upstream connection is held by a client that does not read.
+      await expect.poll(() => ups[0]!.sockets.size, { timeout: 5000 }).toBe(4);
+      running.proc.kill('SIGTERM');
+      const late = new Promise<'late'>((r) => setTimeout(() => r('late'), 2500).unref());
+      expect(await Promise.race([running.exited, late])).toBe(0);
+    } finally {
+      for (const s of hostile) s.destroy();
+    }
   });
 
   it('on SIGTERM finishes the request in flight, then exits 0', async () => {
