@@ -4,7 +4,7 @@ import { Recorder } from '../dist/stats/recorder.js';
 import { WindowRing } from '../dist/stats/window.js';
 
 const rec = new Recorder();
-const ring = new WindowRing(rec, 10);
+const ring = new WindowRing((recycle) => rec.takeInterval(recycle), 10);
 const N = 5_000_000;
 const values = Float64Array.from({ length: 4096 }, () => 200 + Math.random() * 20_000); // 0.2–20 ms in µs
 function run() {

@@ -83,7 +83,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
 
   const recorder = new Recorder();
   const window = new WindowRing(
-    recorder,
+    (recycle) => recorder.takeInterval(recycle),
     Math.max(1, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval)),
   );
   const table = new TableCell(makeTable(0, config.stable, { blue: 100, green: 0 }));

@@ -8,6 +8,7 @@
 import * as hdr from 'hdr-histogram-js';
 import type { UpstreamErrorKind } from '../core/errors.js';
 import type { PoolId } from '../data/table.js';
+import type { IntervalSnapshot, PoolInterval } from './snapshot.js';
 
 export const ERROR_KINDS: readonly UpstreamErrorKind[] = ['connect', 'timeout', 'reset', 'protocol', 'other'];
 const KIND_INDEX: Readonly<Record<UpstreamErrorKind, number>> = {
@@ -42,7 +43,7 @@ export interface ForcedCounts {
 }
 
 export class PoolRecorder {
-  /** Histogram of the current interval, in µs. Swapped by the window ring. */
+  /** Histogram of the current interval, in µs: handed over whole by `Recorder.takeInterval`. */
   interval: hdr.Histogram = newHistogram();
   intervalRequests = 0;
   intervalErrors = 0;
@@ -92,6 +93,26 @@ export class Recorder {
     const f = this.pools[pool].forced;
     f.requests++;
     if (errorKind !== undefined || status >= 500) f.errors++;
+  }
+
+  /**
+   * Close the current interval: its histograms and counts as a snapshot (a value the caller now
+   * owns), and fresh ones for the request path. `recycle` gives back histograms the caller no
+   * longer needs (HdrHistogram's Recorder.getIntervalHistogram does the same), so a steady
+   * window allocates none.
+   */
+  takeInterval(recycle?: readonly [hdr.Histogram | undefined, hdr.Histogram | undefined]): IntervalSnapshot {
+    const take = (i: PoolId): PoolInterval => {
+      const p = this.pools[i];
+      const out: PoolInterval = { hist: p.interval, requests: p.intervalRequests, errors: p.intervalErrors };
+      const fresh = recycle?.[i] ?? newHistogram();
+      fresh.reset();
+      p.interval = fresh;
+      p.intervalRequests = 0;
+      p.intervalErrors = 0;
+      return out;
+    };
+    return { pools: [take(0), take(1)] };
   }
 
   reject(reason: string): void {

@@ -1,12 +1,17 @@
 /**
- * The sliding window: a ring of per-interval histograms and counters per pool. `rotate()` runs on
- * the controller's tick: it takes each pool's interval histogram from the recorder (handing back a
- * recycled, reset one), and drops the oldest slot. `query()` merges the ring: percentile math
- * happens here, once per tick, never on the request path.
+ * The sliding window: a ring of interval snapshots (stats/snapshot.ts) per pool. `rotate()` runs
+ * on the controller's tick: it takes the next interval from its source (the recorder, or the
+ * merge of several members' snapshots), handing back the histograms of the interval that leaves,
+ * and drops the oldest slot. `query()` merges the ring: percentile math happens here, once per
+ * tick, never on the request path.
  */
 import type { Histogram } from 'hdr-histogram-js';
 import type { PoolId } from '../data/table.js';
-import { newHistogram, type Recorder } from './recorder.js';
+import { newHistogram } from './recorder.js';
+import type { IntervalSnapshot } from './snapshot.js';
+
+/** Where the next interval comes from; `recycle` are histograms the window no longer holds. */
+export type IntervalSource = (recycle: readonly [Histogram | undefined, Histogram | undefined]) => IntervalSnapshot;
 
 /** One pool's numbers over a span of time. */
 export interface WindowStats {
@@ -57,21 +62,23 @@ export class WindowRing implements WindowSource {
 
   /** `slots`: how many intervals the window covers (window / interval, rounded up). */
   constructor(
-    private readonly recorder: Recorder,
+    private readonly source: IntervalSource,
     readonly slots: number,
   ) {}
 
   rotate(): void {
+    const full = this.rings[0].length >= this.slots;
+    const leaving = full ? [this.rings[0].shift(), this.rings[1].shift()] : [undefined, undefined];
+    this.push(this.source([leaving[0]?.hist, leaving[1]?.hist]));
+  }
+
+  /** Add an interval as the newest, dropping the oldest past `slots`. */
+  push(s: IntervalSnapshot): void {
     for (const id of [0, 1] as const) {
-      const p = this.recorder.pools[id];
       const ring = this.rings[id];
-      const oldest = ring.length >= this.slots ? (ring.shift() as Slot) : undefined;
-      const fresh = oldest?.hist ?? newHistogram();
-      fresh.reset();
-      ring.push({ hist: p.interval, requests: p.intervalRequests, errors: p.intervalErrors });
-      p.interval = fresh;
-      p.intervalRequests = 0;
-      p.intervalErrors = 0;
+      while (ring.length >= this.slots) ring.shift();
+      const p = s.pools[id];
+      ring.push({ hist: p.hist, requests: p.requests, errors: p.errors });
     }
   }
 

@@ -53,7 +53,10 @@ export function simulate(seed: number, extra: Partial<ConfigInput> = {}): Sim {
   const clock = () => t;
   const r = rng(seed);
   const recorder = new Recorder();
-  const window = new WindowRing(recorder, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval));
+  const window = new WindowRing(
+    (recycle) => recorder.takeInterval(recycle),
+    Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval),
+  );
   const opts = {
     connections: 1,
     connectTimeout: 1000,
