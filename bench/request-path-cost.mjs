@@ -8,7 +8,7 @@ import { createLogger } from '../dist/core/log.js';
 import { AccessLog } from '../dist/data/access-log.js';
 import { responseHeaders } from '../dist/data/headers.js';
 import { ProxyServer } from '../dist/data/proxy.js';
-import { makeTable, TableCell } from '../dist/data/table.js';
+import { makeTable, TablePublisher } from '../dist/data/table.js';
 import { UpstreamPool } from '../dist/data/upstream.js';
 import { Recorder } from '../dist/stats/recorder.js';
 
@@ -29,7 +29,7 @@ const pools = [
 const recorder = new Recorder();
 const proxy = new ProxyServer({
   config,
-  table: new TableCell(makeTable(1, 'blue', { blue: 90, green: 10 })),
+  table: new TablePublisher(makeTable(1, 'blue', { blue: 90, green: 10 })),
   pools,
   recorder,
   accessLog: new AccessLog({ write() {} }),

@@ -10,7 +10,7 @@ import { currentRuntime, runtimeNotice } from './core/runtime.js';
 import { createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
 import { AccessLog } from './data/access-log.js';
 import { ProxyServer } from './data/proxy.js';
-import { makeTable, TableCell } from './data/table.js';
+import { makeTable, TablePublisher } from './data/table.js';
 import { UpstreamPool, type UpstreamOptions } from './data/upstream.js';
 import { Recorder } from './stats/recorder.js';
 import { WindowRing } from './stats/window.js';
@@ -86,7 +86,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     (recycle) => recorder.takeInterval(recycle),
     Math.max(1, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval)),
   );
-  const table = new TableCell(makeTable(0, config.stable, { blue: 100, green: 0 }));
+  const table = new TablePublisher(makeTable(0, config.stable, { blue: 100, green: 0 }));
   const store = opts.store ?? new FileStateStore<ControllerState>(config.stateFile, validateState);
   const notifier = opts.notifier ?? new WebhookNotifier(config.webhooks, logger);
   const controller = new Controller({ config, table, store, window, pools, clock, logger, notifier });

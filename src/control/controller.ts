@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { SluiceError } from '../core/errors.js';
-import { makeTable, poolIdOf, type TableCell } from '../data/table.js';
+import { makeTable, poolIdOf, type TablePublisher } from '../data/table.js';
 import type { UpstreamPool } from '../data/upstream.js';
 import type { WindowSource, WindowStats } from '../stats/window.js';
 import { recentSuffix, zFor, type Observation, type Verdict } from './analysis.js';
@@ -19,7 +19,7 @@ import type { Notifier } from './webhooks.js';
 
 export interface ControllerDeps {
   config: Config;
-  table: TableCell;
+  table: TablePublisher;
   store: StateStore<ControllerState>;
   window: WindowSource;
   pools: readonly [UpstreamPool, UpstreamPool];
@@ -261,7 +261,7 @@ export class Controller {
   }
 
   private applyTable(): void {
-    this.deps.table.current = makeTable(this.s.version, this.s.stable, this.s.weights);
+    this.deps.table.publish(makeTable(this.s.version, this.s.stable, this.s.weights));
   }
 
   /** Persist the current state (at shutdown). */

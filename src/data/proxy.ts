@@ -24,13 +24,13 @@ import {
   type ScannedRequest,
 } from './headers.js';
 import { choosePool, clientIp, FORCED, normalizeIp, parseSplitKey, type Selector } from './select.js';
-import type { PoolId, TableCell } from './table.js';
+import type { PoolId, TableSource } from './table.js';
 import type { UpstreamPool } from './upstream.js';
 import { WebSocketProxy } from './upgrade.js';
 
 export interface ProxyDeps {
   config: Config;
-  table: TableCell;
+  table: TableSource;
   pools: readonly [UpstreamPool, UpstreamPool];
   recorder: Recorder;
   /** Written to while access logging is on (config log.access, then `accessLogging`). */

@@ -40,7 +40,40 @@ export function makeTable(version: number, stable: PoolName, weights: Weights): 
   });
 }
 
-/** A cell holding the current table: `data/` reads `.current`, only the controller assigns it. */
-export class TableCell {
-  constructor(public current: RoutingTable) {}
+/** The routing table as the request path sees it: read `current`; hear of each new one. */
+export interface TableSource {
+  readonly current: RoutingTable;
+  /** Called with every table published from now on; returns the unsubscribe. */
+  subscribe(fn: (t: RoutingTable) => void): () => void;
+}
+
+/**
+ * The one place a table is published (the controller holds it; everyone else gets it as a
+ * TableSource). Versions only move forward: a table older than the current one is refused, so a
+ * late message can never put an old split back. A worker or another instance is one more
+ * subscriber that receives the same value.
+ */
+export class TablePublisher implements TableSource {
+  private table: RoutingTable;
+  private readonly subscribers = new Set<(t: RoutingTable) => void>();
+
+  constructor(first: RoutingTable) {
+    this.table = first;
+  }
+
+  get current(): RoutingTable {
+    return this.table;
+  }
+
+  publish(t: RoutingTable): void {
+    if (t.version < this.table.version)
+      throw new Error(`table version ${t.version} is older than the current ${this.table.version}`);
+    this.table = t;
+    for (const fn of this.subscribers) fn(t);
+  }
+
+  subscribe(fn: (t: RoutingTable) => void): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
 }

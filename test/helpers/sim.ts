@@ -7,7 +7,7 @@ import { parseConfig, type ConfigInput } from '../../src/core/config.js';
 import { Controller } from '../../src/control/controller.js';
 import { MemoryStateStore } from '../../src/control/state-store.js';
 import type { ControllerState } from '../../src/control/state.js';
-import { makeTable, poolIdOf, TableCell } from '../../src/data/table.js';
+import { makeTable, poolIdOf, TablePublisher } from '../../src/data/table.js';
 import { UpstreamPool } from '../../src/data/upstream.js';
 import { Recorder } from '../../src/stats/recorder.js';
 import { WindowRing } from '../../src/stats/window.js';
@@ -69,7 +69,7 @@ export function simulate(seed: number, extra: Partial<ConfigInput> = {}): Sim {
     new UpstreamPool(0, 'blue', config.pools.blue.endpoints, opts, clock),
     new UpstreamPool(1, 'green', config.pools.green.endpoints, opts, clock),
   ] as const;
-  const table = new TableCell(makeTable(0, 'blue', { blue: 100, green: 0 }));
+  const table = new TablePublisher(makeTable(0, 'blue', { blue: 100, green: 0 }));
   const controller = new Controller({
     config,
     table,
