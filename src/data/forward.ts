@@ -200,7 +200,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   /** To an endpoint with a free connection, or into the pool's line until one frees up. */
   private go(): void {
     const pool = this.pool;
-    const ep = pool.acquire(pool.allUp ? 0 : Date.now());
+    const ep = pool.acquire(pool.allUp ? 0 : pool.clock());
     if (ep === undefined) {
       this.stage = Stage.Waiting;
       this.link(this.ctx.queue);
@@ -396,8 +396,8 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     if (this.status === 0) {
       if (failure.kind === 'connect') this.pool.connectFailed(ep);
       if (this.mayRetry(failure)) {
-        // Ejection deadlines are wall-clock times: pick() takes Date.now(), not ctx.now().
-        const next = this.pool.pick(Date.now(), ep);
+        // Ejection deadlines are on the pool's clock, not ctx.now() (a monotonic one for latencies).
+        const next = this.pool.pick(this.pool.clock(), ep);
         // A refused connect must go elsewhere; a reset may repeat on the same endpoint (a
         // keep-alive race with the upstream closing an idle connection).
         if (next !== ep || failure.kind === 'reset') {

@@ -104,7 +104,7 @@ export class ProxyServer {
     const pools = deps.pools;
     this.available = (id) => {
       const p = pools[id];
-      return p.allUp || p.hasAvailable(Date.now());
+      return p.allUp || p.hasAvailable(p.clock());
     };
     this.server = createServer(
       {

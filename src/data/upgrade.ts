@@ -45,7 +45,7 @@ export class WebSocketProxy {
   }
 
   proxy(req: IncomingMessage, socket: Socket, head: Buffer, p: Prepared): void {
-    const endpoint = p.pool.pick(Date.now());
+    const endpoint = p.pool.pick(p.pool.clock());
     const start = performance.now();
     const pending: Pending = {
       start,

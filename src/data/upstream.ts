@@ -77,7 +77,8 @@ export class UpstreamPool {
   allUp = true;
   private readonly ejectAfter: number;
   private readonly ejectFor: number;
-  private readonly clock: Clock;
+  /** The one clock of ejection deadlines (injected): every reader of availability uses it. */
+  readonly clock: Clock;
   /** Called when an endpoint is ejected or comes back (for logs); never on the hot path otherwise. */
   onEjection: ((ep: Endpoint, ejected: boolean) => void) | undefined;
   /** upstream.connections: requests an endpoint carries at once (one per connection, no pipelining). */
