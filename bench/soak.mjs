@@ -145,10 +145,14 @@ function fds(pid) {
   }
 }
 
+/** V8 heap used and external memory (Buffers: held bodies and responses live there), MiB. */
 async function heapMiB(admin) {
   const text = await (await request(`${admin}/metrics`)).body.text();
-  const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)/m.exec(text);
-  return m ? Number(m[1]) / 1048576 : NaN;
+  const read = (name) => {
+    const m = new RegExp(`^${name} (\\d+(?:\\.\\d+)?)`, 'm').exec(text);
+    return m ? Number(m[1]) / 1048576 : NaN;
+  };
+  return { heap: read('nodejs_heap_size_used_bytes'), external: read('nodejs_external_memory_bytes') };
 }
 
 function slope(points) {
@@ -322,10 +326,17 @@ async function main() {
   while (Date.now() < end) {
     await sleep(10_000);
     const t = (Date.now() - started) / 60_000;
-    const s = { t: +t.toFixed(2), rssMiB: rssMiB(proc.pid), heapMiB: await heapMiB(admin), fds: fds(proc.pid) };
+    const mem = await heapMiB(admin);
+    const s = {
+      t: +t.toFixed(2),
+      rssMiB: rssMiB(proc.pid),
+      heapMiB: mem.heap,
+      externalMiB: mem.external,
+      fds: fds(proc.pid),
+    };
     samples.push(s);
     log(
-      `t=${s.t.toFixed(1)}m RSS ${s.rssMiB.toFixed(1)} MiB heap ${s.heapMiB.toFixed(1)} MiB fds ${s.fds} | ok ${counts.ok} failed ${counts.failed} big ${counts.big} up ${counts.uploads} aborted ${counts.aborted} ws ${counts.ws}/${counts.ws + counts.wsFailed} weights ${counts.weightChanges}`,
+      `t=${s.t.toFixed(1)}m RSS ${s.rssMiB.toFixed(1)} MiB heap ${s.heapMiB.toFixed(1)} MiB external ${s.externalMiB.toFixed(1)} MiB fds ${s.fds} | ok ${counts.ok} failed ${counts.failed} big ${counts.big} up ${counts.uploads} aborted ${counts.aborted} ws ${counts.ws}/${counts.ws + counts.wsFailed} weights ${counts.weightChanges}`,
     );
   }
   running = false;
@@ -350,7 +361,7 @@ async function main() {
     afterFds = fds(proc.pid);
   }
   const settleS = Math.round((Date.now() - stoppedAt) / 1000);
-  const after = { fds: afterFds, rssMiB: rssMiB(proc.pid), heapMiB: await heapMiB(admin) };
+  const after = { fds: afterFds, rssMiB: rssMiB(proc.pid), heapMiB: (await heapMiB(admin)).heap };
   const warm = samples.filter((s) => s.t * 60_000 >= warmupMs);
   const first = warm[0] ?? samples[0];
   const last = samples.at(-1);
@@ -363,6 +374,7 @@ async function main() {
     end: last,
     rssSlopeMiBPerMin: +slope(warm.map((s) => [s.t, s.rssMiB])).toFixed(3),
     heapSlopeMiBPerMin: +slope(warm.map((s) => [s.t, s.heapMiB])).toFixed(3),
+    externalSlopeMiBPerMin: +slope(warm.map((s) => [s.t, s.externalMiB])).toFixed(3),
     fds: {
       idleBaseline: idleFds,
       duringLoadMax: Math.max(...samples.map((s) => s.fds)),
@@ -377,7 +389,7 @@ async function main() {
   await green.close();
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results', 'soak.json'), JSON.stringify(result, null, 2));
-  const md = `Soak ${result.date.slice(0, 10)}, ${minutes} min: ${counts.ok} requests ok, ${counts.failed} failed (sluice's), ${counts.canary5xx} canary 5xx by design, ${counts.hostilePipelines} never-reading pipelined connections, ${counts.drips408}/${counts.drips} dripping bodies answered 408, idle invariant ${idleInvariant.holds ? `held ${idleInvariant.afterMs} ms after the load stopped` : `FAILED: ${JSON.stringify(h)}`}, ${counts.big} downloads, ${counts.uploads} uploads, ${counts.aborted} aborted downloads, ${counts.ws} WebSocket sessions, ${counts.weightChanges} weight changes, one rollback.\n\n| | after warm-up | end | slope after warm-up |\n| --- | --- | --- | --- |\n| RSS | ${first.rssMiB.toFixed(1)} MiB | ${last.rssMiB.toFixed(1)} MiB | ${result.rssSlopeMiBPerMin} MiB/min |\n| V8 heap used | ${first.heapMiB.toFixed(1)} MiB | ${last.heapMiB.toFixed(1)} MiB | ${result.heapSlopeMiBPerMin} MiB/min |\n| open file descriptors | idle ${idleFds} | ${after.fds} ${settleS} s after the load stopped (${atStop} at once, pooled keep-alive connections; max under load ${result.fds.duringLoadMax}) | |\n`;
+  const md = `Soak ${result.date.slice(0, 10)}, ${minutes} min: ${counts.ok} requests ok, ${counts.failed} failed (sluice's), ${counts.canary5xx} canary 5xx by design, ${counts.hostilePipelines} never-reading pipelined connections, ${counts.drips408}/${counts.drips} dripping bodies answered 408, idle invariant ${idleInvariant.holds ? `held ${idleInvariant.afterMs} ms after the load stopped` : `FAILED: ${JSON.stringify(h)}`}, ${counts.big} downloads, ${counts.uploads} uploads, ${counts.aborted} aborted downloads, ${counts.ws} WebSocket sessions, ${counts.weightChanges} weight changes, one rollback.\n\n| | after warm-up | end | slope after warm-up |\n| --- | --- | --- | --- |\n| RSS | ${first.rssMiB.toFixed(1)} MiB | ${last.rssMiB.toFixed(1)} MiB | ${result.rssSlopeMiBPerMin} MiB/min |\n| V8 heap used | ${first.heapMiB.toFixed(1)} MiB | ${last.heapMiB.toFixed(1)} MiB | ${result.heapSlopeMiBPerMin} MiB/min |\n| external (Buffers) | ${first.externalMiB.toFixed(1)} MiB | ${last.externalMiB.toFixed(1)} MiB | ${result.externalSlopeMiBPerMin} MiB/min |\n| open file descriptors | idle ${idleFds} | ${after.fds} ${settleS} s after the load stopped (${atStop} at once, pooled keep-alive connections; max under load ${result.fds.duringLoadMax}) | |\n`;
   writeFileSync(join(here, 'results', 'soak.md'), md);
   process.stdout.write(md);
   if (
