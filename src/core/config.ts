@@ -74,6 +74,11 @@ const headerName = z
   .toLowerCase()
   .regex(/^[a-z0-9!#$%&'*+.^`|~-]+$/, 'expected a header name');
 
+/** A whole number from 0 up, with its default: counts, rates, limits where 0 means none. */
+const count = (def: number) => z.number().int().min(0).default(def);
+/** A size in bytes from 0 up to `max`, with its default. */
+const byteCount = (def: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(0).max(max).default(def);
+
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, 'invalid CIDR or address');
 
 const hex64 = z
@@ -304,64 +309,27 @@ export const configSchema = z
           .describe(
             'Concurrent client connections (like nginx worker_connections); past it new connections are closed at once.',
           ),
-        bufferResponseBytes: z
-          .number()
-          .int()
-          .min(0)
-          .max(64 << 20)
-          .default(1 << 20)
-          .describe(
-            'Response bytes held in memory for a client that reads slower than the upstream answers (nginx proxy_buffers): a response that fits frees its upstream connection at once; 0 holds none.',
-          ),
-        bufferResponseTotalBytes: z
-          .number()
-          .int()
-          .min(0)
-          .default(256 << 20)
-          .describe(
-            'Memory all held responses may use together; past it, a response waits for its client with its upstream connection paused.',
-          ),
-        minResponseRate: z
-          .number()
-          .int()
-          .min(0)
-          .default(1024)
-          .describe(
-            'Bytes per second a client must read on average once it has kept a response waiting for timeouts.clientBody (0: no minimum); slower readers are cut.',
-          ),
-        maxConnectionsPerClient: z
-          .number()
-          .int()
-          .min(0)
-          .default(0)
-          .describe(
-            'Concurrent connections from one peer address (nginx limit_conn); past it: 503 and close. 0: no limit (behind an L4 balancer every client has its address).',
-          ),
-        bufferBodyBytes: z
-          .number()
-          .int()
-          .min(0)
-          .max(64 << 20)
-          .default(1 << 20)
-          .describe(
-            'Request bodies up to this size are read whole before an upstream connection is taken (nginx proxy_request_buffering); 0 streams every body.',
-          ),
-        bufferBodyTotalBytes: z
-          .number()
-          .int()
-          .min(0)
-          .default(256 << 20)
-          .describe(
-            'Memory all buffered request bodies may hold together; past it, bodies stream as if they were larger than bufferBodyBytes.',
-          ),
-        minBodyRate: z
-          .number()
-          .int()
-          .min(0)
-          .default(1024)
-          .describe(
-            'Bytes per second a streamed request body must keep up on average after its first timeouts.clientBody (0: no minimum); slower bodies are cut.',
-          ),
+        maxConnectionsPerClient: count(0).describe(
+          'Concurrent connections from one peer address (nginx limit_conn); past it: 503 and close. 0: no limit (behind a balancer that does not keep client addresses, every client shares one).',
+        ),
+        bufferBodyBytes: byteCount(1 << 20, 64 << 20).describe(
+          'Request bodies up to this size are read whole before an upstream connection is taken (nginx proxy_request_buffering); 0 streams every body.',
+        ),
+        bufferBodyTotalBytes: byteCount(256 << 20).describe(
+          'Memory all buffered request bodies may hold together; past it, bodies stream as if they were larger than bufferBodyBytes.',
+        ),
+        minBodyRate: count(1024).describe(
+          'Bytes per second a streamed request body must keep up on average after its first timeouts.clientBody (0: no minimum); slower bodies are cut.',
+        ),
+        bufferResponseBytes: byteCount(1 << 20, 64 << 20).describe(
+          'Response bytes held in memory for a client that reads slower than the upstream answers (nginx proxy_buffers): a response that fits frees its upstream connection at once; 0 holds none.',
+        ),
+        bufferResponseTotalBytes: byteCount(256 << 20).describe(
+          'Memory all held responses may use together; past it, a response waits for its client with its upstream connection paused.',
+        ),
+        minResponseRate: count(1024).describe(
+          'Bytes per second a client must read on average once it has kept a response waiting for timeouts.clientBody (0: no minimum); slower readers are cut.',
+        ),
       })
       .strict()
       .prefault({}),
