@@ -34,7 +34,7 @@ export interface StatusDocument {
   >;
   /** Client requests being served now (an exchange from its headers to its end). */
   inflight: number;
-  /** Requests sluice answered itself, without an upstream, since start, by reason. */
+  /** Requests sluice answered or cut itself since start, by reason (sluice_rejected_requests_total). */
   rejected: Record<string, number>;
   /** The span the windows cover now (grows to analysis.window after start). */
   windowMs: number;

@@ -164,7 +164,7 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
   reg(
     collector(
       'sluice_rejected_requests_total',
-      'Requests sluice answered itself without any upstream, by reason (queue_timeout, body_timeout, body_too_slow, ...).',
+      'Requests sluice answered or cut itself instead of an upstream answering, by reason (queue_timeout, body_timeout, body_too_slow, response_too_slow, ...).',
       'counter',
       () => [...recorder.rejected].map(([reason, value]) => ({ labels: { reason }, value })),
     ),

@@ -83,8 +83,9 @@ export class Recorder {
   }
 
   /**
-   * Requests sluice answered itself without any upstream, by reason (queue_timeout,
-   * body_timeout, ...): sluice_rejected_requests_total. Rare, so a Map is fine.
+   * Requests sluice answered or cut itself instead of passing on an upstream's answer, by reason
+   * (queue_timeout, body_timeout, body_too_slow, response_too_slow, parser errors, ...):
+   * sluice_rejected_requests_total. Rare, so a Map is fine.
    */
   readonly rejected = new Map<string, number>();
 
