@@ -11,7 +11,9 @@ import { sha256Hex } from './admin/auth.js';
 import { runClient, CLIENT_COMMANDS } from './client.js';
 
 const USAGE = `usage:
-  sluice [--config <file>]            run the proxy (default $SLUICE_CONFIG, else config/sluice.yaml)
+  sluice [--config <file>] [--workers auto|N]
+                                      run the proxy (default $SLUICE_CONFIG, else config/sluice.yaml);
+                                      --workers overrides the config's workers
   sluice --check [--config <file>]    validate the config and exit (0 valid, 1 invalid)
   sluice --version
   sluice hash-token <token>           print the SHA-256 hex to put in admin.tokens
@@ -38,7 +40,16 @@ interface Args {
 function parseArgs(argv: readonly string[]): Args {
   const positional: string[] = [];
   const flags = new Map<string, string | true>();
-  const valued = new Set(['--config', '--admin-url', '--token', '--steps', '--step-hold', '--id', '--role']);
+  const valued = new Set([
+    '--config',
+    '--admin-url',
+    '--token',
+    '--steps',
+    '--step-hold',
+    '--id',
+    '--role',
+    '--workers',
+  ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a.startsWith('--')) {
@@ -158,6 +169,12 @@ async function main(argv: readonly string[]): Promise<number> {
   if (cmd !== undefined) throw new UsageError(`unknown command ${cmd}`);
   const file = configPath(args);
   const config = readConfigOrExit(file);
+  const w = args.flags.get('--workers');
+  if (w !== undefined) {
+    if (w === 'auto') config.workers = 'auto';
+    else if (typeof w === 'string' && /^[1-9][0-9]{0,2}$/.test(w) && Number(w) <= 256) config.workers = Number(w);
+    else throw new UsageError(`--workers must be auto or a number from 1 to 256, not ${String(w)}`);
+  }
   if (args.flags.has('--check')) {
     process.stdout.write(`${file}: ok\n`);
     return 0;

@@ -1,21 +1,28 @@
 /**
  * The composition root: config → planes → listeners; graceful shutdown. The only file that wires
  * the data, stats, control and admin planes together.
+ *
+ * Layout: the main thread owns the controller, the state store, endpoint availability, health
+ * checks, webhooks, the admin API and metrics. The data plane is one or more members: with
+ * `workers: 1` one in this thread, else one per worker thread, each listening on the same port
+ * (SO_REUSEPORT). Between them only values cross: tables down, reports and events up.
  */
+import { availableParallelism } from 'node:os';
 import { Registry } from 'prom-client';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { semiSpaceMiB } from './core/gc.js';
-import { currentRuntime, runtimeNotice } from './core/runtime.js';
+import { currentRuntime, runtimeNotice, supportsReusePort } from './core/runtime.js';
 import { createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
-import { AccessLog } from './data/access-log.js';
-import { ProxyServer } from './data/proxy.js';
+import { DataPlane, planeOptions } from './data/plane.js';
 import { makeTable, TablePublisher } from './data/table.js';
-import { UpstreamPool, type UpstreamOptions } from './data/upstream.js';
-import { Recorder } from './stats/recorder.js';
+import type { UpstreamPool } from './data/upstream.js';
+import type { Recorder } from './stats/recorder.js';
 import { WindowRing } from './stats/window.js';
 import { Controller } from './control/controller.js';
+import { EndpointBook } from './control/endpoints.js';
 import { HealthChecker } from './control/health.js';
+import { LocalMember, type Member, Members } from './control/members.js';
 import { WebhookNotifier, type Notifier } from './control/webhooks.js';
 import { validateState, type ControllerState } from './control/state.js';
 import { FileStateStore, type StateStore } from './control/state-store.js';
@@ -28,9 +35,11 @@ import { EventHub } from './admin/events.js';
 import { DEFAULT_FAILURE_LIMITS, FailureLimiter } from './admin/rate-limit.js';
 import { registerMetrics } from './metrics/metrics.js';
 import { statusDocument } from './status.js';
+import { WorkerMember } from './worker/member.js';
 
 export interface SluiceOptions {
   logger?: Logger;
+  /** The clock of the control plane and of an in-thread data plane (worker threads use the system clock). */
   clock?: Clock;
   store?: StateStore<ControllerState>;
   notifier?: Notifier;
@@ -43,9 +52,14 @@ export interface Sluice {
   proxyPort: number;
   adminPort: number;
   controller: Controller;
+  /** Threads serving requests (1: the main thread itself). */
+  workers: number;
+  members: Members;
+  endpoints: EndpointBook;
+  /** The in-thread data plane's recorder and pools (`workers: 1` only: a worker's live in its thread). */
   recorder: Recorder;
-  window: WindowRing;
   pools: readonly [UpstreamPool, UpstreamPool];
+  window: WindowRing;
   health: HealthChecker | undefined;
   status(): ReturnType<typeof statusDocument>;
   /** Graceful stop: refuse new requests, finish in-flight ones within shutdownGrace, persist. */
@@ -54,46 +68,84 @@ export interface Sluice {
   reopenLogs(): Promise<void>;
 }
 
+/** How many threads serve requests, and why when fewer than asked. */
+export function workerLayout(
+  wanted: Config['workers'],
+  cpus: number,
+  reusePort: boolean,
+): { count: number; note: string | undefined } {
+  const n = wanted === 'auto' ? cpus : wanted;
+  if (n > 1 && !reusePort)
+    return {
+      count: 1,
+      note: `workers: ${String(wanted)} needs SO_REUSEPORT (Node >= 22.12 on Linux): serving on the main thread only`,
+    };
+  return { count: Math.max(1, n), note: undefined };
+}
+
 export async function startSluice(config: Config, opts: SluiceOptions = {}): Promise<Sluice> {
   // One ordered writer for app logs and access lines (unless a test hands in its own logger).
   const destination = opts.logger === undefined ? stdoutDestination() : undefined;
+  const sink = destination ?? process.stdout;
   const logger = opts.logger ?? createLogger(config.log.level, destination);
   const clock = opts.clock ?? systemClock;
+  const runtime = currentRuntime();
   const notice = runtimeNotice(process.version, Date.now());
-  if (notice !== undefined) logger[notice.level]({ runtime: currentRuntime() }, notice.message);
-  const upstreamOpts: UpstreamOptions = {
-    connections: config.upstream.connections,
-    connectTimeout: config.timeouts.connect,
-    headersTimeout: config.timeouts.response,
-    bodyTimeout: config.timeouts.idle,
-    ejectAfter: config.upstream.ejectAfter,
-    ejectFor: config.upstream.ejectFor,
-  };
-  const pools = [
-    new UpstreamPool(0, 'blue', config.pools.blue.endpoints, upstreamOpts, clock),
-    new UpstreamPool(1, 'green', config.pools.green.endpoints, upstreamOpts, clock),
-  ] as const;
-  for (const p of pools) {
-    p.onEjection = (ep, ejected) =>
-      logger.warn(
-        { pool: p.name, endpoint: ep.url, ejected },
-        ejected ? 'endpoint ejected after consecutive connect failures' : 'endpoint back in rotation',
-      );
-  }
+  if (notice !== undefined) logger[notice.level]({ runtime }, notice.message);
+  const reusePort = supportsReusePort(process.version, process.platform);
+  const layout = workerLayout(config.workers, availableParallelism(), reusePort);
+  if (layout.note !== undefined) logger.warn({ workers: config.workers, runtime }, layout.note);
 
-  const recorder = new Recorder();
+  const urls = [config.pools.blue.endpoints, config.pools.green.endpoints] as const;
+  const book = new EndpointBook(urls, { ejectFor: config.upstream.ejectFor }, clock);
+  const table = new TablePublisher(makeTable(0, config.stable, { blue: 100, green: 0 }, book.current));
+  let access = config.log.access;
+  const report = (e: Parameters<EndpointBook['report']>[0]) => book.report(e);
+
+  let local: DataPlane | undefined;
+  const list: Member[] = [];
+  const threads: WorkerMember[] = [];
+  if (layout.count === 1) {
+    local = new DataPlane(planeOptions(config), table.current, { clock, logger, sink, report });
+    list.push(new LocalMember(local));
+  } else {
+    for (let i = 0; i < layout.count; i++) {
+      const w = new WorkerMember({
+        index: i,
+        options: planeOptions(config),
+        host: config.listen.host,
+        reusePort,
+        table: () => table.current,
+        level: () => logger.level,
+        access: () => access,
+        sink,
+        onEvent: report,
+        logger,
+      });
+      threads.push(w);
+      list.push(w);
+    }
+  }
+  const members = new Members(list);
+
   const window = new WindowRing(
-    (recycle) => recorder.takeInterval(recycle),
     Math.max(1, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval)),
   );
-  const table = new TablePublisher(makeTable(0, config.stable, { blue: 100, green: 0 }));
   const store = opts.store ?? new FileStateStore<ControllerState>(config.stateFile, validateState);
   const notifier = opts.notifier ?? new WebhookNotifier(config.webhooks, logger);
-  const controller = new Controller({ config, table, store, window, pools, clock, logger, notifier });
-  // Always there (it costs nothing until a line is written): PUT /api/v1/log can switch it on.
-  const accessLog = new AccessLog(destination ?? process.stdout);
-
-  const proxy = new ProxyServer({ config, table, pools, recorder, accessLog, logger });
+  // Restored before any listener opens: the first request is routed by the saved state.
+  const controller = await Controller.create({
+    config,
+    table,
+    store,
+    window,
+    endpoints: book,
+    intervals: (spare) => members.interval(spare),
+    broadcast: (t) => members.publish(t),
+    clock,
+    logger,
+    notifier,
+  });
   const a = config.rollout.analysis;
   const thresholds = {
     maxErrorRate: a.maxErrorRate,
@@ -101,39 +153,69 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     maxP95Ratio: a.maxP95Ratio,
     minRequests: a.minRequests,
   };
-  const status = () =>
-    statusDocument(controller.state, controller.analysis, pools, controller.windows, clock(), {
+  const status = () => {
+    members.refreshLocal();
+    return statusDocument(controller.state, controller.analysis, controller.windows, clock(), {
       windowMs: controller.windowMs,
       thresholds,
-      inflight: proxy.inFlight,
-      forced: recorder.pools.map((r) => r.forced),
-      rejected: recorder.rejected,
+      view: members.view(),
+      endpoints: book,
+      workers: members.list.map((m) => m.info),
     });
+  };
   const events = new EventHub(status, { refreshMs: Math.max(1000, a.interval), keepAliveMs: 15_000, maxClients: 64 });
   controller.onChange(() => events.broadcast());
+  book.onChange((_a, c) => {
+    if (c.change === 'ejected' || c.change === 'restored')
+      logger.warn(
+        { pool: c.pool, endpoint: c.url, ejected: c.change === 'ejected' },
+        c.change === 'ejected' ? 'endpoint ejected after consecutive connect failures' : 'endpoint back in rotation',
+      );
+    controller.republish();
+    controller.emit();
+  });
 
   const hc = config.healthCheck;
-  const health =
-    hc.path === null ? undefined : new HealthChecker(pools, { ...hc, path: hc.path }, logger, () => controller.emit());
+  const health = hc.path === null ? undefined : new HealthChecker(book, { ...hc, path: hc.path }, logger);
 
   const registry = new Registry();
-  registerMetrics(registry, recorder, {
+  registerMetrics(registry, {
     weights: () => controller.state.weights,
     phase: () => controller.state.phase,
     rollbacks: () => controller.state.rollbacks,
     endpoints: () =>
-      pools.flatMap((p) => p.endpoints.map((e) => ({ pool: p.name, url: e.url, healthy: e.available(clock()) }))),
+      ([0, 1] as const).flatMap((id) =>
+        urls[id].map((url, i) => ({
+          pool: id === 0 ? 'blue' : 'green',
+          url: url.replace(/\/$/, ''),
+          healthy: book.available(id, i, clock()),
+        })),
+      ),
     windows: () => controller.windows,
-    inflight: () => proxy.inFlight,
-    connections: () => pools.map((p) => ({ pool: p.name, ...p.connections() })),
+    inflight: () => members.view().inflight,
+    connections: () => {
+      const v = members.view();
+      return [
+        { pool: 'blue', ...v.connections[0] },
+        { pool: 'green', ...v.connections[1] },
+      ];
+    },
+    totals: () => members.view().totals,
+    workerRestarts: () => members.list.reduce((n, m) => n + m.info.restarts, 0),
   });
+  // Reads of the status and metrics see every member's numbers as of now, not of the last tick.
+  const refresh = async () => {
+    if (local === undefined) await members.refresh();
+    else members.refreshLocal();
+  };
 
   // Log level and access log, changed at run time until the next restart (config holds the start).
   const logSettings: LogSettings = {
-    get: () => ({ level: logger.level as LogLevel, access: proxy.accessLogging }),
+    get: () => ({ level: logger.level as LogLevel, access }),
     set: (s) => {
       if (s.level !== undefined) logger.level = s.level;
-      if (s.access !== undefined) proxy.accessLogging = s.access;
+      if (s.access !== undefined) access = s.access;
+      members.setLog(s);
     },
   };
 
@@ -150,7 +232,8 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     audit,
     limiter: new FailureLimiter(DEFAULT_FAILURE_LIMITS, clock),
     registry,
-    routes: apiRoutes(controller, status, events, logSettings),
+    beforeScrape: refresh,
+    routes: apiRoutes(controller, status, events, logSettings, refresh),
     assets: loadAssets(),
     ready: () => ready,
     snapshot: () => {
@@ -171,10 +254,16 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   let adminPort: number;
   try {
     adminPort = await admin.listen(config.admin.port, config.admin.host);
-    proxyPort = await proxy.listen(config.listen.port, config.listen.host);
+    if (local !== undefined) proxyPort = await local.listen(config.listen.port, config.listen.host);
+    else {
+      // The first worker binds (port 0: any free one); the others join it on the same port.
+      proxyPort = await (threads[0] as WorkerMember).start(config.listen.port);
+      await Promise.all(threads.slice(1).map((w) => w.start(proxyPort)));
+    }
   } catch (err) {
     await admin.close().catch(() => {});
-    for (const p of pools) p.destroy();
+    await members.close(0).catch(() => {});
+    local?.destroy();
     throw err;
   }
   if (config.admin.tokens.length === 0)
@@ -192,8 +281,9 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       admin: `${config.admin.host}:${adminPort}`,
       weights: controller.state.weights,
       stable: controller.state.stable,
+      workers: layout.count,
       semiSpaceMiB: semiSpaceMiB(),
-      runtime: currentRuntime(),
+      runtime,
     },
     'sluice listening',
   );
@@ -203,18 +293,17 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     (stopping ??= (async () => {
       ready = false;
       controller.stop();
-      logger.info({ inFlight: proxy.inFlight, graceMs: config.shutdownGrace }, 'shutting down');
-      await proxy.close(config.shutdownGrace);
-      // Past the grace, at most one more second: upstream connections are destroyed then, and
-      // webhooks under way get the same second.
+      logger.info({ inFlight: members.view().inflight, graceMs: config.shutdownGrace }, 'shutting down');
+      // Every member drains: stops accepting, finishes in-flight requests within the grace.
+      await members.close(config.shutdownGrace);
+      // Past the grace, at most one more second for webhooks under way.
       const second = new Promise((r) => setTimeout(r, 1000).unref());
-      await Promise.all([health?.stop(), ...pools.map((p) => p.close(1000)), Promise.race([notifier.drain(), second])]);
-      accessLog.close();
+      await Promise.all([health?.stop(), Promise.race([notifier.drain(), second])]);
       events.close();
       await admin.close();
       await audit.close().catch((err: unknown) => logger.error({ err }, 'could not close the audit log'));
       try {
-        controller.persist();
+        await controller.persist();
       } catch (err) {
         logger.error({ err }, 'could not persist state at shutdown');
       }
@@ -226,5 +315,28 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     await audit.reopen();
     logger.info({ audit: config.audit.file }, 'log files reopened');
   };
-  return { config, proxyPort, adminPort, controller, recorder, window, pools, health, status, stop, reopenLogs };
+  const onlyLocal = <T>(what: string, get: (p: DataPlane) => T): T => {
+    if (local === undefined) throw new Error(`${what} lives in the worker threads with workers > 1`);
+    return get(local);
+  };
+  return {
+    config,
+    proxyPort,
+    adminPort,
+    controller,
+    workers: layout.count,
+    members,
+    endpoints: book,
+    get recorder() {
+      return onlyLocal('the recorder', (p) => p.recorder);
+    },
+    get pools() {
+      return onlyLocal('the pools', (p) => p.pools);
+    },
+    window,
+    health,
+    status,
+    stop,
+    reopenLogs,
+  };
 }

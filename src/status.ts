@@ -2,7 +2,10 @@
 import type { AnalysisStatus } from './control/controller.js';
 import type { ControllerState } from './control/state.js';
 import { canaryOf } from './control/state.js';
-import type { UpstreamConnections, UpstreamPool } from './data/upstream.js';
+import { poolNameOf } from './data/table.js';
+import type { EndpointBook } from './control/endpoints.js';
+import type { MemberInfo, PlaneView } from './control/members.js';
+import type { UpstreamConnections } from './data/upstream.js';
 import type { ForcedCounts } from './stats/recorder.js';
 import type { WindowStats } from './stats/window.js';
 
@@ -36,6 +39,8 @@ export interface StatusDocument {
   inflight: number;
   /** Requests sluice answered or cut itself since start, by reason (sluice_rejected_requests_total). */
   rejected: Record<string, number>;
+  /** The members of the data plane: `main` with `workers: 1`, else one per worker thread. */
+  workers: MemberInfo[];
   /** The span the windows cover now (grows to analysis.window after start). */
   windowMs: number;
   /** The thresholds the canary is judged against. */
@@ -45,10 +50,10 @@ export interface StatusDocument {
 export interface StatusContext {
   windowMs: number;
   thresholds: StatusDocument['thresholds'];
-  inflight: number;
-  /** Per pool id (0 blue, 1 green). */
-  forced: readonly ForcedCounts[];
-  rejected: ReadonlyMap<string, number>;
+  /** The data plane's gauges and totals, merged over its members. */
+  view: PlaneView;
+  endpoints: EndpointBook;
+  workers: readonly MemberInfo[];
 }
 
 const publicWindow = (w: WindowStats): WindowStats => ({
@@ -63,7 +68,6 @@ const publicWindow = (w: WindowStats): WindowStats => ({
 export function statusDocument(
   s: Readonly<ControllerState>,
   analysis: AnalysisStatus,
-  pools: readonly UpstreamPool[],
   windows: { blue: WindowStats; green: WindowStats },
   now: number,
   ctx: StatusContext,
@@ -86,21 +90,27 @@ export function statusDocument(
     pools: {},
     windowMs: ctx.windowMs,
     thresholds: { ...ctx.thresholds },
-    inflight: ctx.inflight,
-    rejected: Object.fromEntries(ctx.rejected),
+    inflight: ctx.view.inflight,
+    rejected: Object.fromEntries(ctx.view.totals.rejected),
+    workers: ctx.workers.map((w) => ({ ...w })),
   };
-  for (const p of pools) {
-    doc.pools[p.name] = {
-      endpoints: p.endpoints.map((e) => ({
-        url: e.url,
-        healthy: e.available(now),
-        ejected: e.ejectedUntil !== 0 && now < e.ejectedUntil,
-        activeHealthy: e.activeHealthy,
-        inflight: e.inflight,
-      })),
-      window: publicWindow(windows[p.name]),
-      connections: p.connections(),
-      forced: { ...(ctx.forced[p.id] as ForcedCounts) },
+  const book = ctx.endpoints;
+  for (const id of [0, 1] as const) {
+    const name = poolNameOf(id);
+    doc.pools[name] = {
+      endpoints: book.urls[id].map((url, i) => {
+        const st = book.state(id, i);
+        return {
+          url: url.replace(/\/$/, ''),
+          healthy: book.available(id, i, now),
+          ejected: st !== undefined && st.ejectedUntil !== 0 && now < st.ejectedUntil,
+          activeHealthy: st?.up ?? true,
+          inflight: ctx.view.endpointInflight[id][i] ?? 0,
+        };
+      }),
+      window: publicWindow(windows[name]),
+      connections: { ...ctx.view.connections[id] },
+      forced: { ...(ctx.view.totals.pools[id].forced as ForcedCounts) },
     };
   }
   return doc;

@@ -14,15 +14,25 @@ export interface LogSettings {
   set(s: { level?: LogLevel | undefined; access?: boolean | undefined }): void;
 }
 
-export function apiRoutes(controller: Controller, status: () => unknown, events: EventHub, log: LogSettings): Route[] {
+/**
+ * `refresh` brings every member's gauges up to now before a status is read (worker threads
+ * report by message; a command's own status follows its table's acknowledgement).
+ */
+export function apiRoutes(
+  controller: Controller,
+  status: () => unknown,
+  events: EventHub,
+  log: LogSettings,
+  refresh: () => Promise<void> = async () => {},
+): Route[] {
   const simple = (name: 'pause' | 'resume' | 'promote' | 'abort'): Route => ({
     method: 'POST',
     path: `/api/v1/rollout/${name}`,
     role: 'operator',
     action: `rollout.${name}`,
-    handle: (ctx) => {
+    handle: async (ctx) => {
       const b = ctx.parse(commandBody);
-      controller.command(
+      await controller.command(
         name === 'abort' ? { type: 'abort', reason: b.reason } : { type: name },
         ctx.principal.id,
         b.expectedVersion,
@@ -31,15 +41,23 @@ export function apiRoutes(controller: Controller, status: () => unknown, events:
     },
   });
   return [
-    { method: 'GET', path: '/api/v1/status', role: 'viewer', handle: () => status() },
+    {
+      method: 'GET',
+      path: '/api/v1/status',
+      role: 'viewer',
+      handle: async () => {
+        await refresh();
+        return status();
+      },
+    },
     {
       method: 'PUT',
       path: '/api/v1/weights',
       role: 'operator',
       action: 'weights.set',
-      handle: (ctx) => {
+      handle: async (ctx) => {
         const b = ctx.parse(weightsBody);
-        controller.setWeights(fullWeights(b.weights), ctx.principal.id, b.expectedVersion);
+        await controller.setWeights(fullWeights(b.weights), ctx.principal.id, b.expectedVersion);
         return status();
       },
     },
@@ -48,9 +66,9 @@ export function apiRoutes(controller: Controller, status: () => unknown, events:
       path: '/api/v1/rollout/start',
       role: 'operator',
       action: 'rollout.start',
-      handle: (ctx) => {
+      handle: async (ctx) => {
         const b = ctx.parse(startBody);
-        controller.command(
+        await controller.command(
           { type: 'start', steps: b.steps, stepHold: b.stepHold },
           ctx.principal.id,
           b.expectedVersion,

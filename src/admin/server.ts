@@ -54,6 +54,8 @@ export interface AdminDeps {
   audit: AuditLog;
   limiter: FailureLimiter;
   registry: Registry;
+  /** Run before /metrics is formatted (bring the data plane's numbers up to now). */
+  beforeScrape?: () => Promise<void>;
   routes: readonly Route[];
   /** Public, data-free files (the live page): path → asset. */
   assets: ReadonlyMap<string, StaticAsset>;
@@ -173,6 +175,7 @@ export class AdminServer {
       if (path === '/readyz')
         return this.deps.ready() ? json(res, 200, { ready: true }) : json(res, 503, { ready: false });
       if (path === '/metrics') {
+        await this.deps.beforeScrape?.();
         const text = await this.deps.registry.metrics();
         res.writeHead(200, { 'content-type': this.deps.registry.contentType });
         res.end(text);

@@ -1,20 +1,26 @@
 /**
  * The controller: the one writer of the routing table. A thin runner around the pure state machine
- * (decide.ts): each tick it closes an interval of measurements, builds the observation, asks
- * `decide`, and applies the outcome; operator commands go through `command` the same way.
- * Applying = persist, swap the routing table whole, record history, log, notify.
+ * (decide.ts): each tick it collects an interval of measurements from every member of the data
+ * plane, builds the observation, asks `decide`, and applies the outcome; operator commands go
+ * through `command` the same way. Ticks and commands run one at a time (a queue), so a command
+ * never interleaves with a tick's decision. Applying = persist (compare-and-set on the version),
+ * publish the routing table to every member and wait until each has it, record history, log,
+ * notify. An automatic rollback publishes first and persists after: going back to stable is always
+ * safe, and it must not wait on a disk (or, in a fleet, a network).
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { SluiceError } from '../core/errors.js';
 import { makeTable, poolIdOf, type TablePublisher } from '../data/table.js';
-import type { UpstreamPool } from '../data/upstream.js';
-import type { WindowSource, WindowStats } from '../stats/window.js';
+import type { RoutingTable } from '../data/table.js';
+import type { IntervalSnapshot } from '../stats/snapshot.js';
+import type { Spare, WindowSource, WindowStats } from '../stats/window.js';
+import type { EndpointBook } from './endpoints.js';
 import { recentSuffix, zFor, type Observation, type Verdict } from './analysis.js';
 import { command, decide, type Change, type Command, type Outcome, type RolloutPolicy } from './decide.js';
 import { canaryOf, MAX_HISTORY, weightsFor, type ControllerState, type HistoryEntry } from './state.js';
-import type { StateStore } from './state-store.js';
+import { StaleWriteError, type StateStore } from './state-store.js';
 import type { Notifier } from './webhooks.js';
 
 export interface ControllerDeps {
@@ -22,7 +28,12 @@ export interface ControllerDeps {
   table: TablePublisher;
   store: StateStore<ControllerState>;
   window: WindowSource;
-  pools: readonly [UpstreamPool, UpstreamPool];
+  /** Endpoint availability (the controller publishes it inside the table). */
+  endpoints: EndpointBook;
+  /** The next interval, merged over every member; `spare` are histograms the window gives back. */
+  intervals: (spare: Spare) => IntervalSnapshot | Promise<IntervalSnapshot>;
+  /** Hand a new table to every member; resolves once each has it (default: nothing to wait for). */
+  broadcast?: (t: RoutingTable) => Promise<void>;
   clock: Clock;
   logger: Logger;
   notifier?: Notifier;
@@ -89,9 +100,26 @@ export class Controller {
   windows: { blue: WindowStats; green: WindowStats };
   analysis: AnalysisStatus = { at: 0, verdict: null, reason: null };
 
-  constructor(private readonly deps: ControllerDeps) {
+  /** Ticks and commands, one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** A controller on the saved state (or the config's initial one), its table published. */
+  static async create(deps: ControllerDeps): Promise<Controller> {
+    const c = new Controller(deps);
+    await c.restore();
+    return c;
+  }
+
+  private constructor(private readonly deps: ControllerDeps) {
     this.policy = policyOf(deps.config);
-    const loaded = deps.store.load();
+    this.s = initialState(deps.config);
+    const empty = deps.window.query(0);
+    this.windows = { blue: empty, green: empty };
+  }
+
+  private async restore(): Promise<void> {
+    const { deps } = this;
+    const loaded = await deps.store.load();
     if (loaded.state !== undefined) {
       this.s = loaded.state;
       deps.logger.info(
@@ -108,9 +136,7 @@ export class Controller {
         this.s.weights = weightsFor(this.s.stable, 0);
       }
     }
-    const empty = deps.window.query(0);
-    this.windows = { blue: empty, green: empty };
-    this.applyTable();
+    await this.publish();
   }
 
   get state(): Readonly<ControllerState> {
@@ -124,7 +150,9 @@ export class Controller {
 
   /** Start the tick loop (every analysis.interval). */
   start(): void {
-    this.timer = setInterval(() => this.tick(), this.deps.config.rollout.analysis.interval);
+    this.timer = setInterval(() => {
+      this.tick().catch((err: unknown) => this.deps.logger.error({ err }, 'controller tick failed'));
+    }, this.deps.config.rollout.analysis.interval);
     this.timer.unref();
   }
 
@@ -143,7 +171,7 @@ export class Controller {
    * Also keeps both pools' window numbers in `windows`, which the status document and metrics read.
    */
   observe(): Observation {
-    const { window, pools, clock } = this.deps;
+    const { window, endpoints, clock } = this.deps;
     const canaryId = poolIdOf(canaryOf(this.s.stable));
     const stableId = canaryId === 0 ? 1 : 0;
     const z = zFor(this.policy.confidence);
@@ -159,24 +187,41 @@ export class Controller {
       stable,
       canaryRecent: fastSlice ? window.query(canaryId, { intervals: k, z: zFast }) : undefined,
       stableRecent: fastSlice ? window.query(stableId, { intervals: k, z: zFast }) : undefined,
-      canaryHealthy: pools[canaryId].hasAvailable(clock()),
+      canaryHealthy: endpoints.hasAvailable(canaryId, clock()),
       windowMs: this.windowMs,
       recentMs: (k ?? 0) * interval,
     };
   }
 
-  /** One control step: close the interval, observe, decide, apply. Tests call this by hand. */
-  tick(): void {
-    this.deps.window.rotate();
-    const now = this.deps.clock();
-    const o = this.observe();
-    const r = decide(this.s, o, this.policy, now);
-    this.analysis = { at: now, verdict: r.verdict?.kind ?? null, reason: r.verdict?.reason ?? null };
-    if (r.state !== this.s) this.apply(r, 'auto');
+  /** Run `fn` after every tick and command before it. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => {});
+    return run;
   }
 
-  /** An operator command; a stale expectedVersion or a phase that does not allow it throws 409. */
-  command(cmd: Command, by: string, expectedVersion?: number): Readonly<ControllerState> {
+  /** One control step: close the interval, observe, decide, apply. Tests call this by hand. */
+  tick(): Promise<void> {
+    return this.serial(async () => {
+      const { window } = this.deps;
+      window.push(await this.deps.intervals(window.spare()));
+      const now = this.deps.clock();
+      const o = this.observe();
+      const r = decide(this.s, o, this.policy, now);
+      this.analysis = { at: now, verdict: r.verdict?.kind ?? null, reason: r.verdict?.reason ?? null };
+      if (r.state !== this.s) await this.apply(r, 'auto');
+    });
+  }
+
+  /**
+   * An operator command; a stale expectedVersion or a phase that does not allow it throws 409.
+   * Resolves once the change is saved and every member routes by it.
+   */
+  command(cmd: Command, by: string, expectedVersion?: number): Promise<Readonly<ControllerState>> {
+    return this.serial(() => this.run(cmd, by, expectedVersion));
+  }
+
+  private async run(cmd: Command, by: string, expectedVersion?: number): Promise<Readonly<ControllerState>> {
     if (expectedVersion !== undefined && expectedVersion !== this.s.version) {
       throw new SluiceError(
         'stale_version',
@@ -189,7 +234,7 @@ export class Controller {
       throw new SluiceError('invalid_weights', 400, 'weights must sum to 100', { field: 'weights' });
     }
     const r = command(this.s, cmd, by, this.deps.clock(), { steps: this.policy.steps, stepHold: this.policy.stepHold });
-    this.apply(r, by);
+    await this.apply(r, by);
     return this.s;
   }
 
@@ -198,12 +243,12 @@ export class Controller {
     weights: { blue: number; green: number },
     by: string,
     expectedVersion?: number,
-  ): Readonly<ControllerState> {
+  ): Promise<Readonly<ControllerState>> {
     return this.command({ type: 'weights', weights }, by, expectedVersion);
   }
 
-  /** Bump the version, record history, persist, swap the table, log, notify. */
-  private apply(r: Outcome, by: string): void {
+  /** Bump the version, record history, persist, publish the table, log, notify. */
+  private async apply(r: Outcome, by: string): Promise<void> {
     const at = this.deps.clock();
     const next: ControllerState = { ...r.state, version: this.s.version + 1 };
     const entries: HistoryEntry[] = r.changes.map((c) => ({
@@ -217,14 +262,21 @@ export class Controller {
       ...(c.evidence === undefined ? {} : { evidence: c.evidence }),
     }));
     next.history = [...entries.reverse(), ...this.s.history].slice(0, MAX_HISTORY);
-    // Persist before the change takes effect: a crash right after never loses an applied change.
-    try {
-      this.deps.store.save(next);
-    } catch (err) {
-      this.deps.logger.error({ err }, 'could not persist state; the change still applies in memory');
+    const prev = this.s.version;
+    const rollback = by === 'auto' && r.changes.some((c) => c.event === 'rolled_back');
+    if (rollback) {
+      // Safety first: every member routes to stable now; the write follows.
+      this.s = next;
+      await this.publish();
+      await this.save(next, prev).catch((err: unknown) =>
+        this.deps.logger.error({ err }, 'could not persist the rollback; it applies in memory'),
+      );
+    } else {
+      // Persist before the change takes effect: a crash right after never loses an applied change.
+      await this.save(next, prev);
+      this.s = next;
+      await this.publish();
     }
-    this.s = next;
-    this.applyTable();
     for (const c of r.changes) {
       const level = c.event === 'rolled_back' ? 'warn' : 'info';
       this.deps.logger[level](
@@ -260,12 +312,41 @@ export class Controller {
     for (const l of this.listeners) l(this.s);
   }
 
-  private applyTable(): void {
-    this.deps.table.publish(makeTable(this.s.version, this.s.stable, this.s.weights));
+  /**
+   * Save with compare-and-set. A stale write means another writer changed the state: the change
+   * is refused (409). Any other failure is logged and the change still applies in memory.
+   */
+  private async save(next: ControllerState, expected: number): Promise<void> {
+    try {
+      await this.deps.store.save(next, expected);
+    } catch (err) {
+      if (err instanceof StaleWriteError)
+        throw new SluiceError('stale_version', 409, `the saved state moved on: ${err.message}`, {
+          field: 'expectedVersion',
+        });
+      this.deps.logger.error({ err }, 'could not persist state; the change still applies in memory');
+    }
   }
 
-  /** Persist the current state (at shutdown). */
-  persist(): void {
-    this.deps.store.save(this.s);
+  /** The table for the current state and endpoint availability. */
+  private table(): RoutingTable {
+    return makeTable(this.s.version, this.s.stable, this.s.weights, this.deps.endpoints.current);
+  }
+
+  /** Publish the current table here and to every member; resolves once each has it. */
+  private async publish(): Promise<void> {
+    const t = this.table();
+    this.deps.table.publish(t);
+    await this.deps.broadcast?.(t);
+  }
+
+  /** Endpoint availability changed: the same state, a newer health version, to every member. */
+  republish(): void {
+    void this.publish().catch((err: unknown) => this.deps.logger.error({ err }, 'could not publish the table'));
+  }
+
+  /** Persist the current state (at shutdown); waits for any tick or command under way. */
+  persist(): Promise<void> {
+    return this.serial(() => this.deps.store.save(this.s, this.s.version));
   }
 }

@@ -5,7 +5,8 @@
  */
 import { Agent, request } from 'undici';
 import type { Logger } from 'pino';
-import type { Endpoint, UpstreamPool } from '../data/upstream.js';
+import { poolNameOf, type PoolId } from '../data/table.js';
+import type { EndpointBook } from './endpoints.js';
 
 export interface HealthPolicy {
   path: string;
@@ -16,8 +17,9 @@ export interface HealthPolicy {
 }
 
 interface Track {
-  pool: UpstreamPool;
-  ep: Endpoint;
+  pool: PoolId;
+  index: number;
+  url: string;
   fails: number;
   oks: number;
 }
@@ -28,12 +30,11 @@ export class HealthChecker {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
+  /** Verdicts go to `book` (the owner of availability), which publishes them to every worker. */
   constructor(
-    pools: readonly UpstreamPool[],
+    private readonly book: EndpointBook,
     private readonly policy: HealthPolicy,
     private readonly logger: Logger,
-    /** Called when an endpoint changes state. */
-    private readonly onChange: (pool: UpstreamPool, ep: Endpoint, healthy: boolean) => void,
   ) {
     this.agent = new Agent({
       connections: 2,
@@ -41,7 +42,9 @@ export class HealthChecker {
       headersTimeout: policy.timeout,
       bodyTimeout: policy.timeout,
     });
-    this.tracks = pools.flatMap((pool) => pool.endpoints.map((ep) => ({ pool, ep, fails: 0, oks: 0 })));
+    this.tracks = ([0, 1] as const).flatMap((pool) =>
+      book.urls[pool].map((url, index) => ({ pool, index, url: url.replace(/\/$/, ''), fails: 0, oks: 0 })),
+    );
   }
 
   start(): void {
@@ -62,7 +65,7 @@ export class HealthChecker {
     let ok = false;
     let detail = '';
     try {
-      const r = await request(`${t.ep.url}${this.policy.path}`, {
+      const r = await request(`${t.url}${this.policy.path}`, {
         dispatcher: this.agent,
         method: 'GET',
         signal: AbortSignal.timeout(this.policy.timeout),
@@ -76,23 +79,25 @@ export class HealthChecker {
     if (ok) {
       t.fails = 0;
       t.oks++;
-      if (!t.ep.activeHealthy && t.oks >= this.policy.healthyAfter) {
-        t.pool.setActiveHealth(t.ep, true);
-        this.logger.info({ pool: t.pool.name, endpoint: t.ep.url }, 'endpoint healthy');
-        this.onChange(t.pool, t.ep, true);
+      if (!this.up(t) && t.oks >= this.policy.healthyAfter) {
+        this.logger.info({ pool: poolNameOf(t.pool), endpoint: t.url }, 'endpoint healthy');
+        this.book.setActive(t.pool, t.index, true);
       }
     } else {
       t.oks = 0;
       t.fails++;
-      if (t.ep.activeHealthy && t.fails >= this.policy.unhealthyAfter) {
-        t.pool.setActiveHealth(t.ep, false);
+      if (this.up(t) && t.fails >= this.policy.unhealthyAfter) {
         this.logger.warn(
-          { pool: t.pool.name, endpoint: t.ep.url, detail, failures: t.fails },
+          { pool: poolNameOf(t.pool), endpoint: t.url, detail, failures: t.fails },
           'endpoint unhealthy: out of rotation',
         );
-        this.onChange(t.pool, t.ep, false);
+        this.book.setActive(t.pool, t.index, false);
       }
     }
+  }
+
+  private up(t: Track): boolean {
+    return this.book.state(t.pool, t.index)?.up ?? true;
   }
 
   async stop(): Promise<void> {

@@ -1,24 +1,55 @@
 /**
  * Saved rollout state: written atomically (temp file, fsync, rename) on every change and read back
  * at start. A corrupt or unreadable file is kept aside and reported; it never crash-loops.
- * The interface is small so a shared store (fleet mode) can replace the file.
+ *
+ * The interface is asynchronous with a compare-and-set on `version`, so that a shared store (a
+ * fleet's Redis) is one more implementation: `save(state, expectedVersion)` succeeds only when
+ * the stored state is still at `expectedVersion` (or nothing is stored yet), else it throws a
+ * StaleWriteError and the caller's change is refused. File writes run on libuv's pool, never
+ * blocking the thread that may also carry the request path (`workers: 1`).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-export interface StateStore<T> {
-  /** The saved state, `undefined` when none; `{ corrupt }` when one exists but cannot be read. */
-  load(): { state: T } | { state: undefined; problem?: string; movedTo?: string };
-  save(state: T): void;
+export type Loaded<T> = { state: T } | { state: undefined; problem?: string; movedTo?: string };
+
+export interface Versioned {
+  version: number;
 }
 
-export class FileStateStore<T> implements StateStore<T> {
+export interface StateStore<T extends Versioned> {
+  /** The saved state, `undefined` when none; with `problem` when one exists but cannot be read. */
+  load(): Promise<Loaded<T>>;
+  /** Store `state` if the stored one is at `expectedVersion` (or none is stored); else StaleWriteError. */
+  save(state: T, expectedVersion: number): Promise<void>;
+}
+
+export class StaleWriteError extends Error {
+  constructor(
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(`state write expected version ${expected} but the store holds ${actual}`);
+  }
+}
+
+export class FileStateStore<T extends Versioned> implements StateStore<T> {
+  /** The version on disk as far as this process knows (it is the file's only writer). */
+  private stored: number | undefined;
+
   constructor(
     private readonly file: string,
     private readonly validate: (raw: unknown) => T | undefined,
   ) {}
 
-  load(): { state: T } | { state: undefined; problem?: string; movedTo?: string } {
+  async load(): Promise<Loaded<T>> {
+    const r = this.loadSync();
+    this.stored = r.state?.version;
+    return r;
+  }
+
+  private loadSync(): Loaded<T> {
     let text: string;
     try {
       text = readFileSync(this.file, 'utf8');
@@ -43,24 +74,27 @@ export class FileStateStore<T> implements StateStore<T> {
     return { state: undefined, problem, movedTo };
   }
 
-  save(state: T): void {
+  async save(state: T, expectedVersion: number): Promise<void> {
+    if (this.stored !== undefined && this.stored !== expectedVersion)
+      throw new StaleWriteError(expectedVersion, this.stored);
     mkdirSync(dirname(this.file), { recursive: true });
     const tmp = `${this.file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
+    const fh = await open(tmp, 'w', 0o600);
     try {
-      writeSync(fd, JSON.stringify(state, null, 1));
-      fsyncSync(fd);
+      await fh.writeFile(JSON.stringify(state, null, 1));
+      await fh.sync();
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
-    renameSync(tmp, this.file);
+    await rename(tmp, this.file);
+    this.stored = state.version;
     // Make the rename itself durable.
     try {
-      const dfd = openSync(dirname(this.file), 'r');
+      const dir = await open(dirname(this.file), 'r');
       try {
-        fsyncSync(dfd);
+        await dir.sync();
       } finally {
-        closeSync(dfd);
+        await dir.close();
       }
     } catch {
       /* some filesystems refuse fsync on a directory; the rename is still atomic */
@@ -68,16 +102,18 @@ export class FileStateStore<T> implements StateStore<T> {
   }
 }
 
-/** A store that keeps state in memory (tests, and `stateFile: null` if ever allowed). */
-export class MemoryStateStore<T> implements StateStore<T> {
+/** A store that keeps state in memory (tests), with the same compare-and-set. */
+export class MemoryStateStore<T extends Versioned> implements StateStore<T> {
   saved: T | undefined;
   constructor(initial?: T) {
     this.saved = initial;
   }
-  load(): { state: T } | { state: undefined } {
-    return this.saved === undefined ? { state: undefined } : { state: this.saved };
+  async load(): Promise<Loaded<T>> {
+    return this.saved === undefined ? { state: undefined } : { state: structuredClone(this.saved) };
   }
-  save(state: T): void {
+  async save(state: T, expectedVersion: number): Promise<void> {
+    if (this.saved !== undefined && this.saved.version !== expectedVersion)
+      throw new StaleWriteError(expectedVersion, this.saved.version);
     this.saved = structuredClone(state);
   }
 }

@@ -401,6 +401,12 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(1).max(256)])
+      .default(1)
+      .describe(
+        "Threads that serve requests: 'auto' = the CPUs available to the process (os.availableParallelism()), as nginx's worker_processes auto. Above 1 needs SO_REUSEPORT (Node >= 22.12 on Linux), else one is used and the start log says why. The main thread keeps the controller, health checks, admin API and metrics.",
+      ),
     shutdownGrace: duration()
       .default(10_000)
       .describe('On SIGTERM/SIGINT, how long in-flight requests may take to finish.'),

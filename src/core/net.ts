@@ -95,10 +95,16 @@ export class TrustedSet {
 }
 
 /** Listen on host:port; resolves with the bound port (useful with port 0), rejects on EADDRINUSE etc. */
-export function listenOn(server: import('node:net').Server, port: number, host: string): Promise<number> {
+export function listenOn(
+  server: import('node:net').Server,
+  port: number,
+  host: string,
+  reusePort = false,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    // `reusePort` only when asked: Node 20 ignores the option, and the callers decide (workers).
+    server.listen(reusePort ? { port, host, reusePort } : { port, host }, () => {
       server.removeListener('error', reject);
       const a = server.address();
       resolve(typeof a === 'object' && a !== null ? a.port : port);

@@ -24,7 +24,10 @@ import type { Endpoint, UpstreamPool, Waiter } from './upstream.js';
 export interface ForwardContext {
   recorder: Recorder;
   accessLog: AccessLog | undefined;
+  /** Monotonic milliseconds, for latencies. */
   now: () => number;
+  /** Wall-clock milliseconds (the injected clock), for access log times. */
+  clock: () => number;
   /** Called when the exchange finishes, however it finishes (in-flight tracking). */
   done: () => void;
   /** timeouts.idle: how long a client that stopped reading gets before its socket is closed. */
@@ -468,7 +471,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     const log = this.ctx.accessLog;
     if (log !== undefined) {
       log.log(
-        Date.now(),
+        this.ctx.clock(),
         this.requestId,
         this.request.method,
         this.request.path,

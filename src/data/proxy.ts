@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { CLIENT_ERRORS, type SluiceError } from '../core/errors.js';
 import { listenOn, TrustedSet } from '../core/net.js';
@@ -28,14 +29,19 @@ import type { PoolId, TableSource } from './table.js';
 import type { UpstreamPool } from './upstream.js';
 import { WebSocketProxy } from './upgrade.js';
 
+/** The options the request path reads: nothing of the control plane's. */
+export type ProxyOptions = Pick<Config, 'split' | 'forwarding' | 'timeouts' | 'limits' | 'log'>;
+
 export interface ProxyDeps {
-  config: Config;
+  config: ProxyOptions;
   table: TableSource;
   pools: readonly [UpstreamPool, UpstreamPool];
   recorder: Recorder;
   /** Written to while access logging is on (config log.access, then `accessLogging`). */
   accessLog: AccessLog;
   logger: Logger;
+  /** Wall-clock time for access log lines: the same injected clock as everything else. */
+  clock: Clock;
 }
 
 /** Prepared request, shared by the HTTP and WebSocket paths. */
@@ -92,6 +98,7 @@ export class ProxyServer {
       recorder: deps.recorder,
       accessLog: c.log.access ? deps.accessLog : undefined,
       now,
+      clock: deps.clock,
       done: this.exchangeDone,
       idleMs: t.idle,
       deadlines,
@@ -171,10 +178,10 @@ export class ProxyServer {
     });
   }
 
-  listen(port: number, host: string): Promise<number> {
+  listen(port: number, host: string, reusePort = false): Promise<number> {
     this.ctx.deadlines?.start();
     this.ctx.queue.start();
-    return listenOn(this.server, port, host);
+    return listenOn(this.server, port, host, reusePort);
   }
 
   get inFlight(): number {

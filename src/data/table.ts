@@ -16,9 +16,21 @@ export interface Weights {
   readonly green: number;
 }
 
+/** Whether an endpoint may take traffic, as the control plane decided (index = config order). */
+export interface EndpointState {
+  /** Active health: false after `unhealthyAfter` failed checks (true when none are configured). */
+  readonly up: boolean;
+  /** Passively ejected until this time (ms, the shared clock); 0 when not ejected. */
+  readonly ejectedUntil: number;
+}
+
 export interface RoutingTable {
-  /** Increases on every change of weights, roles or phase. */
+  /** The rollout state's version: increases on every change of weights, roles or phase. */
   readonly version: number;
+  /** Increases on every change of endpoint availability (health checks, ejections). */
+  readonly health: number;
+  /** Per pool (by PoolId), per endpoint. */
+  readonly endpoints: readonly [readonly EndpointState[], readonly EndpointState[]];
   readonly stable: PoolId;
   readonly canary: PoolId;
   /** The canary owns buckets [0, canaryBuckets). */
@@ -26,18 +38,42 @@ export interface RoutingTable {
   readonly weights: Weights;
 }
 
+/** Endpoint availability: which endpoints the control plane lets take traffic. */
+export interface Availability {
+  readonly health: number;
+  readonly endpoints: RoutingTable['endpoints'];
+}
+
+/** Every endpoint up and none ejected: for `counts` endpoints per pool. */
+export function allUp(counts: readonly [number, number]): Availability {
+  const up = (n: number) => Array.from({ length: n }, () => ({ up: true, ejectedUntil: 0 }));
+  return { health: 0, endpoints: [up(counts[0]), up(counts[1])] };
+}
+
 /** Build a table; canary weight in percent with at most two decimals. */
-export function makeTable(version: number, stable: PoolName, weights: Weights): RoutingTable {
+export function makeTable(
+  version: number,
+  stable: PoolName,
+  weights: Weights,
+  avail: Availability = { health: 0, endpoints: [[], []] },
+): RoutingTable {
   const s = poolIdOf(stable);
   const c = otherPool(s);
   const canaryWeight = c === 0 ? weights.blue : weights.green;
   return Object.freeze({
     version,
+    health: avail.health,
+    endpoints: avail.endpoints,
     stable: s,
     canary: c,
     canaryBuckets: Math.round(canaryWeight * 100),
     weights: Object.freeze({ ...weights }),
   });
+}
+
+/** Whether `t` may replace `cur`: neither the rollout's nor the health's version goes back. */
+export function isNewer(t: RoutingTable, cur: RoutingTable): boolean {
+  return t.version >= cur.version && t.health >= cur.health;
 }
 
 /** The routing table as the request path sees it: read `current`; hear of each new one. */
@@ -49,9 +85,9 @@ export interface TableSource {
 
 /**
  * The one place a table is published (the controller holds it; everyone else gets it as a
- * TableSource). Versions only move forward: a table older than the current one is refused, so a
- * late message can never put an old split back. A worker or another instance is one more
- * subscriber that receives the same value.
+ * TableSource), and its copy in each worker. Versions only move forward: a table older than the
+ * current one is refused, so a late message can never put an old split back. A worker or another
+ * instance is one more subscriber that receives the same value.
  */
 export class TablePublisher implements TableSource {
   private table: RoutingTable;
@@ -66,8 +102,10 @@ export class TablePublisher implements TableSource {
   }
 
   publish(t: RoutingTable): void {
-    if (t.version < this.table.version)
-      throw new Error(`table version ${t.version} is older than the current ${this.table.version}`);
+    if (!isNewer(t, this.table))
+      throw new Error(
+        `table ${t.version}/${t.health} is older than the current ${this.table.version}/${this.table.health}`,
+      );
     this.table = t;
     for (const fn of this.subscribers) fn(t);
   }

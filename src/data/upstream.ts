@@ -1,13 +1,24 @@
 /**
  * Upstream pools: keep-alive undici connection pools per endpoint, balanced least-busy with a
- * round-robin tie-break, and passive ejection after consecutive connect failures (nginx
- * max_fails/fail_timeout, Envoy consecutive_gateway_failure). Active health (control/health.ts)
- * sets `activeHealthy`; both must allow an endpoint for it to take traffic.
+ * round-robin tie-break. Which endpoints may take traffic is the control plane's decision, read
+ * from the routing table (`apply`): the request path only reports what it sees (a streak of
+ * connect failures, an ejected endpoint answering) as events, and the control plane
+ * (control/endpoints.ts) ejects for every worker at once, as nginx does with a shared `zone`.
  */
 import { Pool } from 'undici';
 import type { Clock } from '../core/clock.js';
 import type { PoolName } from '../core/config.js';
-import type { PoolId } from './table.js';
+import type { EndpointState, PoolId } from './table.js';
+
+/**
+ * What the request path reports about an endpoint: `failing` after every `ejectAfter` connect
+ * failures in a row, `answered` when an endpoint the table ejected answered again.
+ */
+export interface EndpointEvent {
+  readonly kind: 'failing' | 'answered';
+  readonly pool: PoolId;
+  readonly index: number;
+}
 
 export interface UpstreamOptions {
   connections: number;
@@ -15,7 +26,6 @@ export interface UpstreamOptions {
   headersTimeout: number;
   bodyTimeout: number;
   ejectAfter: number;
-  ejectFor: number;
 }
 
 /** A request waiting for a free connection of the pool (an exchange, forward.ts). */
@@ -37,12 +47,18 @@ export class Endpoint {
   readonly dispatcher: Pool;
   inflight = 0;
   consecutiveFailures = 0;
-  /** Ejected until this time (ms); 0 when not ejected. */
+  /** From the routing table: ejected until this time (ms); 0 when not ejected. */
   ejectedUntil = 0;
-  /** Set by active health checks; true when none are configured. */
+  /** From the routing table: the active health checks' verdict; true when none are configured. */
   activeHealthy = true;
+  /** An `answered` event for the current ejection went out (one per ejection, not per response). */
+  reportedBack = false;
 
-  constructor(url: string, opts: UpstreamOptions) {
+  constructor(
+    url: string,
+    opts: UpstreamOptions,
+    readonly index = 0,
+  ) {
     this.url = url.replace(/\/$/, '');
     this.dispatcher = new Pool(this.url, {
       connections: opts.connections,
@@ -76,11 +92,10 @@ export class UpstreamPool {
    */
   allUp = true;
   private readonly ejectAfter: number;
-  private readonly ejectFor: number;
   /** The one clock of ejection deadlines (injected): every reader of availability uses it. */
   readonly clock: Clock;
-  /** Called when an endpoint is ejected or comes back (for logs); never on the hot path otherwise. */
-  onEjection: ((ep: Endpoint, ejected: boolean) => void) | undefined;
+  /** Where endpoint events go (the control plane); never called on the hot path otherwise. */
+  report: (e: EndpointEvent) => void = () => {};
   /** upstream.connections: requests an endpoint carries at once (one per connection, no pipelining). */
   readonly capacity: number;
   /**
@@ -96,9 +111,8 @@ export class UpstreamPool {
   constructor(id: PoolId, name: PoolName, urls: readonly string[], opts: UpstreamOptions, clock: Clock) {
     this.id = id;
     this.name = name;
-    this.endpoints = urls.map((u) => new Endpoint(u, opts));
+    this.endpoints = urls.map((u, i) => new Endpoint(u, opts, i));
     this.ejectAfter = opts.ejectAfter;
-    this.ejectFor = opts.ejectFor;
     this.clock = clock;
     this.capacity = opts.connections;
   }
@@ -146,15 +160,16 @@ export class UpstreamPool {
     return false;
   }
 
-  /** Call after any change to an endpoint's ejection or active health. */
-  refresh(): void {
+  /** The control plane's availability of this pool's endpoints (a new routing table). */
+  apply(states: readonly EndpointState[]): void {
+    for (const ep of this.endpoints) {
+      const s = states[ep.index];
+      if (s === undefined) continue;
+      ep.activeHealthy = s.up;
+      if (s.ejectedUntil !== ep.ejectedUntil) ep.reportedBack = false;
+      ep.ejectedUntil = s.ejectedUntil;
+    }
     this.allUp = this.endpoints.every((e) => e.activeHealthy && e.ejectedUntil === 0);
-  }
-
-  /** Active health result for an endpoint (from control/health.ts). */
-  setActiveHealth(ep: Endpoint, healthy: boolean): void {
-    ep.activeHealthy = healthy;
-    this.refresh();
   }
 
   /**
@@ -182,24 +197,19 @@ export class UpstreamPool {
     return eps[start] as Endpoint;
   }
 
-  /** A connect-level failure: count it and eject after `ejectAfter` in a row. */
+  /** A connect-level failure: count it; every `ejectAfter` in a row, report it for ejection. */
   connectFailed(ep: Endpoint): void {
     ep.consecutiveFailures++;
-    if (ep.consecutiveFailures >= this.ejectAfter) {
-      const wasEjected = ep.ejectedUntil !== 0;
-      ep.ejectedUntil = this.clock() + this.ejectFor;
-      this.allUp = false;
-      if (!wasEjected) this.onEjection?.(ep, true);
-    }
+    if (ep.consecutiveFailures % this.ejectAfter === 0)
+      this.report({ kind: 'failing', pool: this.id, index: ep.index });
   }
 
-  /** Any answer from the endpoint resets its failure streak. */
+  /** Any answer from the endpoint resets its failure streak; an ejected one is reported back. */
   answered(ep: Endpoint): void {
     if (ep.consecutiveFailures !== 0) ep.consecutiveFailures = 0;
-    if (ep.ejectedUntil !== 0) {
-      ep.ejectedUntil = 0;
-      this.refresh();
-      this.onEjection?.(ep, false);
+    if (ep.ejectedUntil !== 0 && !ep.reportedBack) {
+      ep.reportedBack = true;
+      this.report({ kind: 'answered', pool: this.id, index: ep.index });
     }
   }
 

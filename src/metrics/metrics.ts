@@ -1,12 +1,14 @@
 /**
  * Prometheus metrics behind a small facade over a Registry passed in (STYLE.md habit 11).
- * Nothing here runs per request: every number is read at scrape time from the recorder's typed
- * arrays and the controller's status, through custom collectors.
+ * Nothing here runs per request: every number is read at scrape time from the merged totals of
+ * the data plane's members (a value: stats/totals.ts) and the controller's status, through
+ * custom collectors. Counters are summed over every worker that ever ran, so they never go back.
  */
 import { collectDefaultMetrics, type Registry } from 'prom-client';
 import { POOL_NAMES } from '../core/config.js';
 import { PHASE_VALUES } from '../control/state.js';
-import { DURATION_BUCKETS, ERROR_KINDS, type Recorder } from '../stats/recorder.js';
+import { DURATION_BUCKETS, ERROR_KINDS } from '../stats/recorder.js';
+import type { Totals } from '../stats/totals.js';
 
 type Labels = Record<string, string | number>;
 interface Sample {
@@ -36,9 +38,13 @@ export interface MetricsSource {
   windows(): Partial<Record<'blue' | 'green', { errorRate: number; p95Ms: number }>>;
   inflight(): number;
   connections(): { pool: string; busy: number; idle: number; queued: number }[];
+  /** Everything the data plane counted, over all its members. */
+  totals(): Totals;
+  /** Worker threads replaced after they died. */
+  workerRestarts(): number;
 }
 
-export function registerMetrics(registry: Registry, recorder: Recorder, source: MetricsSource): void {
+export function registerMetrics(registry: Registry, source: MetricsSource): void {
   collectDefaultMetrics({ register: registry });
   const reg = (m: ReturnType<typeof collector>) => registry.registerMetric(m as never);
 
@@ -49,11 +55,8 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
       'counter',
       () => {
         const out: Sample[] = [];
-        recorder.pools.forEach((p, i) => {
-          for (let code = 0; code < p.codes.length; code++) {
-            const v = p.codes[code] as number;
-            if (v > 0) out.push({ labels: { pool: POOL_NAMES[i] as string, code }, value: v });
-          }
+        source.totals().pools.forEach((p, i) => {
+          for (const [code, v] of p.codes) out.push({ labels: { pool: POOL_NAMES[i] as string, code }, value: v });
         });
         return out;
       },
@@ -65,7 +68,7 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
       'Upstream failures by pool and kind (connect, timeout, reset, protocol, other).',
       'counter',
       () =>
-        recorder.pools.flatMap((p, i) =>
+        source.totals().pools.flatMap((p, i) =>
           ERROR_KINDS.map((kind, k) => ({
             labels: { pool: POOL_NAMES[i] as string, kind },
             value: p.errorKinds[k] as number,
@@ -80,7 +83,7 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
       'histogram',
       () => {
         const out: Sample[] = [];
-        recorder.pools.forEach((p, i) => {
+        source.totals().pools.forEach((p, i) => {
           const pool = POOL_NAMES[i] as string;
           let cum = 0;
           DURATION_BUCKETS.forEach((le, b) => {
@@ -153,12 +156,13 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
       'sluice_forced_requests_total',
       'Requests placed by the override header or cookie, by pool: served, never judged (not in sluice_requests_total).',
       'counter',
-      () => recorder.pools.map((p, i) => ({ labels: { pool: POOL_NAMES[i] as string }, value: p.forced.requests })),
+      () =>
+        source.totals().pools.map((p, i) => ({ labels: { pool: POOL_NAMES[i] as string }, value: p.forced.requests })),
     ),
   );
   reg(
     collector('sluice_forced_errors_total', 'Errors among the forced requests, by pool.', 'counter', () =>
-      recorder.pools.map((p, i) => ({ labels: { pool: POOL_NAMES[i] as string }, value: p.forced.errors })),
+      source.totals().pools.map((p, i) => ({ labels: { pool: POOL_NAMES[i] as string }, value: p.forced.errors })),
     ),
   );
   reg(
@@ -166,8 +170,13 @@ export function registerMetrics(registry: Registry, recorder: Recorder, source: 
       'sluice_rejected_requests_total',
       'Requests sluice answered or cut itself instead of an upstream answering, by reason (queue_timeout, body_timeout, body_too_slow, response_too_slow, ...).',
       'counter',
-      () => [...recorder.rejected].map(([reason, value]) => ({ labels: { reason }, value })),
+      () => source.totals().rejected.map(([reason, value]) => ({ labels: { reason }, value })),
     ),
+  );
+  reg(
+    collector('sluice_worker_restarts_total', 'Worker threads replaced after they died.', 'counter', () => [
+      { labels: {}, value: source.workerRestarts() },
+    ]),
   );
   reg(
     collector(

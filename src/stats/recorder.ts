@@ -9,6 +9,7 @@ import * as hdr from 'hdr-histogram-js';
 import type { UpstreamErrorKind } from '../core/errors.js';
 import type { PoolId } from '../data/table.js';
 import type { IntervalSnapshot, PoolInterval } from './snapshot.js';
+import type { PoolTotals, Totals } from './totals.js';
 
 export const ERROR_KINDS: readonly UpstreamErrorKind[] = ['connect', 'timeout', 'reset', 'protocol', 'other'];
 const KIND_INDEX: Readonly<Record<UpstreamErrorKind, number>> = {
@@ -114,6 +115,23 @@ export class Recorder {
       return out;
     };
     return { pools: [take(0), take(1)] };
+  }
+
+  /** Everything counted since start, as a value (read on each tick and scrape, never per request). */
+  totals(): Totals {
+    const pool = (p: PoolRecorder): PoolTotals => {
+      const codes: [number, number][] = [];
+      for (let c = 0; c < p.codes.length; c++) if ((p.codes[c] as number) > 0) codes.push([c, p.codes[c] as number]);
+      return {
+        codes,
+        errorKinds: Array.from(p.errorKinds),
+        buckets: Array.from(p.buckets),
+        sumSeconds: p.sumSeconds,
+        count: p.count,
+        forced: { ...p.forced },
+      };
+    };
+    return { pools: [pool(this.pools[0]), pool(this.pools[1])], rejected: [...this.rejected] };
   }
 
   reject(reason: string): void {

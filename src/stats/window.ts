@@ -1,17 +1,17 @@
 /**
- * The sliding window: a ring of interval snapshots (stats/snapshot.ts) per pool. `rotate()` runs
- * on the controller's tick: it takes the next interval from its source (the recorder, or the
- * merge of several members' snapshots), handing back the histograms of the interval that leaves,
- * and drops the oldest slot. `query()` merges the ring: percentile math happens here, once per
- * tick, never on the request path.
+ * The sliding window: a ring of interval snapshots (stats/snapshot.ts) per pool. On each tick the
+ * controller asks for `spare()` (the histograms of the interval about to leave, for reuse), gets
+ * the next interval from the data plane (the recorder, or the merge of several members'
+ * snapshots) and `push`es it, which drops the oldest slot. `query()` merges the ring: percentile
+ * math happens here, once per tick, never on the request path.
  */
 import type { Histogram } from 'hdr-histogram-js';
 import type { PoolId } from '../data/table.js';
 import { newHistogram } from './recorder.js';
 import type { IntervalSnapshot } from './snapshot.js';
 
-/** Where the next interval comes from; `recycle` are histograms the window no longer holds. */
-export type IntervalSource = (recycle: readonly [Histogram | undefined, Histogram | undefined]) => IntervalSnapshot;
+/** Histograms the window is about to give up, per pool, for the next interval to reuse. */
+export type Spare = readonly [Histogram | undefined, Histogram | undefined];
 
 /** One pool's numbers over a span of time. */
 export interface WindowStats {
@@ -43,8 +43,10 @@ interface Slot {
 
 /** The source of window statistics the controller reads; a fleet mode can merge several. */
 export interface WindowSource {
-  /** Close the current interval: it joins the window, the oldest leaves. */
-  rotate(): void;
+  /** The oldest slot's histograms when the window is full (they leave on the next push). */
+  spare(): Spare;
+  /** Add an interval as the newest, dropping the oldest past the window's size. */
+  push(s: IntervalSnapshot): void;
   /**
    * A pool's numbers over the whole window, or over its newest `intervals` only. With `z`, the
    * p95 confidence bounds are computed too.
@@ -61,18 +63,13 @@ export class WindowRing implements WindowSource {
   private readonly merged = newHistogram();
 
   /** `slots`: how many intervals the window covers (window / interval, rounded up). */
-  constructor(
-    private readonly source: IntervalSource,
-    readonly slots: number,
-  ) {}
+  constructor(readonly slots: number) {}
 
-  rotate(): void {
-    const full = this.rings[0].length >= this.slots;
-    const leaving = full ? [this.rings[0].shift(), this.rings[1].shift()] : [undefined, undefined];
-    this.push(this.source([leaving[0]?.hist, leaving[1]?.hist]));
+  spare(): Spare {
+    if (this.rings[0].length < this.slots) return [undefined, undefined];
+    return [this.rings[0][0]?.hist, this.rings[1][0]?.hist];
   }
 
-  /** Add an interval as the newest, dropping the oldest past `slots`. */
   push(s: IntervalSnapshot): void {
     for (const id of [0, 1] as const) {
       const ring = this.rings[id];

@@ -8,7 +8,7 @@ import { Controller } from '../../src/control/controller.js';
 import { MemoryStateStore } from '../../src/control/state-store.js';
 import type { ControllerState } from '../../src/control/state.js';
 import { makeTable, poolIdOf, TablePublisher } from '../../src/data/table.js';
-import { UpstreamPool } from '../../src/data/upstream.js';
+import { EndpointBook } from '../../src/control/endpoints.js';
 import { Recorder } from '../../src/stats/recorder.js';
 import { WindowRing } from '../../src/stats/window.js';
 
@@ -40,11 +40,11 @@ export interface Sim {
   recorder: Recorder;
   now: () => number;
   /** Simulate one second of traffic at `rps` (split by the current weights), then tick. */
-  second(rps: number, blue: PoolBehaviour, green: PoolBehaviour): void;
+  second(rps: number, blue: PoolBehaviour, green: PoolBehaviour): Promise<void>;
   close(): Promise<void>;
 }
 
-export function simulate(seed: number, extra: Partial<ConfigInput> = {}): Sim {
+export async function simulate(seed: number, extra: Partial<ConfigInput> = {}): Promise<Sim> {
   const config = parseConfig({
     pools: { blue: { endpoints: ['http://127.0.0.1:1'] }, green: { endpoints: ['http://127.0.0.1:2'] } },
     ...extra,
@@ -53,29 +53,20 @@ export function simulate(seed: number, extra: Partial<ConfigInput> = {}): Sim {
   const clock = () => t;
   const r = rng(seed);
   const recorder = new Recorder();
-  const window = new WindowRing(
-    (recycle) => recorder.takeInterval(recycle),
-    Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval),
+  const window = new WindowRing(Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval));
+  const endpoints = new EndpointBook(
+    [config.pools.blue.endpoints, config.pools.green.endpoints],
+    { ejectFor: 1000 },
+    clock,
   );
-  const opts = {
-    connections: 1,
-    connectTimeout: 1000,
-    headersTimeout: 1000,
-    bodyTimeout: 1000,
-    ejectAfter: 3,
-    ejectFor: 1000,
-  };
-  const pools = [
-    new UpstreamPool(0, 'blue', config.pools.blue.endpoints, opts, clock),
-    new UpstreamPool(1, 'green', config.pools.green.endpoints, opts, clock),
-  ] as const;
-  const table = new TablePublisher(makeTable(0, 'blue', { blue: 100, green: 0 }));
-  const controller = new Controller({
+  const table = new TablePublisher(makeTable(0, 'blue', { blue: 100, green: 0 }, endpoints.current));
+  const controller = await Controller.create({
     config,
     table,
     store: new MemoryStateStore<ControllerState>(),
     window,
-    pools,
+    endpoints,
+    intervals: (spare) => recorder.takeInterval(spare),
     clock,
     logger: pino({ level: 'silent' }),
   });
@@ -84,7 +75,7 @@ export function simulate(seed: number, extra: Partial<ConfigInput> = {}): Sim {
     controller,
     recorder,
     now: clock,
-    second(rps, blue, green) {
+    async second(rps, blue, green) {
       const ticks = Math.round(1000 / step);
       for (let k = 0; k < ticks; k++) {
         const n = Math.round((rps * step) / 1000);
@@ -96,11 +87,9 @@ export function simulate(seed: number, extra: Partial<ConfigInput> = {}): Sim {
           recorder.record(poolIdOf(g ? 'green' : 'blue'), fail ? 503 : 200, latency(r, b.medianMs) * 1000, undefined);
         }
         t += step;
-        controller.tick();
+        await controller.tick();
       }
     },
-    close: async () => {
-      await Promise.all(pools.map((p) => p.close()));
-    },
+    close: async () => {},
   };
 }

@@ -128,7 +128,7 @@ describe('fault injection', () => {
     }));
     const load = startLoad(s.base, 16);
     try {
-      s.controller.command({ type: 'start' }, 'test');
+      await s.controller.command({ type: 'start' }, 'test');
       await until(() => s.controller.windows.green.requests > 40, 10_000);
       fp.faults.latencyMs = 300;
       expect(await until(() => s.controller.state.phase === 'rolled_back', 15_000)).toBe(true);

@@ -67,8 +67,8 @@ describe('forced traffic', () => {
     await startRollout(s);
     const statuses = await send(s, 300, '/fail', () => ({ 'x-sluice-pool': 'green' }));
     expect(statuses.every((c) => c === 503)).toBe(true);
-    s.controller.tick();
-    s.controller.tick();
+    await s.controller.tick();
+    await s.controller.tick();
     const doc = s.status();
     expect(doc.rollout.phase).toBe('progressing');
     expect(doc.weights.green).toBe(50);
@@ -87,7 +87,7 @@ describe('forced traffic', () => {
     const real = await send(s, 200, '/api', (i) => ({ 'x-user': `user-${i}` }));
     expect(real.filter((c) => c === 503).length).toBeGreaterThan(50);
     await send(s, 2000, '/ok', () => ({ 'x-sluice-pool': 'green' }));
-    s.controller.tick();
+    await s.controller.tick();
     const doc = s.status();
     expect(doc.pools.green!.forced.requests).toBe(2000);
     expect(doc.pools.green!.window.errorRate).toBe(1);
@@ -101,7 +101,7 @@ describe('forced traffic', () => {
     await r.body.dump();
     // 0 % canary and a client outside allowFrom: blue, as if no override had been sent.
     expect(r.headers['x-sluice-pool']).toBe('blue');
-    s.controller.tick();
+    await s.controller.tick();
     const doc = s.status();
     expect(doc.pools.green!.forced.requests).toBe(0);
     expect(doc.pools.blue!.forced.requests).toBe(0);

@@ -31,7 +31,7 @@ describe('forwarding', () => {
   it('sends everyone to stable at 0 % and to the canary at 100 %', async () => {
     sluice = await startTestSluice(blue.url, green.url);
     for (let i = 0; i < 20; i++) expect((await get(`${sluice.base}/a`)).json().pool).toBe('blue');
-    sluice.controller.setWeights({ blue: 0, green: 100 }, 'test');
+    await sluice.controller.setWeights({ blue: 0, green: 100 }, 'test');
     for (let i = 0; i < 20; i++) expect((await get(`${sluice.base}/a`)).json().pool).toBe('green');
     expect(blue.seen.length).toBe(20);
     expect(green.seen.length).toBe(20);
@@ -235,9 +235,9 @@ describe('forwarding', () => {
 
   it('sends a pool with no available endpoint no traffic while the other has one', async () => {
     sluice = await startTestSluice(blue.url, green.url, { split: { initialCanaryWeight: 100 } });
-    sluice.pools[1].setActiveHealth(sluice.pools[1].endpoints[0]!, false);
+    sluice.endpoints.setActive(1, 0, false);
     for (let i = 0; i < 10; i++) expect((await get(`${sluice.base}/`)).json().pool).toBe('blue');
-    sluice.pools[1].setActiveHealth(sluice.pools[1].endpoints[0]!, true);
+    sluice.endpoints.setActive(1, 0, true);
     expect((await get(`${sluice.base}/`)).json().pool).toBe('green');
   });
 

@@ -61,7 +61,7 @@ describe('health checks', () => {
       ...checks,
       rollout: { stepHold: '1m', analysis: { interval: '100ms', window: '1s' } },
     }));
-    s.controller.command({ type: 'start', steps: [50, 100] }, 'test');
+    await s.controller.command({ type: 'start', steps: [50, 100] }, 'test');
     g.state.healthy = false;
     expect(await until(() => s.controller.state.phase === 'rolled_back', 5000)).toBe(true);
     expect(s.controller.state.reason).toBe('green has no healthy endpoint');

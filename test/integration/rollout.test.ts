@@ -98,7 +98,7 @@ describe('rollout on real sockets', () => {
     const load = startLoad(s.base, 8);
     let breachAt = 0;
     try {
-      s.controller.command({ type: 'start' }, 'test');
+      await s.controller.command({ type: 'start' }, 'test');
       expect(await until(() => s.controller.state.stepIndex >= 1, 15_000)).toBe(true);
       breachAt = Date.now();
       g.state.failRate = 0.5;
@@ -150,7 +150,7 @@ describe('rollout on real sockets', () => {
     g.state.failRate = 1;
     const green = h.track(await startUpstream('green', g.behaviour));
     const s = (h.sluice = await startTestSluice(blue.url, green.url, fast));
-    s.controller.setWeights({ blue: 50, green: 50 }, 'ops');
+    await s.controller.setWeights({ blue: 50, green: 50 }, 'ops');
     const load = startLoad(s.base, 4);
     try {
       expect(await until(() => s.controller.state.phase === 'rolled_back', 10_000)).toBe(true);

@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { registerMetrics } from '../../src/metrics/metrics.js';
-import { Recorder } from '../../src/stats/recorder.js';
+import { emptyTotals } from '../../src/stats/totals.js';
 
 describe('Grafana dashboard', () => {
   it('references only exported sluice metrics, and every contract metric appears', async () => {
     const registry = new Registry();
-    registerMetrics(registry, new Recorder(), {
+    registerMetrics(registry, {
       weights: () => ({ blue: 100, green: 0 }),
       phase: () => 'idle',
       rollbacks: () => 0,
@@ -17,6 +17,8 @@ describe('Grafana dashboard', () => {
       windows: () => ({}),
       inflight: () => 0,
       connections: () => [],
+      totals: emptyTotals,
+      workerRestarts: () => 0,
     });
     const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));
     const dash = readFileSync(join(import.meta.dirname, '..', '..', 'config', 'grafana-dashboard.json'), 'utf8');

@@ -17,9 +17,10 @@ describe('rollout simulation', () => {
     async (rps) => {
       let promoted = 0;
       for (let seed = 1; seed <= runs; seed++) {
-        const sim = simulate(seed * 7919 + rps, cfg);
-        sim.controller.command({ type: 'start' }, 'test');
-        for (let s = 0; s < 150 && sim.controller.state.phase === 'progressing'; s++) sim.second(rps, healthy, healthy);
+        const sim = await simulate(seed * 7919 + rps, cfg);
+        await sim.controller.command({ type: 'start' }, 'test');
+        for (let s = 0; s < 150 && sim.controller.state.phase === 'progressing'; s++)
+          await sim.second(rps, healthy, healthy);
         expect(sim.controller.state.rollbacks).toBe(0);
         if (sim.controller.state.phase === 'promoted') promoted++;
         await sim.close();
@@ -31,10 +32,10 @@ describe('rollout simulation', () => {
   );
 
   it('does not roll back a canary on thin traffic, however bad its few answers', async () => {
-    const sim = simulate(7, cfg);
-    sim.controller.command({ type: 'start' }, 'test');
+    const sim = await simulate(7, cfg);
+    await sim.controller.command({ type: 'start' }, 'test');
     // 20 req/s total → ~2 canary requests per second at 10 %: never 50 in the window.
-    for (let s = 0; s < 60; s++) sim.second(20, healthy, { errorRate: 0.5, medianMs: 5 });
+    for (let s = 0; s < 60; s++) await sim.second(20, healthy, { errorRate: 0.5, medianMs: 5 });
     expect(sim.controller.state.phase).toBe('progressing');
     expect(sim.controller.analysis.reason).toMatch(/^waiting for traffic/);
     await sim.close();
@@ -54,14 +55,14 @@ describe('rollout simulation', () => {
     async (errorRate, rps, maxSeconds) => {
       const times: number[] = [];
       for (let seed = 100; seed < 120; seed++) {
-        const sim = simulate(seed, cfg);
-        sim.controller.command({ type: 'start' }, 'test');
-        for (let s = 0; s < 25; s++) sim.second(rps, healthy, healthy); // into step 2 (25 %)
+        const sim = await simulate(seed, cfg);
+        await sim.controller.command({ type: 'start' }, 'test');
+        for (let s = 0; s < 25; s++) await sim.second(rps, healthy, healthy); // into step 2 (25 %)
         expect(sim.controller.state.phase).toBe('progressing');
         const breach = sim.now();
         let s = 0;
         while (sim.controller.state.phase === 'progressing' && s++ < 60)
-          sim.second(rps, healthy, { errorRate, medianMs: 5 });
+          await sim.second(rps, healthy, { errorRate, medianMs: 5 });
         expect(sim.controller.state.phase).toBe('rolled_back');
         expect(sim.controller.state.weights.green).toBe(0);
         expect(sim.controller.state.reason).toMatch(/^green error rate/);
@@ -77,12 +78,12 @@ describe('rollout simulation', () => {
   );
 
   it('rolls back a canary whose p95 rises past maxP95Ms', async () => {
-    const sim = simulate(3, cfg);
-    sim.controller.command({ type: 'start' }, 'test');
-    for (let s = 0; s < 5; s++) sim.second(300, healthy, healthy);
+    const sim = await simulate(3, cfg);
+    await sim.controller.command({ type: 'start' }, 'test');
+    for (let s = 0; s < 5; s++) await sim.second(300, healthy, healthy);
     const breach = sim.now();
     for (let s = 0; s < 30 && sim.controller.state.phase === 'progressing'; s++)
-      sim.second(300, healthy, { errorRate: 0.002, medianMs: 800 });
+      await sim.second(300, healthy, { errorRate: 0.002, medianMs: 800 });
     expect(sim.controller.state.phase).toBe('rolled_back');
     expect(sim.controller.state.reason).toMatch(/^green p95/);
     expect((sim.controller.state.history[0]!.at - breach) / 1000).toBeLessThanOrEqual(5);

@@ -118,16 +118,18 @@ describe('interval snapshots cross as JSON and merge exactly', () => {
 /** A window fed by hand: each push is one interval. */
 function ring(slots: number) {
   const rec = new Recorder();
-  const w = new WindowRing((recycle) => rec.takeInterval(recycle), slots);
-  return { rec, w };
+  const w = new WindowRing(slots);
+  // One tick: the interval that leaves gives its histograms back to the recorder.
+  const rotate = () => w.push(rec.takeInterval(w.spare()));
+  return { rec, w, rotate };
 }
 
 describe('WindowRing', () => {
   it('holds exactly `slots` intervals: the oldest leaves when a new one joins', () => {
-    const { rec, w } = ring(3);
+    const { rec, w, rotate } = ring(3);
     for (let k = 1; k <= 5; k++) {
       interval(rec, [Array(k * 10).fill(100), []], [k, 0]);
-      w.rotate();
+      rotate();
       expect(w.length).toBe(Math.min(k, 3));
     }
     // Intervals 3, 4 and 5 remain: 30 + 40 + 50 requests, 3 + 4 + 5 errors.
@@ -140,12 +142,12 @@ describe('WindowRing', () => {
   });
 
   it('recycles the histograms of the interval that leaves into the recorder', () => {
-    const { rec, w } = ring(1);
+    const { rec, w, rotate } = ring(1);
     interval(rec, [[100], [200]]);
-    w.rotate();
+    rotate();
     const first = rec.pools[0].interval;
     interval(rec, [[300], [400]]);
-    w.rotate();
+    rotate();
     // The first interval's histogram left the window and came back to the recorder, reset.
     const back = rec.pools[0].interval;
     expect(back).not.toBe(first);
@@ -154,13 +156,13 @@ describe('WindowRing', () => {
   });
 
   it('reports percentiles in ms, and p95 bounds that widen with fewer samples only when asked', () => {
-    const { rec, w } = ring(2);
+    const { rec, w, rotate } = ring(2);
     interval(rec, [
       Array.from({ length: 1000 }, (_, i) => (i + 1) * 10),
       // The same spread (10 µs to 10 ms), sampled 50 times more thinly.
       Array.from({ length: 20 }, (_, i) => (i + 1) * 500),
     ]);
-    w.rotate();
+    rotate();
     const many = w.query(0, { z: 2.326 });
     const few = w.query(1, { z: 2.326 });
     expect(many.p50Ms).toBeCloseTo(5, 1);
@@ -180,14 +182,14 @@ describe('WindowRing', () => {
   it('property: the window p95 is within the histogram precision (0.1 %) of the exact p95 of the same samples', () => {
     for (let seed = 1; seed <= 25; seed++) {
       const r = rng(seed);
-      const { rec, w } = ring(10);
+      const { rec, w, rotate } = ring(10);
       const all: number[] = [];
       const intervals = 1 + Math.floor(r() * 12);
       for (let k = 0; k < intervals; k++) {
         const n = Math.floor(r() * 400);
         const xs = Array.from({ length: n }, () => 1 + Math.floor(Math.exp(r() * 14)));
         interval(rec, [xs, []]);
-        w.rotate();
+        rotate();
         if (k >= intervals - 10) all.push(...xs);
       }
       const p95 = w.query(0).p95Ms * 1000;
@@ -205,14 +207,11 @@ describe('WindowRing', () => {
     const a = new Recorder();
     const b = new Recorder();
     const spare: IntervalSnapshot['pools'][number]['hist'][] = [newHistogram(), newHistogram()];
-    const w = new WindowRing((recycle) => {
-      const s = mergeIntervals([a.takeInterval(), b.takeInterval()], [spare[0]!, spare[1]!]);
-      void recycle;
-      return s;
-    }, 5);
+    const w = new WindowRing(5);
+    const rotate = () => w.push(mergeIntervals([a.takeInterval(), b.takeInterval()], [spare[0]!, spare[1]!]));
     interval(a, [[10, 20], [30]], [1, 0]);
     interval(b, [[40], []], [0, 0]);
-    w.rotate();
+    rotate();
     expect(w.query(0)).toMatchObject({ requests: 3, errors: 1 });
     expect(w.query(1)).toMatchObject({ requests: 1, errors: 0 });
   });

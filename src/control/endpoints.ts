@@ -1,0 +1,101 @@
+/**
+ * Endpoint availability, owned here (one writer): the health checker's verdicts and the request
+ * path's reports (`failing`, `answered`) become one availability table with its own version,
+ * which the controller publishes inside the routing table to every worker. An ejection one
+ * worker saw therefore applies to all of them at once.
+ */
+import type { Clock } from '../core/clock.js';
+import type { PoolName } from '../core/config.js';
+import { poolNameOf, type Availability, type EndpointState, type PoolId } from '../data/table.js';
+import type { EndpointEvent } from '../data/upstream.js';
+
+export interface EjectionPolicy {
+  /** How long an endpoint stays out after a reported streak of connect failures (ms). */
+  ejectFor: number;
+}
+
+/** One endpoint's change, for the log line and the live page. */
+export interface EndpointChange {
+  pool: PoolName;
+  url: string;
+  /**
+   * `ejected` / `restored`: passive; `extended`: a further streak of failures moved an ejection's
+   * end; `unhealthy` / `healthy`: active checks.
+   */
+  change: 'ejected' | 'extended' | 'restored' | 'unhealthy' | 'healthy';
+}
+
+export class EndpointBook {
+  private readonly states: [EndpointState[], EndpointState[]];
+  private version = 0;
+  private readonly listeners = new Set<(a: Availability, c: EndpointChange) => void>();
+
+  constructor(
+    readonly urls: readonly [readonly string[], readonly string[]],
+    private readonly policy: EjectionPolicy,
+    private readonly clock: Clock,
+  ) {
+    const up = (n: number) => Array.from({ length: n }, () => ({ up: true, ejectedUntil: 0 }));
+    this.states = [up(urls[0].length), up(urls[1].length)];
+  }
+
+  /** The current availability: a value (the arrays are copied on every change, never mutated). */
+  get current(): Availability {
+    return { health: this.version, endpoints: [this.states[0], this.states[1]] };
+  }
+
+  onChange(fn: (a: Availability, c: EndpointChange) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  state(pool: PoolId, index: number): EndpointState | undefined {
+    return this.states[pool][index];
+  }
+
+  /** Whether the endpoint may take traffic at `now`. */
+  available(pool: PoolId, index: number, now: number): boolean {
+    const s = this.states[pool][index];
+    return s !== undefined && s.up && now >= s.ejectedUntil;
+  }
+
+  /** Whether at least one endpoint of the pool may take traffic at `now`. */
+  hasAvailable(pool: PoolId, now: number): boolean {
+    return this.states[pool].some((_, i) => this.available(pool, i, now));
+  }
+
+  /** A report from the request path (any worker). */
+  report(e: EndpointEvent): void {
+    const s = this.states[e.pool][e.index];
+    if (s === undefined) return;
+    const now = this.clock();
+    if (e.kind === 'failing') {
+      const wasOut = s.ejectedUntil !== 0;
+      this.set(
+        e.pool,
+        e.index,
+        { up: s.up, ejectedUntil: now + this.policy.ejectFor },
+        wasOut ? 'extended' : 'ejected',
+      );
+    } else if (s.ejectedUntil !== 0) {
+      this.set(e.pool, e.index, { up: s.up, ejectedUntil: 0 }, 'restored');
+    }
+  }
+
+  /** The active health checker's verdict. */
+  setActive(pool: PoolId, index: number, healthy: boolean): void {
+    const s = this.states[pool][index];
+    if (s === undefined || s.up === healthy) return;
+    this.set(pool, index, { up: healthy, ejectedUntil: s.ejectedUntil }, healthy ? 'healthy' : 'unhealthy');
+  }
+
+  private set(pool: PoolId, index: number, next: EndpointState, change: EndpointChange['change']): void {
+    const row = [...this.states[pool]];
+    row[index] = Object.freeze(next);
+    this.states[pool] = row;
+    this.version++;
+    const a = this.current;
+    const c: EndpointChange = { pool: poolNameOf(pool), url: this.urls[pool][index] as string, change };
+    for (const fn of this.listeners) fn(a, c);
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * One member of the data plane: a listener, its request path, its upstream pools and its
+ * recorder. It runs in the main thread (`workers: 1`) or in a worker thread (worker/thread.ts);
+ * either way the control plane reaches it only through values: routing tables in, reports and
+ * endpoint events out.
+ */
+import type { Histogram } from 'hdr-histogram-js';
+import type { Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/log.js';
+import { Recorder } from '../stats/recorder.js';
+import type { IntervalSnapshot } from '../stats/snapshot.js';
+import type { Totals } from '../stats/totals.js';
+import { AccessLog, type LogSink } from './access-log.js';
+import { ProxyServer, type ProxyOptions } from './proxy.js';
+import { TablePublisher, type RoutingTable, type TableSource } from './table.js';
+import { type EndpointEvent, type UpstreamConnections, UpstreamPool } from './upstream.js';
+
+/** What a member needs from the config: the request path's options, its pools and upstream settings. */
+export type PlaneOptions = ProxyOptions & Pick<Config, 'upstream' | 'pools' | 'listen'>;
+
+export function planeOptions(c: Config): PlaneOptions {
+  const { split, forwarding, timeouts, limits, log, upstream, pools, listen } = c;
+  return { split, forwarding, timeouts, limits, log, upstream, pools, listen };
+}
+
+/**
+ * What a member tells the control plane on each tick (with the interval) and on a read of the
+ * status or the metrics (without). `I` is the interval as a live snapshot in-process, or encoded
+ * when it crosses a thread.
+ */
+export interface MemberReport<I = IntervalSnapshot> {
+  interval: I | undefined;
+  totals: Totals;
+  inflight: number;
+  connections: [UpstreamConnections, UpstreamConnections];
+  /** Requests in flight per endpoint, per pool. */
+  endpointInflight: [number[], number[]];
+}
+
+export interface PlaneDeps {
+  clock: Clock;
+  logger: Logger;
+  /** Where access log batches go (one ordered writer). */
+  sink: LogSink;
+  /** Endpoint events, to the control plane. */
+  report: (e: EndpointEvent) => void;
+}
+
+export class DataPlane {
+  readonly table: TablePublisher;
+  readonly recorder = new Recorder();
+  readonly pools: readonly [UpstreamPool, UpstreamPool];
+  readonly proxy: ProxyServer;
+  private readonly accessLog: AccessLog;
+
+  constructor(opts: PlaneOptions, first: RoutingTable, deps: PlaneDeps) {
+    const u = {
+      connections: opts.upstream.connections,
+      connectTimeout: opts.timeouts.connect,
+      headersTimeout: opts.timeouts.response,
+      bodyTimeout: opts.timeouts.idle,
+      ejectAfter: opts.upstream.ejectAfter,
+    };
+    this.pools = [
+      new UpstreamPool(0, 'blue', opts.pools.blue.endpoints, u, deps.clock),
+      new UpstreamPool(1, 'green', opts.pools.green.endpoints, u, deps.clock),
+    ];
+    for (const p of this.pools) p.report = deps.report;
+    this.table = new TablePublisher(first);
+    this.applyHealth(first);
+    this.accessLog = new AccessLog(deps.sink);
+    this.proxy = new ProxyServer({
+      config: opts,
+      table: this.table as TableSource,
+      pools: this.pools,
+      recorder: this.recorder,
+      accessLog: this.accessLog,
+      logger: deps.logger,
+      clock: deps.clock,
+    });
+  }
+
+  /** A new routing table: the next request reads it. An older one than held is ignored. */
+  apply(t: RoutingTable): void {
+    const cur = this.table.current;
+    if (t.version < cur.version || t.health < cur.health) return;
+    if (t.health !== cur.health) this.applyHealth(t);
+    this.table.publish(t);
+  }
+
+  private applyHealth(t: RoutingTable): void {
+    this.pools[0].apply(t.endpoints[0]);
+    this.pools[1].apply(t.endpoints[1]);
+  }
+
+  /** This member's numbers; with `interval`, the current interval is closed and handed over. */
+  report(interval: boolean, recycle?: readonly [Histogram | undefined, Histogram | undefined]): MemberReport {
+    const [b, g] = this.pools;
+    return {
+      interval: interval ? this.recorder.takeInterval(recycle) : undefined,
+      totals: this.recorder.totals(),
+      inflight: this.proxy.inFlight,
+      connections: [b.connections(), g.connections()],
+      endpointInflight: [b.endpoints.map((e) => e.inflight), g.endpoints.map((e) => e.inflight)],
+    };
+  }
+
+  get accessLogging(): boolean {
+    return this.proxy.accessLogging;
+  }
+
+  set accessLogging(on: boolean) {
+    this.proxy.accessLogging = on;
+  }
+
+  listen(port: number, host: string, reusePort = false): Promise<number> {
+    return this.proxy.listen(port, host, reusePort);
+  }
+
+  /** Stop accepting, drain within `graceMs`, then close the upstream connections. */
+  async close(graceMs: number): Promise<void> {
+    await this.proxy.close(graceMs);
+    await Promise.all(this.pools.map((p) => p.close(1000)));
+    this.accessLog.close();
+  }
+
+  destroy(): void {
+    for (const p of this.pools) p.destroy();
+  }
+}

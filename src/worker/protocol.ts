@@ -1,0 +1,35 @@
+/**
+ * The messages between the main thread and a worker thread: values only (structured clone), one
+ * kind per purpose. Tables go down and are acknowledged; reports, endpoint events and log output
+ * come up. Log output crosses as whole lines, so the main thread is the one ordered writer.
+ */
+import type { MemberReport, PlaneOptions } from '../data/plane.js';
+import type { RoutingTable } from '../data/table.js';
+import type { EndpointEvent } from '../data/upstream.js';
+import type { EncodedInterval } from '../stats/snapshot.js';
+
+/** Given to a worker at start (workerData). */
+export interface WorkerInit {
+  index: number;
+  options: PlaneOptions;
+  table: RoutingTable;
+  port: number;
+  host: string;
+  reusePort: boolean;
+  level: string;
+  access: boolean;
+}
+
+export type ToWorker =
+  | { t: 'table'; seq: number; table: RoutingTable }
+  | { t: 'collect'; seq: number; interval: boolean }
+  | { t: 'log'; level?: string | undefined; access?: boolean | undefined }
+  | { t: 'stop'; graceMs: number };
+
+export type FromWorker =
+  | { t: 'listening'; port: number }
+  | { t: 'ack'; seq: number }
+  | { t: 'report'; seq: number; report: MemberReport<EncodedInterval> }
+  | { t: 'event'; event: EndpointEvent }
+  | { t: 'out'; chunk: string }
+  | { t: 'stopped'; report: MemberReport<EncodedInterval> };
