@@ -28,3 +28,6 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
 STOPSIGNAL SIGTERM
 # The flags are package.json's config.nodeFlags (a test keeps them equal): see src/core/gc.ts.
 ENTRYPOINT ["node", "--max-semi-space-size=32", "--min-semi-space-size=32", "dist/cli.js"]
+# One request-serving thread per CPU the container may use, as nginx's worker_processes auto
+# (a mounted config's own `workers` is overridden by this flag; pass your own CMD to change it).
+CMD ["--workers", "auto"]

@@ -161,6 +161,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       view: members.view(),
       endpoints: book,
       workers: members.list.map((m) => m.info),
+      table: { version: table.current.version, health: table.current.health, appliedInMs: controller.appliedInMs },
     });
   };
   const events = new EventHub(status, { refreshMs: Math.max(1000, a.interval), keepAliveMs: 15_000, maxClients: 64 });

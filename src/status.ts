@@ -41,6 +41,8 @@ export interface StatusDocument {
   rejected: Record<string, number>;
   /** The members of the data plane: `main` with `workers: 1`, else one per worker thread. */
   workers: MemberInfo[];
+  /** The routing table in force: its versions, and how long the last one took to reach every member. */
+  table: { version: number; health: number; appliedInMs: number };
   /** The span the windows cover now (grows to analysis.window after start). */
   windowMs: number;
   /** The thresholds the canary is judged against. */
@@ -54,6 +56,7 @@ export interface StatusContext {
   view: PlaneView;
   endpoints: EndpointBook;
   workers: readonly MemberInfo[];
+  table: StatusDocument['table'];
 }
 
 const publicWindow = (w: WindowStats): WindowStats => ({
@@ -93,6 +96,7 @@ export function statusDocument(
     inflight: ctx.view.inflight,
     rejected: Object.fromEntries(ctx.view.totals.rejected),
     workers: ctx.workers.map((w) => ({ ...w })),
+    table: { ...ctx.table },
   };
   const book = ctx.endpoints;
   for (const id of [0, 1] as const) {

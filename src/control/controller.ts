@@ -288,6 +288,7 @@ export class Controller {
           phase: next.phase,
           stable: next.stable,
           evidence: c.evidence,
+          appliedInMs: this.appliedInMs,
         },
         c.reason ?? c.event,
       );
@@ -333,11 +334,16 @@ export class Controller {
     return makeTable(this.s.version, this.s.stable, this.s.weights, this.deps.endpoints.current);
   }
 
+  /** How long the last table took to reach every member (ms): a rollback's time to take hold. */
+  appliedInMs = 0;
+
   /** Publish the current table here and to every member; resolves once each has it. */
   private async publish(): Promise<void> {
     const t = this.table();
+    const start = performance.now();
     this.deps.table.publish(t);
     await this.deps.broadcast?.(t);
+    this.appliedInMs = Math.round((performance.now() - start) * 1000) / 1000;
   }
 
   /** Endpoint availability changed: the same state, a newer health version, to every member. */

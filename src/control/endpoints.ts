@@ -56,7 +56,7 @@ export class EndpointBook {
   /** Whether the endpoint may take traffic at `now`. */
   available(pool: PoolId, index: number, now: number): boolean {
     const s = this.states[pool][index];
-    return s !== undefined && s.up && now >= s.ejectedUntil;
+    return s?.up === true && now >= s.ejectedUntil;
   }
 
   /** Whether at least one endpoint of the pool may take traffic at `now`. */

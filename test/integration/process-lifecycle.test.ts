@@ -254,13 +254,13 @@ describe('the sluice command', () => {
   });
 });
 
-describe('restart mid-rollout', () => {
+describe.each([1, 2])('restart mid-rollout (workers: %i)', (workers) => {
   it('resumes the same phase, step and weights after kill -9', async () => {
     const dir = tmp();
     ups = [await startUpstream('blue'), await startUpstream('green')];
     const file = writeConfig(
       dir,
-      baseConfig(dir, ups[0]!.url, ups[1]!.url, { rollout: { steps: [10, 30, 100], stepHold: '10m' } }),
+      baseConfig(dir, ups[0]!.url, ups[1]!.url, { workers, rollout: { steps: [10, 30, 100], stepHold: '10m' } }),
     );
     running = await startProcess(file);
     const admin = `http://127.0.0.1:${running.adminPort}`;
@@ -290,14 +290,14 @@ describe('restart mid-rollout', () => {
   });
 });
 
-describe('SIGTERM under load', () => {
+describe.each([1, 2])('SIGTERM under load (workers: %i)', (threads) => {
   it('completes every request that reached it, refuses new ones cleanly, and exits 0', async () => {
     const dir = tmp();
     ups = [
       await startUpstream('blue', (_q, res) => setTimeout(() => res.end('ok'), 200 + Math.random() * 200)),
       await startUpstream('green'),
     ];
-    running = await startProcess(writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url)));
+    running = await startProcess(writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url, { workers: threads })));
     const base = `http://127.0.0.1:${running.proxyPort}`;
     const agent = new Agent({ connections: 16 });
     const outcomes = new Map<string, number | string>();
@@ -333,5 +333,40 @@ describe('SIGTERM under load', () => {
     // connection before sluice read them (a client retries those); never a half-answer.
     for (const [id, o] of outcomes)
       if (!reached.includes(id)) expect([503, 'ECONNREFUSED', 'UND_ERR_SOCKET', 'ECONNRESET', 'error']).toContain(o);
+  });
+});
+
+describe('access log with workers: 2', () => {
+  it('writes one whole JSON line per request, none interleaved, in one stream with the app log', async () => {
+    const dir = tmp();
+    ups = [await startUpstream('blue'), await startUpstream('green')];
+    running = await startProcess(
+      writeConfig(dir, baseConfig(dir, ups[0]!.url, ups[1]!.url, { workers: 2, log: { level: 'info', access: true } })),
+    );
+    const base = `http://127.0.0.1:${running.proxyPort}`;
+    // Long URLs make the lines long, so that a torn write would show.
+    const pad = 'x'.repeat(900);
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, c) => {
+        const agent = new Agent({ connections: 1 });
+        for (let i = 0; i < 40; i++) {
+          const r = await request(`${base}/${c}/${i}/${pad}`, { dispatcher: agent });
+          await r.body.dump();
+        }
+        await agent.close();
+      }),
+    );
+    running.proc.kill('SIGTERM');
+    expect(await running.exited).toBe(0);
+    const lines = running
+      .output()
+      .split('\n')
+      .filter((l) => l !== '');
+    const parsed = lines.map((l) => JSON.parse(l) as { msg: string; url?: string; worker?: number });
+    const access = parsed.filter((j) => j.msg === 'access');
+    expect(access.length).toBe(320);
+    expect(new Set(access.map((j) => j.url)).size).toBe(320);
+    expect(parsed.some((j) => j.msg === 'sluice listening')).toBe(true);
+    expect(parsed.at(-1)?.msg).toBe('stopped');
   });
 });

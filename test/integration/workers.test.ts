@@ -11,6 +11,7 @@ import { harness } from '../helpers/harness.js';
 import { startLoad, until } from '../helpers/load.js';
 import { startTestSluice } from '../helpers/sluice.js';
 import { jsonOk, startUpstream, type Behaviour } from '../helpers/upstream.js';
+import { startWsUpstream, wsConnect } from '../helpers/ws.js';
 
 const h = harness();
 const THREADS = supportsReusePort(process.version, process.platform) ? 2 : 1;
@@ -188,6 +189,21 @@ describe('workers: 2', () => {
     },
     30_000,
   );
+
+  it('proxies WebSockets through the worker threads', async () => {
+    const blue = h.track(await startWsUpstream('blue'));
+    const green = h.track(await startWsUpstream('green'));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, workers));
+    for (let i = 0; i < 10; i++) {
+      const { socket, head } = await wsConnect(s.proxyPort);
+      expect(head).toMatch(/^HTTP\/1\.1 101/);
+      const echoed = new Promise<string>((r) => socket.once('data', (d) => r(d.toString())));
+      socket.write(`ping-${i}`);
+      expect(await echoed).toBe(`ping-${i}`);
+      socket.destroy();
+    }
+    expect(blue.upgrades.length).toBe(10);
+  });
 
   it('falls back to the main thread without SO_REUSEPORT, and says so', async () => {
     const { workerLayout } = await import('../../src/main.js');

@@ -1,0 +1,211 @@
+/**
+ * What the control plane decides from members' values: endpoint availability (one writer), totals
+ * that never go back when a member is replaced, merged intervals, the restart backoff, and the
+ * state store's compare-and-set.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EndpointBook, type EndpointChange } from '../../src/control/endpoints.js';
+import { Members, type Member, type MemberInfo } from '../../src/control/members.js';
+import { FileStateStore, MemoryStateStore, StaleWriteError } from '../../src/control/state-store.js';
+import type { MemberReport } from '../../src/data/plane.js';
+import type { RoutingTable } from '../../src/data/table.js';
+import { Recorder } from '../../src/stats/recorder.js';
+import { addTotals, emptyTotals, served, TotalsBook } from '../../src/stats/totals.js';
+import { restartDelay } from '../../src/worker/member.js';
+
+describe('EndpointBook', () => {
+  const book = () => {
+    let now = 1000;
+    const b = new EndpointBook([['http://a/', 'http://b'], ['http://g']], { ejectFor: 500 }, () => now);
+    const changes: EndpointChange['change'][] = [];
+    b.onChange((_a, c) => changes.push(c.change));
+    return { b, changes, at: (t: number) => (now = t) };
+  };
+
+  it('ejects on a failing report for ejectFor, extends on another, restores on an answer', () => {
+    const { b, changes, at } = book();
+    expect(b.current.health).toBe(0);
+    b.report({ kind: 'failing', pool: 0, index: 1 });
+    expect(b.state(0, 1)).toEqual({ up: true, ejectedUntil: 1500 });
+    expect(b.available(0, 1, 1499)).toBe(false);
+    expect(b.available(0, 1, 1500)).toBe(true);
+    expect(b.hasAvailable(0, 1200)).toBe(true); // endpoint 0 is still up
+    at(1300);
+    b.report({ kind: 'failing', pool: 0, index: 1 });
+    expect(b.state(0, 1)!.ejectedUntil).toBe(1800);
+    b.report({ kind: 'answered', pool: 0, index: 1 });
+    expect(b.state(0, 1)).toEqual({ up: true, ejectedUntil: 0 });
+    // An answer from an endpoint that is not ejected changes nothing.
+    b.report({ kind: 'answered', pool: 0, index: 0 });
+    expect(changes).toEqual(['ejected', 'extended', 'restored']);
+    expect(b.current.health).toBe(3);
+  });
+
+  it('takes active verdicts, and a pool with none available says so', () => {
+    const { b, changes } = book();
+    b.setActive(1, 0, false);
+    b.setActive(1, 0, false); // the same verdict again: no change, no new version
+    expect(b.hasAvailable(1, 0)).toBe(false);
+    expect(b.current.health).toBe(1);
+    b.setActive(1, 0, true);
+    expect(b.hasAvailable(1, 0)).toBe(true);
+    expect(changes).toEqual(['unhealthy', 'healthy']);
+  });
+
+  it('hands out values: an availability taken earlier does not change later', () => {
+    const { b } = book();
+    const before = b.current;
+    b.report({ kind: 'failing', pool: 0, index: 0 });
+    expect(before.endpoints[0][0]).toEqual({ up: true, ejectedUntil: 0 });
+    expect(b.current.endpoints[0][0]!.ejectedUntil).toBe(1500);
+    // Reports about endpoints that do not exist are ignored.
+    b.report({ kind: 'failing', pool: 1, index: 7 });
+    b.setActive(1, 7, false);
+    expect(b.current.health).toBe(1);
+  });
+});
+
+describe('totals', () => {
+  const counted = (n: number, code = 200) => {
+    const r = new Recorder();
+    for (let i = 0; i < n; i++) r.record(0, code, 1000, undefined);
+    r.recordForced(1, 502, 'connect');
+    r.reject('queue_timeout');
+    return r.totals();
+  };
+
+  it('add exactly: codes, kinds, buckets, forced and rejected', () => {
+    const a = counted(3);
+    const b = counted(2, 503);
+    const t = addTotals(a, b);
+    expect(t.pools[0].codes).toEqual([
+      [200, 3],
+      [503, 2],
+    ]);
+    expect(t.pools[0].count).toBe(5);
+    expect(t.pools[0].buckets.reduce((x, y) => x + y, 0)).toBe(5);
+    expect(t.pools[1].forced).toEqual({ requests: 2, errors: 2 });
+    expect(t.rejected).toEqual([['queue_timeout', 2]]);
+    expect(served(t)).toBe(7);
+    expect(addTotals(emptyTotals(), a)).toEqual(a);
+  });
+
+  it('never go back: a retired member stays counted, a repeated report is not counted twice', () => {
+    const book = new TotalsBook();
+    book.set('w0.0', counted(10));
+    book.set('w1.0', counted(5));
+    book.set('w1.0', counted(5)); // cumulative: the same report twice is the same count
+    expect(book.sum().pools[0].count).toBe(15);
+    book.retire('w0.0');
+    book.set('w0.1', counted(1)); // the replacement starts from zero
+    expect(book.sum().pools[0].count).toBe(16);
+    book.retire('nobody');
+    expect(book.sum().pools[0].count).toBe(16);
+  });
+});
+
+/** A member that answers with what it is given (no thread): the merge and retire logic only. */
+class FakeMember implements Member {
+  info: MemberInfo;
+  onRetire?: (id: string) => void;
+  tables: number[] = [];
+  constructor(
+    public id: string,
+    public rec: Recorder,
+  ) {
+    this.info = { id, state: 'running', restarts: 0, inflight: 0, requests: 0 };
+  }
+  async publish(t: RoutingTable) {
+    this.tables.push(t.version);
+  }
+  async collect(interval: boolean): Promise<MemberReport> {
+    return {
+      interval: interval ? this.rec.takeInterval() : undefined,
+      totals: this.rec.totals(),
+      inflight: 2,
+      connections: [
+        { busy: 1, idle: 2, queued: 0 },
+        { busy: 0, idle: 1, queued: 1 },
+      ],
+      endpointInflight: [[2], [0]],
+    };
+  }
+  setLog() {}
+  async close() {}
+}
+
+describe('Members', () => {
+  it('merges intervals and gauges over members, and keeps a replaced member counted', async () => {
+    const a = new FakeMember('w0.0', new Recorder());
+    const b = new FakeMember('w1.0', new Recorder());
+    const m = new Members([a, b]);
+    for (let i = 0; i < 30; i++) a.rec.record(1, i < 3 ? 500 : 200, 2000, undefined);
+    for (let i = 0; i < 10; i++) b.rec.record(1, 500, 9000, undefined);
+    const s = await m.interval([undefined, undefined]);
+    expect(s.pools[1]).toMatchObject({ requests: 40, errors: 13 });
+    expect(s.pools[1].hist.totalCount).toBe(40);
+    // p95 of the merge: 38th of 40 sorted values is one of b's 9 ms (not an average of p95s).
+    expect(s.pools[1].hist.getValueAtPercentile(95)).toBeGreaterThan(8900);
+    const v = m.view();
+    expect(v.inflight).toBe(4);
+    expect(v.connections[0]).toEqual({ busy: 2, idle: 4, queued: 0 });
+    expect(v.endpointInflight).toEqual([[4], [0]]);
+    expect(v.totals.pools[1].count).toBe(40);
+    a.onRetire?.('w0.0');
+    a.id = 'w0.1';
+    a.rec = new Recorder();
+    await m.refresh();
+    expect(m.view().totals.pools[1].count).toBe(40);
+    await m.publish({ version: 7 } as RoutingTable);
+    expect([a.tables, b.tables]).toEqual([[7], [7]]);
+  });
+});
+
+describe('restartDelay', () => {
+  it.each([
+    [1, 100],
+    [2, 200],
+    [4, 800],
+    [8, 10_000],
+    [50, 10_000],
+  ])('after %i deaths in a minute: %i ms', (deaths, ms) => expect(restartDelay(deaths)).toBe(ms));
+});
+
+describe('state stores: compare-and-set on version', () => {
+  const st = (version: number) => ({ version, note: `v${version}` });
+
+  it.each([
+    ['memory', () => new MemoryStateStore<ReturnType<typeof st>>()],
+    [
+      'file',
+      () => {
+        const file = join(mkdtempSync(join(tmpdir(), 'sluice-store-')), 'state.json');
+        return new FileStateStore<ReturnType<typeof st>>(file, (x) => x as ReturnType<typeof st>);
+      },
+    ],
+  ])('%s: an empty store takes any write; then only one based on what it holds', async (_name, make) => {
+    const s = make();
+    expect((await s.load()).state).toBeUndefined();
+    await s.save(st(2), 1);
+    await s.save(st(3), 2);
+    await expect(s.save(st(4), 2)).rejects.toBeInstanceOf(StaleWriteError);
+    await expect(s.save(st(4), 2)).rejects.toThrow(/expected version 2 but the store holds 3/);
+    expect((await s.load()).state).toEqual(st(3));
+    // Saving the same version again (persist at shutdown) is a write based on what it holds.
+    await s.save(st(3), 3);
+  });
+
+  it('file: what it wrote is what the next process reads, and that process continues the versions', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'sluice-store-')), 'state.json');
+    const a = new FileStateStore<ReturnType<typeof st>>(file, (x) => x as ReturnType<typeof st>);
+    await a.save(st(5), 4);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(st(5));
+    const b = new FileStateStore<ReturnType<typeof st>>(file, (x) => x as ReturnType<typeof st>);
+    expect((await b.load()).state).toEqual(st(5));
+    await expect(b.save(st(6), 4)).rejects.toBeInstanceOf(StaleWriteError);
+    await b.save(st(6), 5);
+  });
+});
