@@ -21,14 +21,14 @@ export const launchFlags = JSON.parse(
 ).config.nodeFlags.split(' ');
 export const nodeFlags = canPin ? [...launchFlags, '--single-threaded-gc'] : launchFlags;
 
-/** An nginx config under `dir/name` with one worker and no disk logs; returns nginx's arguments. */
-export function nginxConf(dir, name, body) {
+/** An nginx config under `dir/name` with `workers` workers (1) and no disk logs; returns nginx's arguments. */
+export function nginxConf(dir, name, body, workers = 1) {
   const d = join(dir, name);
   mkdirSync(d, { recursive: true });
   const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${d};`).join(' ');
   writeFileSync(
     join(d, 'nginx.conf'),
-    `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
+    `daemon off; master_process ${workers > 1 ? 'on' : 'off'}; worker_processes ${workers}; pid ${d}/nginx.pid; error_log ${d}/error.log;
 events { worker_connections 4096; }
 http { access_log off; ${temp}
 ${body} }`,
@@ -132,7 +132,7 @@ export function childPids(pid) {
 const toMs = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
 
 /** Run wrk (pinned to cpu 1) or autocannon; returns { rps, requests, p50, p99, errors }. `delayMs`: each wrk connection waits that long between requests (a steady, moderate rate). */
-export async function load(url, { seconds, connections, rate, delayMs }) {
+export async function load(url, { seconds, connections, rate, delayMs, cpus = '1' }) {
   if (has('wrk') && rate === undefined) {
     const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url];
     if (delayMs !== undefined) {
@@ -140,7 +140,8 @@ export async function load(url, { seconds, connections, rate, delayMs }) {
       writeFileSync(script, `function delay() return ${delayMs} end\n`);
       args.unshift('-s', script);
     }
-    const full = canPin ? ['taskset', ['-c', '1', 'wrk', ...args]] : ['wrk', args];
+    // `cpus: null`: unpinned (the workers bench, where every process shares both cores).
+    const full = canPin && cpus !== null ? ['taskset', ['-c', cpus, 'wrk', ...args]] : ['wrk', args];
     const r = spawnSync(full[0], full[1], { encoding: 'utf8' });
     const out = r.stdout;
     const num = (re) => Number(re.exec(out)?.[1] ?? NaN);
@@ -195,10 +196,10 @@ export function openLoopBin(dir) {
  * Poisson arrivals at `rate` req/s to `url` (IPv4 literal) for `seconds` after `warmup` seconds,
  * pinned to cpu 1; returns { rps, requests, p50, p90, p99, p999, max, errors } (ms).
  */
-export function loadOpenLoop(bin, url, { seconds, warmup, rate, connections = 32, seed = 1 }) {
+export function loadOpenLoop(bin, url, { seconds, warmup, rate, connections = 32, seed = 1, cpus = '1' }) {
   const u = new URL(url);
   const args = [u.hostname, u.port, String(rate), String(seconds), String(warmup), String(connections), String(seed)];
-  const [cmd, full] = canPin ? ['taskset', ['-c', '1', bin, ...args]] : [bin, args];
+  const [cmd, full] = canPin && cpus !== null ? ['taskset', ['-c', cpus, bin, ...args]] : [bin, args];
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

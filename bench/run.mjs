@@ -1,11 +1,14 @@
 // npm run bench: proxy overhead of sluice against direct, a bare undici proxy, http-proxy-3,
 // @fastify/http-proxy (a dev dependency) and nginx (when installed), same load, interleaved
 // rounds. Flags: --quick, --rounds N, --seconds S, --connections C, --fresh (a new process per
-// contender and round), --only a,b (direct, sluice and the contenders whose names contain a or b).
+// contender and round), --only a,b (direct, sluice and the contenders whose names contain a or b),
+// --no-workers (skip the last section, bench/workers.mjs: workers 1 and 2 against nginx and the
+// bare undici proxy with as many, unpinned).
 // sluice with the access log off and on is one process, switched through the admin API and measured
 // in ABBA slices (below). The moderate load (a third of sluice's max) is measured with wrk's paced
 // connections and, when a C compiler builds bench/openloop.c, open loop with Poisson arrivals.
 // Writes bench/results/latest.json and latest.md.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir, cpus } from 'node:os';
@@ -470,6 +473,21 @@ server { listen 127.0.0.1:${p}; keepalive_requests 1000000; location / { proxy_p
   if (bad.length) {
     log(`contenders with errors or no requests: ${bad.map((b) => b.name).join(', ')}`);
     process.exitCode = 1;
+  }
+  // The last section: every core (bench/workers.mjs, unpinned), unless --only narrowed the run.
+  if (only === undefined && !argv.includes('--no-workers')) {
+    const pass = ['--quick', '--rounds', '--seconds', '--connections'].flatMap((f) => {
+      const i = argv.indexOf(f);
+      return i < 0 ? [] : f === '--quick' ? [f] : [f, argv[i + 1]];
+    });
+    log('\nworkers section: node bench/workers.mjs');
+    const w = spawnSync(process.execPath, [join(here, 'workers.mjs'), ...pass], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const text = w.stdout.toString();
+    process.stdout.write(`\n## Every core (workers)\n\n${text}`);
+    writeFileSync(join(here, 'results', 'latest.md'), `${md}\n## Every core (workers)\n\n${text}`);
+    if (w.status !== 0) process.exitCode = 1;
   }
 }
 

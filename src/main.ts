@@ -14,6 +14,7 @@ import type { Config } from './core/config.js';
 import { semiSpaceMiB } from './core/gc.js';
 import { currentRuntime, runtimeNotice, supportsReusePort } from './core/runtime.js';
 import { createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
+import { clientConnBuffer } from './data/client-conns.js';
 import { DataPlane, planeOptions } from './data/plane.js';
 import { makeTable, TablePublisher } from './data/table.js';
 import type { UpstreamPool } from './data/upstream.js';
@@ -109,6 +110,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     local = new DataPlane(planeOptions(config), table.current, { clock, logger, sink, report });
     list.push(new LocalMember(local));
   } else {
+    const conns = config.limits.maxConnectionsPerClient > 0 ? clientConnBuffer(layout.count) : undefined;
     for (let i = 0; i < layout.count; i++) {
       const w = new WorkerMember({
         index: i,
@@ -121,6 +123,11 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         sink,
         onEvent: report,
         logger,
+        // A worker that does not report within half an interval is passed over for that tick (its
+        // interval joins the next one). A table waits up to 2 s for it, then goes on with a warning.
+        answerMs: Math.max(50, Math.min(1000, config.rollout.analysis.interval / 2)),
+        conns,
+        columns: layout.count,
       });
       threads.push(w);
       list.push(w);

@@ -23,8 +23,13 @@ import { canaryOf, MAX_HISTORY, weightsFor, type ControllerState, type HistoryEn
 import { StaleWriteError, type StateStore } from './state-store.js';
 import type { Notifier } from './webhooks.js';
 
+/** What the controller reads of the config: the rollout, the first stable and the first split. */
+export type ControlOptions = Pick<Config, 'stable' | 'rollout'> & {
+  split: Pick<Config['split'], 'initialCanaryWeight'>;
+};
+
 export interface ControllerDeps {
-  config: Config;
+  config: ControlOptions;
   table: TablePublisher;
   store: StateStore<ControllerState>;
   window: WindowSource;
@@ -48,7 +53,7 @@ export interface AnalysisStatus {
   reason: string | null;
 }
 
-export function initialState(config: Config): ControllerState {
+export function initialState(config: ControlOptions): ControllerState {
   return {
     version: 1,
     stable: config.stable,
@@ -64,7 +69,7 @@ export function initialState(config: Config): ControllerState {
   };
 }
 
-export function policyOf(config: Config): RolloutPolicy {
+export function policyOf(config: Pick<Config, 'rollout'>): RolloutPolicy {
   const a = config.rollout.analysis;
   return {
     steps: config.rollout.steps,
@@ -150,8 +155,16 @@ export class Controller {
 
   /** Start the tick loop (every analysis.interval). */
   start(): void {
+    let running = false;
     this.timer = setInterval(() => {
-      this.tick().catch((err: unknown) => this.deps.logger.error({ err }, 'controller tick failed'));
+      // A tick still waiting on a slow member is not queued behind: the next one starts after it.
+      if (running) return;
+      running = true;
+      this.tick()
+        .catch((err: unknown) => this.deps.logger.error({ err }, 'controller tick failed'))
+        .finally(() => {
+          running = false;
+        });
     }, this.deps.config.rollout.analysis.interval);
     this.timer.unref();
   }

@@ -10,7 +10,7 @@ import type { DataPlane, MemberReport } from '../data/plane.js';
 import type { RoutingTable } from '../data/table.js';
 import type { UpstreamConnections } from '../data/upstream.js';
 import { newHistogram } from '../stats/recorder.js';
-import { type IntervalSnapshot, mergeIntervals } from '../stats/snapshot.js';
+import { type EncodedInterval, type IntervalSnapshot, mergeIntervals } from '../stats/snapshot.js';
 import { served, type Totals, TotalsBook } from '../stats/totals.js';
 import type { Spare } from '../stats/window.js';
 
@@ -30,14 +30,17 @@ export interface Member {
   readonly info: MemberInfo;
   /** Resolves once the member routes by `t` (or is gone: a new one starts on the current table). */
   publish(t: RoutingTable): Promise<void>;
-  /** Its report; `undefined` when it is gone or did not answer in time. */
-  collect(interval: boolean, spare?: Spare): Promise<MemberReport | undefined>;
+  /**
+   * Its report; `undefined` when it is gone or did not answer in time. The interval is live (in
+   * this thread) or encoded (from a worker; merged without decoding it first).
+   */
+  collect(interval: boolean, spare?: Spare): Promise<MemberReport<IntervalSnapshot | EncodedInterval> | undefined>;
   setLog(s: { level?: string; access?: boolean }): void;
   close(graceMs: number): Promise<void>;
   /** Set by Members: called with the old id when the member is replaced or gone for good. */
   onRetire?: (id: string) => void;
   /** Set by Members: the member's last report as it stops (its final counts). */
-  lastReport?: (r: MemberReport) => void;
+  lastReport?: (r: MemberReport<IntervalSnapshot | EncodedInterval>) => void;
 }
 
 /** The data plane in this thread (`workers: 1`): calls, no messages. */
@@ -84,7 +87,7 @@ export interface PlaneView {
 
 export class Members {
   readonly totals = new TotalsBook();
-  private readonly latest = new Map<Member, MemberReport>();
+  private readonly latest = new Map<Member, MemberReport<unknown>>();
 
   constructor(readonly list: readonly Member[]) {
     for (const m of list) {
@@ -118,7 +121,7 @@ export class Members {
       const m = this.list[0] as Member;
       const r = await m.collect(true, spare);
       this.keep(m, r);
-      if (r?.interval !== undefined) return r.interval;
+      if (r?.interval !== undefined && !('buckets' in r.interval.pools[0])) return r.interval as IntervalSnapshot;
     }
     const reports = await Promise.all(
       this.list.map(async (m) => {
@@ -131,7 +134,7 @@ export class Members {
     return mergeIntervals(parts, [spare[0] ?? newHistogram(), spare[1] ?? newHistogram()] as [Histogram, Histogram]);
   }
 
-  private keep(m: Member, r: MemberReport | undefined): void {
+  private keep(m: Member, r: MemberReport<unknown> | undefined): void {
     if (r === undefined) return;
     this.latest.set(m, r);
     this.totals.set(m.id, r.totals);

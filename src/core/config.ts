@@ -310,7 +310,7 @@ export const configSchema = z
             'Concurrent client connections (like nginx worker_connections); past it new connections are closed at once.',
           ),
         maxConnectionsPerClient: count(0).describe(
-          'Concurrent connections from one peer address (nginx limit_conn); past it: 503 and close. 0: no limit (behind a balancer that does not keep client addresses, every client shares one).',
+          'Concurrent connections from one peer address, over all workers (nginx limit_conn); past it: 503 and close. 0: no limit (behind a balancer that does not keep client addresses, every client shares one).',
         ),
         bufferBodyBytes: byteCount(1 << 20, 64 << 20).describe(
           'Request bodies up to this size are read whole before an upstream connection is taken (nginx proxy_request_buffering); 0 streams every body.',
@@ -405,7 +405,7 @@ export const configSchema = z
       .union([z.literal('auto'), z.number().int().min(1).max(256)])
       .default(1)
       .describe(
-        "Threads that serve requests: 'auto' = the CPUs available to the process (os.availableParallelism()), as nginx's worker_processes auto. Above 1 needs SO_REUSEPORT (Node >= 22.12 on Linux), else one is used and the start log says why. The main thread keeps the controller, health checks, admin API and metrics.",
+        "Threads serving requests on one port: 'auto' = the CPUs available (nginx's worker_processes auto). Above 1 needs SO_REUSEPORT (Node >= 22.12, Linux), else one thread and a log line say why.",
       ),
     shutdownGrace: duration()
       .default(10_000)

@@ -12,6 +12,7 @@ import { Recorder } from '../stats/recorder.js';
 import type { IntervalSnapshot } from '../stats/snapshot.js';
 import type { Totals } from '../stats/totals.js';
 import { AccessLog, type LogSink } from './access-log.js';
+import type { ConnColumn } from './client-conns.js';
 import { ProxyServer, type ProxyOptions } from './proxy.js';
 import { TablePublisher, type RoutingTable, type TableSource } from './table.js';
 import { type EndpointEvent, type UpstreamConnections, UpstreamPool } from './upstream.js';
@@ -45,6 +46,8 @@ export interface PlaneDeps {
   sink: LogSink;
   /** Endpoint events, to the control plane. */
   report: (e: EndpointEvent) => void;
+  /** With workers: this one's column of the shared per-client connection counts. */
+  connColumn?: ConnColumn | undefined;
 }
 
 export class DataPlane {
@@ -78,6 +81,7 @@ export class DataPlane {
       accessLog: this.accessLog,
       logger: deps.logger,
       clock: deps.clock,
+      connColumn: deps.connColumn,
     });
   }
 

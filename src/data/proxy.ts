@@ -12,6 +12,7 @@ import { CLIENT_ERRORS, type SluiceError } from '../core/errors.js';
 import { listenOn, TrustedSet } from '../core/net.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
+import { ClientConnections, type ConnColumn } from './client-conns.js';
 import { ResponseDeadlines } from './deadlines.js';
 import { BodyBudget } from './body.js';
 import { ALLOW, sendError, writeRaw } from './answers.js';
@@ -42,6 +43,8 @@ export interface ProxyDeps {
   logger: Logger;
   /** Wall-clock time for access log lines: the same injected clock as everything else. */
   clock: Clock;
+  /** This worker's column of the shared per-client connection counts (none: counted alone). */
+  connColumn?: ConnColumn | undefined;
 }
 
 /** Prepared request, shared by the HTTP and WebSocket paths. */
@@ -155,26 +158,20 @@ export class ProxyServer {
   }
 
   /**
-   * limits.maxConnectionsPerClient: count connections by peer address; one past the limit is
-   * answered 503 and closed before any request is read.
+   * limits.maxConnectionsPerClient: count connections by peer address, over every worker
+   * (client-conns.ts); one past the limit is answered 503 and closed before any request is read.
    */
   private limitPerClient(max: number): void {
-    const open = new Map<string, number>();
+    const conns = new ClientConnections(max, this.deps.connColumn);
     this.server.prependListener('connection', (socket: Socket) => {
-      const peer = normalizeIp(socket.remoteAddress);
-      const n = (open.get(peer) ?? 0) + 1;
-      if (n > max) {
+      const slot = conns.slot(normalizeIp(socket.remoteAddress));
+      if (!conns.open(slot)) {
         this.deps.recorder.reject('too_many_connections');
         (socket as Tracked)[kConn] = { last: undefined, waiting: [], broken: true };
         writeRaw(socket, 503, 'too_many_connections');
         return;
       }
-      open.set(peer, n);
-      socket.once('close', () => {
-        const left = (open.get(peer) ?? 1) - 1;
-        if (left === 0) open.delete(peer);
-        else open.set(peer, left);
-      });
+      socket.once('close', () => conns.close(slot));
     });
   }
 

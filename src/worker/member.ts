@@ -10,8 +10,10 @@ import type { MemberReport, PlaneOptions } from '../data/plane.js';
 import type { RoutingTable } from '../data/table.js';
 import type { EndpointEvent } from '../data/upstream.js';
 import type { LogSink } from '../data/access-log.js';
+import { clearColumn } from '../data/client-conns.js';
 import type { Member, MemberInfo } from '../control/members.js';
-import { decodeInterval, type EncodedInterval } from '../stats/snapshot.js';
+import { newHistogram } from '../stats/recorder.js';
+import { type EncodedInterval, encodeInterval, type IntervalSnapshot, mergeIntervals } from '../stats/snapshot.js';
 import { served } from '../stats/totals.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
@@ -28,8 +30,13 @@ export interface WorkerMemberOptions {
   sink: LogSink;
   onEvent: (e: EndpointEvent) => void;
   logger: Logger;
-  /** How long a table or a report may take before the thread is passed over (ms). */
+  /** The per-client connection counts shared by every worker; this worker's column is its index. */
+  conns?: SharedArrayBuffer | undefined;
+  columns?: number;
+  /** How long a report may take before the thread is passed over for that tick (ms, default 1000). */
   answerMs?: number;
+  /** How long a table's acknowledgement is awaited before going on with a warning (ms, default 2000). */
+  tableMs?: number;
 }
 
 /** Restart backoff: 100 ms, doubling per death in the last minute, at most 10 s. */
@@ -46,7 +53,7 @@ export class WorkerMember implements Member {
   id: string;
   readonly info: MemberInfo;
   onRetire?: (id: string) => void;
-  lastReport?: (r: MemberReport) => void;
+  lastReport?: (r: MemberReport<IntervalSnapshot | EncodedInterval>) => void;
   private worker: Worker | undefined;
   private generation = 0;
   private seq = 0;
@@ -96,6 +103,10 @@ export class WorkerMember implements Member {
       reusePort: this.o.reusePort,
       level: this.o.level(),
       access: this.o.access(),
+      conns:
+        this.o.conns === undefined
+          ? undefined
+          : { buffer: this.o.conns, column: this.o.index, columns: this.o.columns ?? 1 },
     };
     const w = new Worker(THREAD, { workerData: init });
     this.worker = w;
@@ -119,6 +130,8 @@ export class WorkerMember implements Member {
     for (const p of this.pending.values()) p.done(undefined);
     this.pending.clear();
     this.stopped?.(undefined);
+    // Its connections died with it: their places go back before a new thread counts again.
+    if (this.o.conns !== undefined) clearColumn(this.o.conns, this.o.index);
     const old = this.id;
     this.generation++;
     this.id = `w${this.o.index}.${this.generation}`;
@@ -173,8 +186,12 @@ export class WorkerMember implements Member {
     }
   }
 
-  /** Send and wait for the answer to `seq`, at most answerMs. */
-  private ask(msg: (seq: number) => ToWorker): Promise<MemberReport<EncodedInterval> | undefined> {
+  /** Send and wait for the answer to `seq`, at most `waitMs`; `answered` runs if it came. */
+  private ask(
+    msg: (seq: number) => ToWorker,
+    waitMs: number,
+    answered?: () => void,
+  ): Promise<MemberReport<EncodedInterval> | undefined> {
     const w = this.worker;
     if (w === undefined) return Promise.resolve(undefined);
     const seq = ++this.seq;
@@ -182,10 +199,11 @@ export class WorkerMember implements Member {
       const timer = setTimeout(() => {
         this.pending.delete(seq);
         resolve(undefined);
-      }, this.o.answerMs ?? 1000);
+      }, waitMs);
       this.pending.set(seq, {
         done: (r) => {
           clearTimeout(timer);
+          answered?.();
           resolve(r);
         },
       });
@@ -194,35 +212,37 @@ export class WorkerMember implements Member {
   }
 
   async publish(t: RoutingTable): Promise<void> {
-    await this.ask((seq) => ({ t: 'table', seq, table: t }));
+    const w = this.worker;
+    let acked = false;
+    await this.ask(
+      (seq) => ({ t: 'table', seq, table: t }),
+      this.o.tableMs ?? 2000,
+      () => {
+        acked = true;
+      },
+    );
+    // A live thread that did not answer in time is stuck (its event loop blocked): it routes
+    // nothing meanwhile, and reads this table before its next request. Say so.
+    if (!acked && w !== undefined && this.worker === w)
+      this.o.logger.warn(
+        { worker: this.o.index, version: t.version, health: t.health, waitedMs: this.o.tableMs ?? 2000 },
+        'worker did not acknowledge a routing table in time',
+      );
   }
 
-  async collect(interval: boolean): Promise<MemberReport | undefined> {
-    const r = await this.ask((seq) => ({ t: 'collect', seq, interval }));
+  async collect(interval: boolean): Promise<MemberReport<EncodedInterval> | undefined> {
+    const r = await this.ask((seq) => ({ t: 'collect', seq, interval }), this.o.answerMs ?? 1000);
     if (r === undefined) return undefined;
     this.info.inflight = r.inflight;
     this.info.requests = served(r.totals);
-    return this.decoded(r);
+    return this.withLate(r);
   }
 
-  /** Decode a report's interval, with any late ones added in (exact: histograms add). */
-  private decoded(r: MemberReport<EncodedInterval>): MemberReport {
-    let interval = r.interval === undefined ? undefined : decodeInterval(r.interval);
-    if (interval !== undefined && this.late.length > 0) {
-      for (const e of this.late.splice(0)) {
-        if (e === undefined) continue;
-        const l = decodeInterval(e);
-        interval = {
-          pools: [0, 1].map((i) => {
-            const a = (interval as NonNullable<typeof interval>).pools[i as 0 | 1];
-            const b = l.pools[i as 0 | 1];
-            a.hist.add(b.hist);
-            return { hist: a.hist, requests: a.requests + b.requests, errors: a.errors + b.errors };
-          }) as never,
-        };
-      }
-    }
-    return { ...r, interval };
+  /** A report's interval with any that arrived late merged in (rare: a tick that gave up waiting). */
+  private withLate(r: MemberReport<EncodedInterval>): MemberReport<EncodedInterval> {
+    if (r.interval === undefined || this.late.length === 0) return r;
+    const parts = [r.interval, ...this.late.splice(0).filter((e) => e !== undefined)];
+    return { ...r, interval: encodeInterval(mergeIntervals(parts, [newHistogram(), newHistogram()])) };
   }
 
   /** End the thread abruptly, as a crash would: it is replaced like one (tests use this). */
@@ -252,7 +272,7 @@ export class WorkerMember implements Member {
     // Past the grace, the thread gets 3 s more (its upstream connections close in 1 s), then ends.
     const timer = setTimeout(() => void w.terminate(), graceMs + 3000);
     const report = await last;
-    if (report !== undefined) this.lastReport?.(this.decoded(report));
+    if (report !== undefined) this.lastReport?.(report);
     await exited;
     clearTimeout(timer);
     this.info.state = 'stopped';

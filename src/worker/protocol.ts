@@ -3,6 +3,7 @@
  * kind per purpose. Tables go down and are acknowledged; reports, endpoint events and log output
  * come up. Log output crosses as whole lines, so the main thread is the one ordered writer.
  */
+import type { ConnColumn } from '../data/client-conns.js';
 import type { MemberReport, PlaneOptions } from '../data/plane.js';
 import type { RoutingTable } from '../data/table.js';
 import type { EndpointEvent } from '../data/upstream.js';
@@ -18,6 +19,8 @@ export interface WorkerInit {
   reusePort: boolean;
   level: string;
   access: boolean;
+  /** The per-client connection counts shared by every worker (limits.maxConnectionsPerClient). */
+  conns: ConnColumn | undefined;
 }
 
 export type ToWorker =

@@ -25,6 +25,7 @@ const plane = new DataPlane(init.options, init.table, {
   logger,
   sink: out,
   report: (event) => post({ t: 'event', event }),
+  connColumn: init.conns,
 });
 plane.accessLogging = init.access;
 

@@ -56,6 +56,22 @@ describe('the sluice command', () => {
     expect(bad.stderr).toContain('timeouts.response: invalid duration');
   });
 
+  it('--workers takes auto or 1-256 (usage error, exit 2, otherwise); the config key is checked too', () => {
+    const dir = tmp();
+    const good = writeConfig(dir, baseConfig(dir, 'http://127.0.0.1:1', 'http://127.0.0.1:2'));
+    for (const w of ['auto', '1', '4', '256'])
+      expect(runCli(['--check', '--workers', w, '--config', good]).code).toBe(0);
+    for (const w of ['0', '257', 'two', '-1', '1.5']) {
+      const r = runCli(['--check', '--workers', w, '--config', good]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('--workers must be auto or a number from 1 to 256');
+    }
+    const bad = writeConfig(dir, baseConfig(dir, 'http://127.0.0.1:1', 'http://127.0.0.1:2', { workers: 0 }));
+    const r = runCli(['--check', '--config', bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^workers: /m);
+  });
+
   it('reads $SLUICE_CONFIG when --config is absent', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'x.yaml'), 'pools: {}\n');

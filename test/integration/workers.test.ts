@@ -3,11 +3,14 @@
  * merged traffic. On a Node without SO_REUSEPORT (20) the same config runs on the main thread and
  * the tests check that fallback instead of skipping.
  */
+import type { ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { supportsReusePort } from '../../src/core/runtime.js';
 import type { WorkerMember } from '../../src/worker/member.js';
 import { harness } from '../helpers/harness.js';
+import { rawRequest } from '../helpers/raw.js';
 import { startLoad, until } from '../helpers/load.js';
 import { startTestSluice } from '../helpers/sluice.js';
 import { jsonOk, startUpstream, type Behaviour } from '../helpers/upstream.js';
@@ -203,6 +206,40 @@ describe('workers: 2', () => {
       socket.destroy();
     }
     expect(blue.upgrades.length).toBe(10);
+  });
+
+  it('counts connections per client over every worker (limits.maxConnectionsPerClient)', async () => {
+    const held: ServerResponse[] = [];
+    const ok = jsonOk('blue');
+    const blue = h.track(
+      await startUpstream('blue', (req, res, body) => (req.url === '/hold' ? held.push(res) : ok(req, res, body))),
+    );
+    const green = h.track(await startUpstream('green'));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      ...workers,
+      limits: { maxConnectionsPerClient: 3 },
+    }));
+    const socks = Array.from({ length: 3 }, () => {
+      const c = connect(s.proxyPort, '127.0.0.1');
+      c.on('error', () => {});
+      c.write('GET /hold HTTP/1.1\r\nHost: a\r\n\r\n');
+      return c;
+    });
+    try {
+      expect(await until(() => held.length === 3, 5000)).toBe(true);
+      // New connections land on either worker: each is one past the client's three.
+      for (let i = 0; i < 6; i++) {
+        const r = await rawRequest(s.proxyPort, 'GET /more HTTP/1.1\r\nHost: a\r\n\r\n', 3000);
+        expect(r.status).toBe(503);
+        expect(r.text).toContain('too_many_connections');
+      }
+      expect(blue.seen.filter((x) => x.url === '/more').length).toBe(0);
+      socks[0]!.destroy();
+      await expect.poll(async () => (await fresh(`${s.base}/ok`)).status, { timeout: 3000 }).toBe(200);
+    } finally {
+      for (const c of socks) c.destroy();
+      for (const r of held) r.destroy();
+    }
   });
 
   it('falls back to the main thread without SO_REUSEPORT, and says so', async () => {

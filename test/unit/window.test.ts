@@ -4,7 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { newHistogram, Recorder } from '../../src/stats/recorder.js';
-import { decodeInterval, encodeInterval, type IntervalSnapshot, mergeIntervals } from '../../src/stats/snapshot.js';
+import {
+  decodeInterval,
+  encodeInterval,
+  intervalJSON,
+  type IntervalSnapshot,
+  mergeIntervals,
+} from '../../src/stats/snapshot.js';
 import { WindowRing } from '../../src/stats/window.js';
 
 /** A seeded PRNG (mulberry32) so property runs are reproducible. */
@@ -72,7 +78,7 @@ describe('interval snapshots cross as JSON and merge exactly', () => {
       [17, 40],
     );
     const s = rec.takeInterval();
-    const back = decodeInterval(JSON.parse(JSON.stringify(encodeInterval(s))));
+    const back = decodeInterval(JSON.parse(JSON.stringify(intervalJSON(encodeInterval(s)))));
     for (const id of [0, 1] as const) {
       expect(back.pools[id].requests).toBe(s.pools[id].requests);
       expect(back.pools[id].errors).toBe(s.pools[id].errors);
@@ -214,5 +220,49 @@ describe('WindowRing', () => {
     rotate();
     expect(w.query(0)).toMatchObject({ requests: 3, errors: 1 });
     expect(w.query(1)).toMatchObject({ requests: 1, errors: 0 });
+  });
+});
+
+describe('the bucket encoding', () => {
+  it('refuses buckets that are not buckets, and latencies that do not match the count', () => {
+    const rec = new Recorder();
+    interval(rec, [[100, 200, 300], []]);
+    const good = encodeInterval(rec.takeInterval());
+    const p0 = good.pools[0]!;
+    const bad = (buckets: ArrayLike<number>, requests = p0.requests) =>
+      decodeInterval({ pools: [{ ...p0, buckets, requests }, good.pools[1]!] });
+    expect(() => bad([...Array.from(p0.buckets), 7])).toThrow(/pairs/);
+    expect(() => bad([9, 1, 5, 1], 2)).toThrow(/bad bucket 5/);
+    expect(() => bad([-1, 1])).toThrow(/bad bucket/);
+    expect(() => bad([10_000_000, 1])).toThrow(/bad bucket/);
+    expect(() => bad([5, 0])).toThrow(/bad bucket/);
+    expect(() => bad([5, 1.5])).toThrow(/bad bucket/);
+    expect(() => bad(p0.buckets, 4)).toThrow(/4 requests but 3 latencies/);
+    // An empty histogram encodes to no buckets at all.
+    expect(encodeInterval(new Recorder().takeInterval()).pools[0]!.buckets.length).toBe(0);
+  });
+
+  it('property: encoded parts merge to exactly what the live histograms add to', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const r = rng(seed);
+      const recs = [new Recorder(), new Recorder(), new Recorder()];
+      for (const rec of recs)
+        interval(rec, [
+          Array.from({ length: Math.floor(r() * 300) }, () => 1 + Math.floor(Math.exp(r() * 20))),
+          Array.from({ length: Math.floor(r() * 50) }, () => 1 + Math.floor(r() * 5000)),
+        ]);
+      const snaps = recs.map((x) => x.takeInterval());
+      const live = mergeIntervals(snaps, [newHistogram(), newHistogram()]);
+      const wire = mergeIntervals(
+        snaps.map((s, i) => (i === 0 ? s : JSON.parse(JSON.stringify(intervalJSON(encodeInterval(s)))))),
+        [newHistogram(), newHistogram()],
+      );
+      for (const id of [0, 1] as const) {
+        expect(wire.pools[id].requests).toBe(live.pools[id].requests);
+        expect(wire.pools[id].hist.totalCount).toBe(live.pools[id].hist.totalCount);
+        for (const q of [1, 50, 95, 99, 100])
+          expect(wire.pools[id].hist.getValueAtPercentile(q)).toBe(live.pools[id].hist.getValueAtPercentile(q));
+      }
+    }
   });
 });
