@@ -4,7 +4,8 @@
 // (a) a healthy green is promoted, never rolled back; (b) green starts answering 5xx for a share
 // of requests at a known instant; (c) green's latency rises past maxP95Ms. Reports the time from
 // that instant to 0 % canary (from the status API, and from the last response green served) and
-// the failed responses clients saw. Flags: --quick (fewer, shorter scenarios, for CI).
+// the failed responses clients saw. Flags: --quick (fewer, shorter scenarios, for CI), --workers N
+// (sluice's `workers`: the verdict then comes from the merge of N threads' measurements).
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,8 @@ import { startSluiceProcess, stop } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
+const wi = process.argv.indexOf('--workers');
+const workers = wi < 0 ? 1 : Number(process.argv[wi + 1]);
 const log = (s) => process.stderr.write(`${s}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -21,6 +24,7 @@ const startSluice = (blue, green, stepHold) =>
   startSluiceProcess(blue.url, green.url, {
     split: { trustedProxies: ['127.0.0.1/32'] },
     rollout: { steps: [10, 25, 50, 100], stepHold },
+    workers,
   });
 
 /** `rps` requests a second from 50,000 distinct clients; notes green's answers and failures. */

@@ -17,6 +17,15 @@ interface StatusDoc {
       window: { requests: number; errors: number; errorRate: number; p95Ms: number };
     }
   >;
+  workers?: { id: string; state: string; restarts: number }[];
+  fleet?: {
+    name: string;
+    connected: boolean;
+    disconnectedSince: number | null;
+    leader: boolean;
+    pendingRollback: boolean;
+    summary: { members: { id: string; requests: number }[] } | null;
+  } | null;
 }
 
 class ClientError extends Error {}
@@ -83,6 +92,17 @@ function summary(s: StatusDoc): string {
     const eps = p.endpoints.map((e) => `${e.url}${e.healthy ? '' : ' (DOWN)'}`).join(', ');
     lines.push(
       `${name.padEnd(5)} ${String(s.weights[name]).padStart(6)}% ${bar(s.weights[name] ?? 0)}  ${String(w.requests).padStart(6)} req  ${(w.errorRate * 100).toFixed(2).padStart(6)}% err  p95 ${w.p95Ms.toFixed(1)}ms   ${eps}`,
+    );
+  }
+  if (s.workers !== undefined && s.workers.length > 1)
+    lines.push(
+      `workers ${s.workers.map((w) => `${w.id} ${w.state}${w.restarts ? ` (${w.restarts} restarts)` : ''}`).join(', ')}`,
+    );
+  const f = s.fleet;
+  if (f !== undefined && f !== null) {
+    const members = f.summary?.members.map((m) => `${m.id} ${m.requests} req`).join(', ') ?? 'no summary yet';
+    lines.push(
+      `fleet ${f.name}: ${f.connected ? 'connected' : `Redis UNREACHABLE since ${new Date(f.disconnectedSince ?? 0).toISOString()}`}, ${f.leader ? 'leader' : 'follower'}${f.pendingRollback ? ', rollback pending' : ''}; members: ${members}`,
     );
   }
   return lines.join('\n');

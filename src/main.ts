@@ -37,6 +37,7 @@ import { DEFAULT_FAILURE_LIMITS, FailureLimiter } from './admin/rate-limit.js';
 import { registerMetrics } from './metrics/metrics.js';
 import { statusDocument } from './status.js';
 import { WorkerMember } from './worker/member.js';
+import { Fleet, FleetStore } from './fleet/fleet.js';
 
 export interface SluiceOptions {
   logger?: Logger;
@@ -134,11 +135,26 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     }
   }
   const members = new Members(list);
-
   const window = new WindowRing(
     Math.max(1, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval)),
   );
-  const store = opts.store ?? new FileStateStore<ControllerState>(config.stateFile, validateState);
+
+  const slots = Math.max(1, Math.ceil(config.rollout.analysis.window / config.rollout.analysis.interval));
+  const file = opts.store ?? new FileStateStore<ControllerState>(config.stateFile, validateState);
+  let fleet: Fleet | undefined;
+  let store: StateStore<ControllerState> = file;
+  if (config.fleet !== null) {
+    const f = config.fleet;
+    fleet = new Fleet(
+      { url: f.redis ?? (process.env.SLUICE_REDIS_URL as string), name: f.name, leaseMs: f.lease, pollMs: 1000 },
+      validateState,
+      clock,
+      logger,
+      slots,
+    );
+    await fleet.start();
+    store = new FleetStore(fleet, file, logger);
+  }
   const notifier = opts.notifier ?? new WebhookNotifier(config.webhooks, logger);
   // Restored before any listener opens: the first request is routed by the saved state.
   const controller = await Controller.create({
@@ -152,7 +168,27 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     clock,
     logger,
     notifier,
+    fleet,
   });
+  if (fleet !== undefined) {
+    const f = fleet;
+    const copy = store as FleetStore;
+    f.held = () => controller.state.version;
+    f.onState = (s) => {
+      void controller.adopt(s);
+      void copy.keepCopy(s).catch(() => {});
+    };
+    // Back from an outage: re-seed an empty Redis from this instance, or adopt what is there
+    // (a rollback decided meanwhile is written on top: Controller.adopt).
+    f.onReconnect = () =>
+      void f
+        .load()
+        .then(async (r) => {
+          if (r.state === undefined) await f.seed(controller.state);
+          await controller.adopt(r.state ?? controller.state);
+        })
+        .catch((err: unknown) => logger.error({ err }, 'fleet: catching up after Redis returned failed'));
+  }
   const a = config.rollout.analysis;
   const thresholds = {
     maxErrorRate: a.maxErrorRate,
@@ -162,14 +198,23 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   };
   const status = () => {
     members.refreshLocal();
-    return statusDocument(controller.state, controller.analysis, controller.windows, clock(), {
-      windowMs: controller.windowMs,
-      thresholds,
-      view: members.view(),
-      endpoints: book,
-      workers: members.list.map((m) => m.info),
-      table: { version: table.current.version, health: table.current.health, appliedInMs: controller.appliedInMs },
-    });
+    // A follower shows the leader's verdict on the whole fleet's traffic.
+    const sum = fleet?.connected && !fleet.leader ? fleet.summary : null;
+    return statusDocument(
+      controller.state,
+      sum?.analysis ?? controller.analysis,
+      sum?.windows ?? controller.windows,
+      clock(),
+      {
+        fleet: fleet?.status() ?? null,
+        windowMs: controller.windowMs,
+        thresholds,
+        view: members.view(),
+        endpoints: book,
+        workers: members.list.map((m) => m.info),
+        table: { version: table.current.version, health: table.current.health, appliedInMs: controller.appliedInMs },
+      },
+    );
   };
   const events = new EventHub(status, { refreshMs: Math.max(1000, a.interval), keepAliveMs: 15_000, maxClients: 64 });
   controller.onChange(() => events.broadcast());
@@ -210,11 +255,13 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     },
     totals: () => members.view().totals,
     workerRestarts: () => members.list.reduce((n, m) => n + m.info.restarts, 0),
+    fleet: () => (fleet === undefined ? undefined : { connected: fleet.connected, leader: fleet.leader }),
   });
   // Reads of the status and metrics see every member's numbers as of now, not of the last tick.
   const refresh = async () => {
     if (local === undefined) await members.refresh();
     else members.refreshLocal();
+    await fleet?.refresh();
   };
 
   // Log level and access log, changed at run time until the next restart (config holds the start).
@@ -315,6 +362,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       } catch (err) {
         logger.error({ err }, 'could not persist state at shutdown');
       }
+      await fleet?.close();
       logger.info('stopped');
       if (destination !== undefined) await flushDestination(destination);
     })());

@@ -4,6 +4,7 @@ import type { ControllerState } from './control/state.js';
 import { canaryOf } from './control/state.js';
 import { poolNameOf } from './data/table.js';
 import type { EndpointBook } from './control/endpoints.js';
+import type { FleetStatus } from './fleet/fleet.js';
 import type { MemberInfo, PlaneView } from './control/members.js';
 import type { UpstreamConnections } from './data/upstream.js';
 import type { ForcedCounts } from './stats/recorder.js';
@@ -43,6 +44,8 @@ export interface StatusDocument {
   workers: MemberInfo[];
   /** The routing table in force: its versions, and how long the last one took to reach every member. */
   table: { version: number; health: number; appliedInMs: number };
+  /** With fleet: this instance's link to the others (null when it runs alone). */
+  fleet: FleetStatus | null;
   /** The span the windows cover now (grows to analysis.window after start). */
   windowMs: number;
   /** The thresholds the canary is judged against. */
@@ -57,6 +60,7 @@ export interface StatusContext {
   endpoints: EndpointBook;
   workers: readonly MemberInfo[];
   table: StatusDocument['table'];
+  fleet: FleetStatus | null;
 }
 
 const publicWindow = (w: WindowStats): WindowStats => ({
@@ -97,6 +101,7 @@ export function statusDocument(
     rejected: Object.fromEntries(ctx.view.totals.rejected),
     workers: ctx.workers.map((w) => ({ ...w })),
     table: { ...ctx.table },
+    fleet: ctx.fleet,
   };
   const book = ctx.endpoints;
   for (const id of [0, 1] as const) {

@@ -18,15 +18,38 @@ import type { IntervalSnapshot } from '../stats/snapshot.js';
 import type { Spare, WindowSource, WindowStats } from '../stats/window.js';
 import type { EndpointBook } from './endpoints.js';
 import { recentSuffix, zFor, type Observation, type Verdict } from './analysis.js';
-import { command, decide, type Change, type Command, type Outcome, type RolloutPolicy } from './decide.js';
+import {
+  command,
+  decide,
+  guarded,
+  rollback,
+  type Change,
+  type Command,
+  type Outcome,
+  type RolloutPolicy,
+} from './decide.js';
 import { canaryOf, MAX_HISTORY, weightsFor, type ControllerState, type HistoryEntry } from './state.js';
-import { StaleWriteError, type StateStore } from './state-store.js';
+import { StaleWriteError, type StateStore, StoreUnavailableError } from './state-store.js';
 import type { Notifier } from './webhooks.js';
 
 /** What the controller reads of the config: the rollout, the first stable and the first split. */
 export type ControlOptions = Pick<Config, 'stable' | 'rollout'> & {
   split: Pick<Config['split'], 'initialCanaryWeight'>;
 };
+
+/**
+ * The fleet as the controller sees it (fleet/fleet.ts): whether it decides (the leader), whether
+ * Redis is reachable, the leader's fencing epoch, and the fleet-wide interval.
+ */
+export interface FleetLink {
+  readonly connected: boolean;
+  readonly leader: boolean;
+  readonly epoch: number;
+  pendingRollback: boolean;
+  /** The leader's interval: its own plus every member's; a follower's: its own. */
+  exchange(local: IntervalSnapshot): Promise<IntervalSnapshot>;
+  publishSummary(s: { at: number; windows: { blue: WindowStats; green: WindowStats }; analysis: AnalysisStatus }): void;
+}
 
 export interface ControllerDeps {
   config: ControlOptions;
@@ -42,6 +65,8 @@ export interface ControllerDeps {
   clock: Clock;
   logger: Logger;
   notifier?: Notifier;
+  /** Several instances share this rollout (fleet:): only the leader decides. */
+  fleet?: FleetLink | undefined;
 }
 
 export type Listener = (s: Readonly<ControllerState>) => void;
@@ -216,13 +241,35 @@ export class Controller {
   /** One control step: close the interval, observe, decide, apply. Tests call this by hand. */
   tick(): Promise<void> {
     return this.serial(async () => {
-      const { window } = this.deps;
-      window.push(await this.deps.intervals(window.spare()));
+      const { window, fleet } = this.deps;
+      const local = await this.deps.intervals(window.spare());
+      window.push(fleet === undefined ? local : await fleet.exchange(local));
       const now = this.deps.clock();
       const o = this.observe();
       const r = decide(this.s, o, this.policy, now);
       this.analysis = { at: now, verdict: r.verdict?.kind ?? null, reason: r.verdict?.reason ?? null };
-      if (r.state !== this.s) await this.apply(r, 'auto');
+      if (fleet === undefined) {
+        if (r.state !== this.s) await this.apply(r, 'auto');
+        return;
+      }
+      if (fleet.connected && !fleet.leader) return; // the leader judges the merged traffic
+      if (!fleet.connected) {
+        // Redis away: the local guard. Rolling back is always safe; nothing else changes.
+        if (r.changes.some((c) => c.event === 'rolled_back')) await this.applyLocally(r, 'auto');
+        return;
+      }
+      if (r.state !== this.s) {
+        try {
+          await this.apply(r, 'auto', fleet.epoch);
+        } catch (err) {
+          if (!(err instanceof SluiceError)) throw err;
+          this.deps.logger.warn(
+            { err: err.message },
+            'fleet: decision not written (no longer the leader, or Redis away)',
+          );
+        }
+      }
+      fleet.publishSummary({ at: now, windows: this.windows, analysis: this.analysis });
     });
   }
 
@@ -231,7 +278,21 @@ export class Controller {
    * Resolves once the change is saved and every member routes by it.
    */
   command(cmd: Command, by: string, expectedVersion?: number): Promise<Readonly<ControllerState>> {
-    return this.serial(() => this.run(cmd, by, expectedVersion));
+    return this.serial(async () => {
+      try {
+        return await this.run(cmd, by, expectedVersion);
+      } catch (err) {
+        // In a fleet, this instance's copy may lag another's write by a message: a command that
+        // named no version is run once more on the fleet's current state.
+        if (this.deps.fleet === undefined || expectedVersion !== undefined) throw err;
+        if (!(err instanceof SluiceError) || err.code !== 'stale_version') throw err;
+        const r = await this.deps.store.load();
+        if (r.state === undefined) throw err;
+        this.s = r.state;
+        await this.publish();
+        return this.run(cmd, by);
+      }
+    });
   }
 
   private async run(cmd: Command, by: string, expectedVersion?: number): Promise<Readonly<ControllerState>> {
@@ -247,8 +308,73 @@ export class Controller {
       throw new SluiceError('invalid_weights', 400, 'weights must sum to 100', { field: 'weights' });
     }
     const r = command(this.s, cmd, by, this.deps.clock(), { steps: this.policy.steps, stepHold: this.policy.stepHold });
+    const fleet = this.deps.fleet;
+    if (fleet !== undefined && !fleet.connected) {
+      // An abort (a rollback) is always safe: here now, written to the fleet when Redis returns.
+      if (cmd.type !== 'abort')
+        throw new SluiceError(
+          'fleet_unavailable',
+          503,
+          'Redis is unreachable: the fleet state cannot change now (abort still works)',
+        );
+      await this.applyLocally(r, by);
+      return this.s;
+    }
     await this.apply(r, by);
     return this.s;
+  }
+
+  /** Redis away: apply a rollback on this instance only, and write it to the fleet later. */
+  private async applyLocally(r: Outcome, by: string): Promise<void> {
+    const fleet = this.deps.fleet as FleetLink;
+    fleet.pendingRollback = true;
+    this.s = { ...r.state, version: this.s.version + 1, reason: r.state.reason };
+    await this.publish();
+    this.deps.logger.warn(
+      { by, weights: this.s.weights, reason: this.s.reason },
+      'fleet: Redis away: rolled back on this instance; the fleet gets it when Redis returns',
+    );
+    this.emit();
+  }
+
+  /**
+   * A state written by another instance (or found after a reconnect): adopt it when newer.
+   * With a rollback pending from an outage, the rollback is written on top of it first, unless
+   * the fleet is already safe (a rollback wins over progress).
+   */
+  adopt(fleetState: ControllerState): Promise<void> {
+    return this.serial(async () => {
+      const fleet = this.deps.fleet;
+      let next = fleetState;
+      if (fleet?.pendingRollback) {
+        if (guarded(fleetState)) {
+          const r = rollback(fleetState, this.s.reason ?? 'rolled back while Redis was unreachable', 'rolled_back');
+          next = { ...r.state, version: fleetState.version + 1 };
+          next.history = [
+            {
+              at: this.deps.clock(),
+              event: 'rolled_back',
+              by: 'auto',
+              reason: next.reason,
+              weights: { ...next.weights },
+              phase: next.phase,
+              stepIndex: next.stepIndex,
+            },
+            ...fleetState.history,
+          ].slice(0, MAX_HISTORY);
+          try {
+            await this.deps.store.save(next, fleetState.version);
+          } catch (err) {
+            this.deps.logger.warn({ err: (err as Error).message }, 'fleet: pending rollback not written yet');
+            return;
+          }
+        }
+        fleet.pendingRollback = false;
+      } else if (fleetState.version <= this.s.version) return;
+      this.s = next;
+      await this.publish();
+      this.emit();
+    });
   }
 
   /** Shorthand for the weights command. */
@@ -261,7 +387,7 @@ export class Controller {
   }
 
   /** Bump the version, record history, persist, publish the table, log, notify. */
-  private async apply(r: Outcome, by: string): Promise<void> {
+  private async apply(r: Outcome, by: string, fence?: number): Promise<void> {
     const at = this.deps.clock();
     const next: ControllerState = { ...r.state, version: this.s.version + 1 };
     const entries: HistoryEntry[] = r.changes.map((c) => ({
@@ -281,12 +407,13 @@ export class Controller {
       // Safety first: every member routes to stable now; the write follows.
       this.s = next;
       await this.publish();
-      await this.save(next, prev).catch((err: unknown) =>
-        this.deps.logger.error({ err }, 'could not persist the rollback; it applies in memory'),
-      );
+      await this.save(next, prev, fence).catch((err: unknown) => {
+        if (this.deps.fleet !== undefined) this.deps.fleet.pendingRollback = true;
+        this.deps.logger.error({ err }, 'could not persist the rollback; it applies in memory');
+      });
     } else {
       // Persist before the change takes effect: a crash right after never loses an applied change.
-      await this.save(next, prev);
+      await this.save(next, prev, fence);
       this.s = next;
       await this.publish();
     }
@@ -330,14 +457,16 @@ export class Controller {
    * Save with compare-and-set. A stale write means another writer changed the state: the change
    * is refused (409). Any other failure is logged and the change still applies in memory.
    */
-  private async save(next: ControllerState, expected: number): Promise<void> {
+  private async save(next: ControllerState, expected: number, fence?: number): Promise<void> {
     try {
-      await this.deps.store.save(next, expected);
+      await this.deps.store.save(next, expected, fence);
     } catch (err) {
       if (err instanceof StaleWriteError)
         throw new SluiceError('stale_version', 409, `the saved state moved on: ${err.message}`, {
           field: 'expectedVersion',
         });
+      if (err instanceof StoreUnavailableError)
+        throw new SluiceError('fleet_unavailable', 503, `the fleet state cannot change now: ${err.message}`);
       this.deps.logger.error({ err }, 'could not persist state; the change still applies in memory');
     }
   }
@@ -364,8 +493,12 @@ export class Controller {
     void this.publish().catch((err: unknown) => this.deps.logger.error({ err }, 'could not publish the table'));
   }
 
-  /** Persist the current state (at shutdown); waits for any tick or command under way. */
+  /**
+   * Persist the current state (at shutdown); waits for any tick or command under way. In a fleet
+   * the fleet holds the state, and this instance's copy was kept at each change.
+   */
   persist(): Promise<void> {
+    if (this.deps.fleet !== undefined) return this.serial(async () => {});
     return this.serial(() => this.deps.store.save(this.s, this.s.version));
   }
 }

@@ -60,7 +60,13 @@ export function guarded(s: ControllerState): boolean {
   return canaryWeight(s) > 0;
 }
 
-function rollback(s: ControllerState, reason: string, event: 'rolled_back' | 'aborted', evidence?: unknown): Outcome {
+/** Canary to 0 %, phase rolled_back, latched: an automatic rollback or an abort. */
+export function rollback(
+  s: ControllerState,
+  reason: string,
+  event: 'rolled_back' | 'aborted',
+  evidence?: unknown,
+): Outcome {
   const state: ControllerState = {
     ...s,
     weights: weightsFor(s.stable, 0),

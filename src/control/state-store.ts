@@ -21,18 +21,26 @@ export interface Versioned {
 export interface StateStore<T extends Versioned> {
   /** The saved state, `undefined` when none; with `problem` when one exists but cannot be read. */
   load(): Promise<Loaded<T>>;
-  /** Store `state` if the stored one is at `expectedVersion` (or none is stored); else StaleWriteError. */
-  save(state: T, expectedVersion: number): Promise<void>;
+  /**
+   * Store `state` if the stored one is at `expectedVersion` (or none is stored); else
+   * StaleWriteError. `fence`: the writer's leader epoch, for a shared store that fences a deposed
+   * leader's decisions (ignored by a store with one writer).
+   */
+  save(state: T, expectedVersion: number, fence?: number): Promise<void>;
 }
 
 export class StaleWriteError extends Error {
   constructor(
     readonly expected: number,
     readonly actual: number,
+    detail?: string,
   ) {
-    super(`state write expected version ${expected} but the store holds ${actual}`);
+    super(detail ?? `state write expected version ${expected} but the store holds ${actual}`);
   }
 }
+
+/** A shared store cannot be reached: nothing can change now (the caller keeps what it has). */
+export class StoreUnavailableError extends Error {}
 
 export class FileStateStore<T extends Versioned> implements StateStore<T> {
   /** The version on disk as far as this process knows (it is the file's only writer). */

@@ -357,7 +357,26 @@ export const configSchema = z
     stateFile: z
       .string()
       .default('data/sluice-state.json')
-      .describe('Where weights, roles, phase and history are saved atomically.'),
+      .describe("Where weights, roles, phase and history are saved atomically (in a fleet: this instance's copy)."),
+    fleet: z
+      .object({
+        redis: z
+          .string()
+          .regex(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL')
+          .optional()
+          .describe('Redis (or Valkey) URL, user:password@ and /db included; else $SLUICE_REDIS_URL.'),
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,64}$/, '1-64 letters, digits, dot, dash or underscore')
+          .describe('The rollout the instances share: their Redis keys start sluice:<name>:.'),
+        lease: duration()
+          .default(3000)
+          .describe('Leader lease: a leader that stops renewing is replaced within it plus one tick.'),
+      })
+      .strict()
+      .nullable()
+      .default(null)
+      .describe('Several instances share one rollout through Redis; null: this instance alone, state in stateFile.'),
     audit: z
       .object({
         file: z
@@ -420,6 +439,8 @@ export const configSchema = z
         message: `required when admin.host (${c.admin.host}) is not loopback`,
       });
     }
+    if (c.fleet !== null && c.fleet.redis === undefined && !process.env.SLUICE_REDIS_URL)
+      ctx.addIssue({ code: 'custom', path: ['fleet', 'redis'], message: 'required (or $SLUICE_REDIS_URL)' });
     const ids = new Set<string>();
     c.admin.tokens.forEach((t, i) => {
       if (ids.has(t.id))

@@ -42,6 +42,8 @@ export interface MetricsSource {
   totals(): Totals;
   /** Worker threads replaced after they died. */
   workerRestarts(): number;
+  /** With fleet: whether Redis is reachable and whether this instance leads. */
+  fleet(): { connected: boolean; leader: boolean } | undefined;
 }
 
 export function registerMetrics(registry: Registry, source: MetricsSource): void {
@@ -172,6 +174,23 @@ export function registerMetrics(registry: Registry, source: MetricsSource): void
       'counter',
       () => source.totals().rejected.map(([reason, value]) => ({ labels: { reason }, value })),
     ),
+  );
+  reg(
+    collector(
+      'sluice_fleet_connected',
+      'With fleet: 1 while Redis is reachable (absent without fleet).',
+      'gauge',
+      () => {
+        const f = source.fleet();
+        return f === undefined ? [] : [{ labels: {}, value: f.connected ? 1 : 0 }];
+      },
+    ),
+  );
+  reg(
+    collector('sluice_fleet_leader', 'With fleet: 1 on the instance that decides.', 'gauge', () => {
+      const f = source.fleet();
+      return f === undefined ? [] : [{ labels: {}, value: f.leader ? 1 : 0 }];
+    }),
   );
   reg(
     collector('sluice_worker_restarts_total', 'Worker threads replaced after they died.', 'counter', () => [

@@ -19,6 +19,7 @@ describe('Grafana dashboard', () => {
       connections: () => [],
       totals: emptyTotals,
       workerRestarts: () => 0,
+      fleet: () => undefined,
     });
     const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));
     const dash = readFileSync(join(import.meta.dirname, '..', '..', 'config', 'grafana-dashboard.json'), 'utf8');

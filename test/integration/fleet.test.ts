@@ -1,0 +1,292 @@
+/**
+ * A fleet: sluice instances as separate processes sharing one rollout through a real
+ * redis-server started here (its own port, no persistence; each test its own fleet name).
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '@redis/client';
+import { request } from 'undici';
+import { startLoad } from '../helpers/load.js';
+import { startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+let redis: TestRedis;
+let running: RunningSluice[] = [];
+let ups: TestUpstream[] = [];
+let names = 0;
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.close();
+});
+afterEach(async () => {
+  await Promise.all(
+    running.map(async (r) => {
+      if (r.proc.exitCode === null && r.proc.signalCode === null) {
+        r.proc.kill('SIGKILL');
+        await r.exited;
+      }
+    }),
+  );
+  running = [];
+  await Promise.all(ups.map((u) => u.close()));
+  ups = [];
+});
+
+interface Status {
+  version: number;
+  weights: { blue: number; green: number };
+  rollout: { phase: string; reason: string | null; stepIndex: number };
+  fleet: {
+    connected: boolean;
+    leader: boolean;
+    epoch: number;
+    instance: string;
+    pendingRollback: boolean;
+    summary: unknown;
+  } | null;
+}
+
+const admin = (r: RunningSluice) => `http://127.0.0.1:${r.adminPort}`;
+const status = async (r: RunningSluice) => (await (await request(`${admin(r)}/api/v1/status`)).body.json()) as Status;
+const call = async (r: RunningSluice, method: 'POST' | 'PUT', path: string, body: unknown = {}) => {
+  const res = await request(`${admin(r)}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.statusCode, body: (await res.body.json()) as Status & { error?: { code: string } } };
+};
+
+/** `n` instances of one fleet in front of `blue` and `green`. */
+async function fleet(n: number, blue: string, green: string, extra: Record<string, unknown> = {}) {
+  const name = `t${process.pid}-${++names}`;
+  const started: RunningSluice[] = [];
+  for (let i = 0; i < n; i++) {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-fleet-'));
+    const file = writeConfig(dir, {
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+      pools: { blue: { endpoints: [blue] }, green: { endpoints: [green] } },
+      stateFile: join(dir, 'state.json'),
+      audit: { file: null },
+      log: { level: 'info', access: false },
+      split: { trustedProxies: ['127.0.0.1/32'] },
+      fleet: { redis: redis.url, name, lease: '1s' },
+      rollout: {
+        steps: [10, 50, 100],
+        stepHold: '10m',
+        analysis: { interval: '200ms', window: '2s', minRequests: 30 },
+      },
+      shutdownGrace: '1s',
+      ...extra,
+    });
+    const r = await startProcess(file);
+    running.push(r);
+    started.push(r);
+  }
+  return { name, instances: started };
+}
+
+async function upstreams(green?: Parameters<typeof startUpstream>[1]) {
+  ups = [await startUpstream('blue'), await startUpstream('green', green)];
+  return ups.map((u) => u.url) as [string, string];
+}
+
+describe('fleet', () => {
+  it('a rollout started on one instance is in force on the other at once', async () => {
+    const [b, g] = await upstreams();
+    const { instances } = await fleet(2, b, g);
+    const [a, c] = instances as [RunningSluice, RunningSluice];
+    const started = await call(a, 'POST', '/api/v1/rollout/start');
+    expect(started.status).toBe(200);
+    const t0 = Date.now();
+    let seen: Status | undefined;
+    for (let i = 0; i < 100 && seen?.rollout.phase !== 'progressing'; i++) {
+      seen = await status(c);
+      if (seen.rollout.phase !== 'progressing') await new Promise((r) => setTimeout(r, 10));
+    }
+    console.log(`rollout started on one instance seen on the other after ${Date.now() - t0} ms`);
+    expect(seen?.rollout.phase).toBe('progressing');
+    expect(seen?.weights).toEqual({ blue: 90, green: 10 });
+    expect(seen?.version).toBe(started.body.version);
+    // Exactly one of them leads.
+    const leaders = (await Promise.all(instances.map(status))).filter((s) => s.fleet?.leader);
+    expect(leaders.length).toBe(1);
+  });
+
+  it('two commands racing on two instances with the same expectedVersion: exactly one wins', async () => {
+    const [b, g] = await upstreams();
+    const { instances } = await fleet(2, b, g);
+    const [a, c] = instances as [RunningSluice, RunningSluice];
+    for (let round = 0; round < 5; round++) {
+      const v = (await status(a)).version;
+      const [x, y] = await Promise.all([
+        call(a, 'PUT', '/api/v1/weights', { weights: { green: 20 + round }, expectedVersion: v }),
+        call(c, 'PUT', '/api/v1/weights', { weights: { green: 40 + round }, expectedVersion: v }),
+      ]);
+      expect([x.status, y.status].sort()).toEqual([200, 409]);
+      const winner = x.status === 200 ? 20 + round : 40 + round;
+      // The loser's instance hears of the winner's write (pub/sub) within moments.
+      await new Promise((r) => setTimeout(r, 150));
+      const after = await Promise.all([status(a), status(c)]);
+      for (const s of after) expect(s.weights.green).toBe(winner);
+    }
+  });
+
+  it('judges the merged traffic: green failing 30 % through both instances rolls back on both', async () => {
+    let n = 0;
+    const [b, g] = await upstreams((_req, res) => {
+      res.writeHead(n++ % 10 < 3 ? 503 : 200);
+      res.end('green');
+    });
+    const { instances } = await fleet(2, b, g, {
+      rollout: { steps: [50, 100], stepHold: '10m', analysis: { interval: '200ms', window: '2s', minRequests: 30 } },
+    });
+    const [a, c] = instances as [RunningSluice, RunningSluice];
+    expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
+    const loads = instances.map((r) => startLoad(`http://127.0.0.1:${r.proxyPort}`, 4));
+    try {
+      let phases: string[] = ['', ''];
+      for (let i = 0; i < 100 && !phases.every((p) => p === 'rolled_back'); i++) {
+        phases = (await Promise.all([status(a), status(c)])).map((s) => s.rollout.phase);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(phases).toEqual(['rolled_back', 'rolled_back']);
+    } finally {
+      await Promise.all(loads.map((l) => l.stop()));
+    }
+    const s = await status(c);
+    expect(s.weights).toEqual({ blue: 100, green: 0 });
+    expect(s.rollout.reason).toMatch(/error rate/);
+    for (const l of loads) expect(l.counts.failed).toBe(0);
+    // The verdict came from both instances' intervals: the leader's summary counts each one's share.
+    const summary = s.fleet?.summary as { members: { id: string; requests: number }[] } | null;
+    expect(summary?.members.length).toBe(2);
+    for (const m of summary?.members ?? []) expect(m.requests).toBeGreaterThan(0);
+  });
+
+  it('Redis away: an instance whose traffic fails rolls back alone at once, and the fleet gets it when Redis returns', async () => {
+    const bad = { on: false };
+    const [b, g] = await upstreams((_req, res) => {
+      res.writeHead(bad.on ? 503 : 200);
+      res.end('green');
+    });
+    const { instances } = await fleet(2, b, g, {
+      rollout: { steps: [50, 100], stepHold: '10m', analysis: { interval: '200ms', window: '2s', minRequests: 30 } },
+    });
+    const [a, c] = instances as [RunningSluice, RunningSluice];
+    expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
+    await redis.kill();
+    await new Promise((r) => setTimeout(r, 500));
+    bad.on = true;
+    // Only c carries traffic: only c sees green fail.
+    const load = startLoad(`http://127.0.0.1:${c.proxyPort}`, 4);
+    try {
+      let sc = await status(c);
+      for (let i = 0; i < 100 && sc.weights.green !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        sc = await status(c);
+      }
+      expect(sc.weights.green).toBe(0);
+      expect(sc.fleet?.pendingRollback).toBe(true);
+      expect((await status(a)).weights.green).toBe(50);
+    } finally {
+      await load.stop();
+    }
+    await redis.restart();
+    let both = await Promise.all([status(a), status(c)]);
+    for (let i = 0; i < 100 && !both.every((s) => s.rollout.phase === 'rolled_back' && s.weights.green === 0); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      both = await Promise.all([status(a), status(c)]);
+    }
+    expect(both.map((s) => [s.rollout.phase, s.weights.green])).toEqual([
+      ['rolled_back', 0],
+      ['rolled_back', 0],
+    ]);
+    expect(both.map((s) => s.fleet?.pendingRollback)).toEqual([false, false]);
+  });
+
+  it('the leader killed (SIGKILL) mid-rollout: the other takes the lease and decides', async () => {
+    const [b, g] = await upstreams();
+    const { instances } = await fleet(2, b, g);
+    expect((await call(instances[0]!, 'POST', '/api/v1/rollout/start')).status).toBe(200);
+    const all = await Promise.all(instances.map(status));
+    const li = all.findIndex((s) => s.fleet?.leader);
+    expect(li).toBeGreaterThanOrEqual(0);
+    const leader = instances[li]!;
+    const other = instances[1 - li]!;
+    const epoch = all[li]!.fleet!.epoch;
+    leader.proc.kill('SIGKILL');
+    await leader.exited;
+    let s = await status(other);
+    for (let i = 0; i < 100 && !s.fleet?.leader; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      s = await status(other);
+    }
+    expect(s.fleet?.leader).toBe(true);
+    expect(s.fleet!.epoch).toBeGreaterThan(epoch);
+    // It kept the rollout where it was, and it can change it.
+    expect(s.rollout.phase).toBe('progressing');
+    expect((await call(other, 'POST', '/api/v1/rollout/pause')).status).toBe(200);
+  });
+
+  it('Redis killed under load: every request answered, nothing advances; back empty: re-seeded', async () => {
+    const [b, g] = await upstreams();
+    const { name, instances } = await fleet(2, b, g);
+    const [a, c] = instances as [RunningSluice, RunningSluice];
+    expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
+    const loads = instances.map((r) => startLoad(`http://127.0.0.1:${r.proxyPort}`, 4));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      await redis.kill();
+      await new Promise((r) => setTimeout(r, 1500));
+      const during = await Promise.all([status(a), status(c)]);
+      for (const s of during) {
+        expect(s.fleet?.connected).toBe(false);
+        expect(s.weights).toEqual({ blue: 90, green: 10 });
+        expect(s.rollout.phase).toBe('progressing');
+      }
+      // A change is refused with a clear answer; serving goes on.
+      const refused = await call(c, 'PUT', '/api/v1/weights', { weights: { green: 50 } });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error?.code).toBe('fleet_unavailable');
+      await redis.restart();
+      let back = await Promise.all([status(a), status(c)]);
+      for (let i = 0; i < 50 && !back.every((s) => s.fleet?.connected); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        back = await Promise.all([status(a), status(c)]);
+      }
+      expect(back.map((s) => s.fleet?.connected)).toEqual([true, true]);
+    } finally {
+      await Promise.all(loads.map((l) => l.stop()));
+    }
+    for (const l of loads) {
+      expect(l.counts.failed).toBe(0);
+      expect(l.counts.errors5xx).toBe(0);
+      expect(l.counts.blue + l.counts.green).toBeGreaterThan(0);
+    }
+    // The empty Redis got the state back from the instances.
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    try {
+      let v: string | null | undefined = null;
+      for (let i = 0; i < 50 && (v === null || v === undefined); i++) {
+        v = (await client.hGet(`sluice:${name}:state`, 'version')) as string | null;
+        if (v === null) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(Number(v)).toBe((await status(a)).version);
+    } finally {
+      client.destroy();
+    }
+    // And the fleet works again: a change on one reaches the other.
+    expect((await call(a, 'PUT', '/api/v1/weights', { weights: { green: 30 } })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await status(c)).weights.green).toBe(30);
+  });
+});
