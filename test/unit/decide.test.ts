@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { command, decide, type Command, type RolloutPolicy } from '../../src/control/decide.js';
+import { command, decide, guarded, type Command, type RolloutPolicy } from '../../src/control/decide.js';
 import type { Observation } from '../../src/control/analysis.js';
 import type { ControllerState, Phase } from '../../src/control/state.js';
 import type { SluiceError } from '../../src/core/errors.js';
@@ -270,5 +270,201 @@ describe('commands', () => {
       reason: 'aborted by ops: bad deploy',
     });
     expect(ab.changes[0]!.event).toBe('aborted');
+  });
+});
+
+describe('decide: the guard, the hold and what a change says', () => {
+  it.each<[string, Partial<ControllerState>, boolean]>([
+    ['idle at 0 %', {}, false],
+    ['idle with canary traffic', { weights: { blue: 99, green: 1 } }, true],
+    ['progressing, even at 0 %', { phase: 'progressing', weights: { blue: 100, green: 0 }, stepStartedAt: 0 }, true],
+    ['paused at 0 % (a manual weight change to 0)', { phase: 'paused', weights: { blue: 100, green: 0 } }, true],
+    [
+      'promoted, new canary (blue) at 0 %',
+      { phase: 'promoted', stable: 'green', weights: { blue: 0, green: 100 } },
+      false,
+    ],
+    ['green stable, blue canary with traffic', { stable: 'green', weights: { blue: 5, green: 95 } }, true],
+  ])('%s: guarded %s', (_name, over, isGuarded) => {
+    const s = st(over);
+    expect(guarded(s)).toBe(isGuarded);
+    const r = decide(s, broken, policy, 1);
+    expect(r.changes.map((c) => c.event)).toEqual(isGuarded ? ['rolled_back'] : []);
+    expect(r.verdict?.kind).toBe(isGuarded ? 'fail' : undefined);
+  });
+
+  it('a rollback is latched at 0 % with the verdict as reason and evidence', () => {
+    const s = st({
+      phase: 'progressing',
+      stepIndex: 2,
+      weights: { blue: 50, green: 50 },
+      stepStartedAt: 7,
+      rollbacks: 2,
+    });
+    const r = decide(s, broken, policy, 1000);
+    const reason = 'green error rate 20% (100/500, 95% lower bound 16.73%) > 1% over 10s';
+    expect(r.state).toEqual({
+      ...s,
+      weights: { blue: 100, green: 0 },
+      phase: 'rolled_back',
+      reason,
+      rollbacks: 3,
+      stepStartedAt: null,
+    });
+    expect(r.changes).toEqual([{ event: 'rolled_back', reason, evidence: r.verdict!.evidence }]);
+    expect(r.verdict!.evidence).toMatchObject({ check: 'errorRate', errors: 100 });
+  });
+
+  it('holds each step for stepHold from when it started', () => {
+    const s = st({ phase: 'progressing', stepIndex: 0, weights: { blue: 90, green: 10 }, stepStartedAt: 10_000 });
+    expect(decide(s, healthy, policy, 39_999).state).toBe(s);
+    expect(decide(s, healthy, policy, 39_999).verdict?.kind).toBe('pass');
+    const r = decide({ ...s, reason: 'resumed' }, healthy, policy, 40_000);
+    expect(r.state).toEqual({
+      ...s,
+      stepIndex: 1,
+      weights: { blue: 75, green: 25 },
+      stepStartedAt: 40_000,
+      reason: null,
+    });
+    expect(r.changes).toEqual([
+      {
+        event: 'step',
+        reason: `green to 25% (step 2/4): ${r.verdict!.reason}`,
+        evidence: r.verdict!.evidence,
+      },
+    ]);
+    expect(r.verdict!.reason).toBe('green healthy: error rate 0% (0/500), p95 10ms over 10s');
+  });
+
+  it('promotes after the last step with the count of steps in the reason', () => {
+    const s = st({
+      phase: 'progressing',
+      stepIndex: 3,
+      weights: { blue: 0, green: 100 },
+      stepStartedAt: 5,
+      reason: 'x',
+    });
+    const r = decide(s, healthy, policy, 30_005);
+    expect(r.state).toEqual({
+      ...s,
+      stable: 'green',
+      weights: { blue: 0, green: 100 },
+      phase: 'promoted',
+      reason: `promoted after 4 steps: ${r.verdict!.reason}`,
+      stepStartedAt: null,
+    });
+    expect(r.changes).toEqual([{ event: 'promoted', reason: r.state.reason, evidence: r.verdict!.evidence }]);
+    // One tick short of the hold: still at the last step.
+    expect(decide(s, healthy, policy, 30_004).state).toBe(s);
+  });
+
+  it('paused or idle with traffic: the verdict is reported, nothing moves', () => {
+    const s = st({ phase: 'paused', weights: { blue: 75, green: 25 }, stepStartedAt: 0 });
+    const r = decide(s, healthy, policy, 1e9);
+    expect(r).toEqual({ state: s, changes: [], verdict: expect.objectContaining({ kind: 'pass' }) });
+  });
+});
+
+describe('commands: the resulting state and the words', () => {
+  const cmd = (s: ControllerState, c: Command) => command(s, c, 'ops', 5000, defaults);
+
+  it.each<[Phase, Command, string]>([
+    ['progressing', { type: 'start' }, 'cannot start while progressing (allowed when idle, promoted or rolled_back)'],
+    ['idle', { type: 'pause' }, 'cannot pause while idle (allowed when progressing)'],
+    ['progressing', { type: 'resume' }, 'cannot resume while progressing (allowed when paused)'],
+    ['rolled_back', { type: 'promote' }, 'cannot promote while rolled_back (allowed when idle, progressing or paused)'],
+    [
+      'idle',
+      { type: 'abort' },
+      'cannot abort while idle (allowed when progressing, paused, or the canary has traffic)',
+    ],
+  ])('%s refuses %o: %s', (phase, c, message) => {
+    expect(() => cmd(st({ phase }), c)).toThrow(message);
+  });
+
+  it('start: a fresh rollout from the defaults, the reason cleared, the plan in words', () => {
+    const s = st({ phase: 'rolled_back', reason: 'old failure', stepIndex: 3, rollbacks: 1 });
+    const r = cmd(s, { type: 'start' });
+    expect(r.state).toEqual({
+      ...s,
+      phase: 'progressing',
+      steps: [10, 25, 50, 100],
+      stepHold: 30_000,
+      stepIndex: 0,
+      stepStartedAt: 5000,
+      weights: { blue: 90, green: 10 },
+      reason: null,
+    });
+    expect(r.state.steps).not.toBe(defaults.steps);
+    expect(r.changes).toEqual([
+      { event: 'started', reason: 'green rollout started by ops: 10 → 25 → 50 → 100%, 30s per step' },
+    ]);
+    const custom = cmd(st({ stable: 'green', weights: { blue: 0, green: 100 } }), {
+      type: 'start',
+      steps: [1, 100],
+      stepHold: 1500,
+    });
+    expect(custom.state.weights).toEqual({ blue: 1, green: 99 });
+    expect(custom.changes[0]!.reason).toBe('blue rollout started by ops: 1 → 100%, 1.5s per step');
+  });
+
+  it('pause and resume say who and where', () => {
+    const s = st({ phase: 'progressing', stepIndex: 1, weights: { blue: 75, green: 25 }, stepStartedAt: 0 });
+    const p = cmd(s, { type: 'pause' });
+    expect(p.state).toEqual({ ...s, phase: 'paused', reason: 'paused by ops' });
+    expect(p.changes).toEqual([{ event: 'paused', reason: 'paused by ops' }]);
+    const r = cmd({ ...p.state, weights: { blue: 100, green: 0 } }, { type: 'resume' });
+    expect(r.state).toEqual({ ...s, phase: 'progressing', stepStartedAt: 5000, reason: null });
+    expect(r.changes).toEqual([{ event: 'resumed', reason: 'resumed by ops at step 2 (25%)' }]);
+  });
+
+  it('promote from idle, progressing or paused: roles swap', () => {
+    for (const phase of ['idle', 'progressing', 'paused'] as const) {
+      const s = st({ phase, weights: { blue: 60, green: 40 }, stepStartedAt: 3 });
+      const r = cmd(s, { type: 'promote' });
+      expect(r.state).toEqual({
+        ...s,
+        stable: 'green',
+        weights: { blue: 0, green: 100 },
+        phase: 'promoted',
+        reason: 'green promoted by ops',
+        stepStartedAt: null,
+      });
+      expect(r.changes).toEqual([{ event: 'promoted', reason: 'green promoted by ops', evidence: undefined }]);
+    }
+  });
+
+  it('abort: with or without a reason, also from idle while the canary has traffic', () => {
+    const s = st({ weights: { blue: 70, green: 30 } });
+    const r = cmd(s, { type: 'abort' });
+    expect(r.state).toEqual({
+      ...s,
+      weights: { blue: 100, green: 0 },
+      phase: 'rolled_back',
+      reason: 'aborted by ops',
+      rollbacks: 1,
+      stepStartedAt: null,
+    });
+    expect(r.changes).toEqual([{ event: 'aborted', reason: 'aborted by ops', evidence: undefined }]);
+    expect(cmd(s, { type: 'abort', reason: '' }).state.reason).toBe('aborted by ops');
+    expect(cmd(st({ phase: 'paused', weights: { blue: 100, green: 0 } }), { type: 'abort' }).state.phase).toBe(
+      'rolled_back',
+    );
+  });
+
+  it.each<[Phase, Phase, string | null]>([
+    ['idle', 'idle', 'kept'],
+    ['progressing', 'paused', 'paused by a manual weight change (ops)'],
+    ['paused', 'paused', 'kept'],
+    ['promoted', 'idle', null],
+    ['rolled_back', 'idle', null],
+  ])('manual weights while %s → %s', (from, to, reason) => {
+    const weights = { blue: 80, green: 20 };
+    const s = st({ phase: from, reason: 'kept' });
+    const r = cmd(s, { type: 'weights', weights });
+    expect(r.state).toEqual({ ...s, weights, phase: to, reason });
+    expect(r.state.weights).not.toBe(weights);
+    expect(r.changes).toEqual([{ event: 'weights', reason: 'weights set by ops: blue 80%, green 20%' }]);
   });
 });

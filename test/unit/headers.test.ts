@@ -95,6 +95,8 @@ describe('request headers', () => {
 
   it('drops client-address and rewrite headers from an untrusted peer, Proxy-Authorization and X-Real-IP always', () => {
     expect(outNames(scanRequestHeaders(raw, stripNames, false).out)).toEqual(['host', 'accept']);
+    // A peer is untrusted unless the caller says otherwise.
+    expect(outNames(scanRequestHeaders(raw, stripNames).out)).toEqual(['host', 'accept']);
     // From a trusted proxy they pass, but for X-Real-IP (sluice sets its own) and Proxy-Authorization
     // (credentials for this hop).
     expect(outNames(scanRequestHeaders(raw, stripNames, true).out)).toEqual([
@@ -326,5 +328,333 @@ describe('trusted proxies', () => {
 
   it.each(['10.0.0.0/33', 'nope', '1.2.3.4/x', '::1/129', '1.2.3.4/8/9'])('rejects %j', (c) => {
     expect(parseCidr(c)).toBeUndefined();
+  });
+});
+
+describe('request headers: repeated, colliding and odd names', () => {
+  const user = headerNames('x-user', 'x-sluice-pool');
+  const pairs = (out: string[]) => out.flatMap((v, i) => (i % 2 === 0 ? [[v, out[i + 1]]] : []));
+
+  it('joins repeated X-Forwarded-For, Forwarded and Transfer-Encoding, keeps each Cookie, takes the first Host', () => {
+    const r = scanRequestHeaders(
+      [
+        'Host',
+        'a.example',
+        'X-Forwarded-For',
+        '1.1.1.1',
+        'Cookie',
+        'a=1',
+        'x-forwarded-for',
+        '2.2.2.2, 3.3.3.3',
+        'Forwarded',
+        'for=1.1.1.1',
+        'forwarded',
+        'for=2.2.2.2',
+        'Transfer-Encoding',
+        'gzip',
+        'cookie',
+        'b=2',
+        'transfer-encoding',
+        'chunked',
+        'host',
+        'b.example',
+      ],
+      names,
+    );
+    expect(r.xff).toBe('1.1.1.1, 2.2.2.2, 3.3.3.3');
+    expect(r.forwarded).toBe('for=1.1.1.1, for=2.2.2.2');
+    expect(r.transferEncodingValue).toBe('gzip, chunked');
+    expect(r.transferEncoding && r.hasBody).toBe(true);
+    expect(r.cookie).toBe('a=1; b=2');
+    expect([r.host, r.hostCount]).toEqual(['a.example', 2]);
+    expect(r.headerCount).toBe(10);
+    expect(pairs(r.out)).toEqual([
+      ['Host', 'a.example'],
+      ['Cookie', 'a=1'],
+      ['cookie', 'b=2'],
+      ['host', 'b.example'],
+    ]);
+  });
+
+  it('takes the last X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id, forwarding none of them as sent', () => {
+    const r = scanRequestHeaders(
+      [
+        'X-Forwarded-Proto',
+        'http',
+        'X-Forwarded-Host',
+        'a',
+        'X-Request-Id',
+        'r1',
+        'x-forwarded-proto',
+        'https',
+        'x-forwarded-host',
+        'b',
+        'x-request-id',
+        'r2',
+      ],
+      names,
+    );
+    expect([r.xfProto, r.xfHost, r.requestId]).toEqual(['https', 'b', 'r2']);
+    expect(r.out).toEqual([]);
+    const none = scanRequestHeaders(['Accept', '*/*'], names);
+    expect([none.xff, none.xfProto, none.xfHost, none.requestId, none.forwarded, none.cookie, none.host]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect([none.hostCount, none.contentLengthCount, none.hasBody, none.transferEncoding]).toEqual([
+      0,
+      0,
+      false,
+      false,
+    ]);
+    expect(none.transferEncodingValue).toBeUndefined();
+  });
+
+  it('drops names with an underscore, on the fast path and the slow one', () => {
+    // `my_header` shares no length and first letter with a name sluice acts on; `x_forwarded_for` does.
+    const r = scanRequestHeaders(
+      ['My_Header', '1', 'X_Forwarded_For', '6.6.6.6', 'X_User', 'u', 'Accept', '*/*'],
+      user,
+    );
+    expect(pairs(r.out)).toEqual([['Accept', '*/*']]);
+    expect(r.xff).toBeUndefined();
+    expect(r.keyHeader).toBeUndefined();
+  });
+
+  it('passes headers that only look like the key or override header, and never lets them set either', () => {
+    // Same length and first letter as x-user / x-sluice-pool: they take the slow path.
+    const r = scanRequestHeaders(
+      ['X-User', 'alice', 'X-Flag', '1', 'X-Sluice-Rule', 'r', 'x-sluice-pool', 'green', 'Xx-User', 'bob'],
+      user,
+    );
+    expect(r.keyHeader).toBe('alice');
+    expect(r.override).toBe('green');
+    expect(pairs(r.out)).toEqual([
+      ['X-User', 'alice'],
+      ['X-Flag', '1'],
+      ['X-Sluice-Rule', 'r'],
+      ['Xx-User', 'bob'],
+    ]);
+  });
+
+  it('drops hop-by-hop headers from a trusted peer too', () => {
+    const strip = headerNames(undefined, 'x-sluice-pool', ['true-client-ip']);
+    const r = scanRequestHeaders(
+      ['TE', 'trailers', 'Trailer', 'x', 'Keep-Alive', '5', 'Upgrade', 'h2c', 'True-Client-IP', '1.1.1.1'],
+      strip,
+      true,
+    );
+    expect(pairs(r.out)).toEqual([['True-Client-IP', '1.1.1.1']]);
+  });
+
+  it('joins repeated Connection headers before dropping what they name', () => {
+    const raw = ['Connection', 'X-Secret', 'X-Secret', '1', 'Connection', 'close', 'Accept', '*/*'];
+    expect(outNames(scanRequestHeaders(raw, names).out)).toEqual(['accept']);
+    // Options name no header: nothing is dropped (not even a header called "undefined").
+    const opts = scanRequestHeaders(['Connection', 'close', 'Connection', 'keep-alive', 'Undefined', '1'], names);
+    expect(outNames(opts.out)).toEqual(['undefined']);
+  });
+
+  it('forgets the forwarding headers and cookie that Connection names, in any case', () => {
+    const r = scanRequestHeaders(
+      [
+        'Connection',
+        'X-Forwarded-Proto, x-forwarded-host, X-REQUEST-ID, Forwarded, Cookie, Keep-Alive, Upgrade, ,',
+        'X-Forwarded-Proto',
+        'https',
+        'X-Forwarded-Host',
+        'h',
+        'X-Request-Id',
+        'r',
+        'Forwarded',
+        'for=1.1.1.1',
+        'Cookie',
+        'uid=1',
+        'Accept',
+        '*/*',
+      ],
+      names,
+    );
+    expect([r.xfProto, r.xfHost, r.requestId, r.forwarded, r.cookie]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect(outNames(r.out)).toEqual(['accept']);
+    // Unnamed, they stay.
+    const kept = scanRequestHeaders(
+      [
+        'Connection',
+        'X-Other',
+        'X-Forwarded-For',
+        '1.1.1.1',
+        'X-Forwarded-Proto',
+        'https',
+        'X-Forwarded-Host',
+        'h',
+        'X-Request-Id',
+        'r',
+        'Forwarded',
+        'for=1.1.1.1',
+        'Cookie',
+        'uid=1',
+      ],
+      names,
+    );
+    expect([kept.xff, kept.xfProto, kept.xfHost, kept.requestId, kept.forwarded, kept.cookie]).toEqual([
+      '1.1.1.1',
+      'https',
+      'h',
+      'r',
+      'for=1.1.1.1',
+      'uid=1',
+    ]);
+    expect(outNames(kept.out)).toEqual(['cookie']);
+  });
+
+  it('counts Content-Length headers and forwards them; only a non-zero one means a body', () => {
+    const r = scanRequestHeaders(['Content-Length', '0', 'content-length', '0'], names);
+    expect([r.contentLengthCount, r.hasBody]).toEqual([2, false]);
+    expect(r.out).toEqual(['Content-Length', '0', 'content-length', '0']);
+    expect(scanRequestHeaders(['Content-Length', '00'], names).hasBody).toBe(true);
+  });
+
+  it('headerNames ignores an empty or absurdly long configured name without breaking the scan', () => {
+    const long = `x-${'a'.repeat(300)}`;
+    const n = headerNames(long, '', [long]);
+    const r = scanRequestHeaders([long, 'v', 'Host', 'h', 'X-Sluice-Pool', 'green'], n);
+    expect(outNames(r.out)).toEqual([long, 'host', 'x-sluice-pool']);
+    expect(r.override).toBeUndefined();
+  });
+});
+
+describe('response headers: lengths and names at the edges', () => {
+  const b = (...xs: string[]) => xs.map((x) => Buffer.from(x, 'latin1'));
+
+  it.each([
+    ['9', 9],
+    ['0', 0],
+    ['1/', -1],
+    ['1:', -1],
+    ['/', -1],
+    [':', -1],
+    ['100000000000000', 100000000000000],
+  ])('Content-Length %j → body length %d', (v, length) => {
+    const meta = { bodyLength: 99 };
+    expect(responseHeaders(b('Content-Length', v), meta)).toEqual(['Content-Length', v]);
+    expect(meta.bodyLength).toBe(length);
+  });
+
+  it('drops each hop-by-hop header in any case, and keeps names of other lengths', () => {
+    const out = responseHeaders(
+      b(
+        'TE',
+        'x',
+        'Trailer',
+        'x',
+        'UPGRADE',
+        'x',
+        'Proxy-Connection',
+        'x',
+        'keep-alive',
+        'x',
+        'X-A-Header-Name-Of-Length-32-abc',
+        'long',
+        'ETag',
+        '"1"',
+      ),
+      { bodyLength: -1 },
+    );
+    expect(out).toEqual(['X-A-Header-Name-Of-Length-32-abc', 'long', 'ETag', '"1"']);
+  });
+
+  it('only Transfer-Encoding makes the framing chunked, and only Content-Length gives a length', () => {
+    // Names of the same lengths as those the rewrite acts on (7, 10, 14, 17).
+    const meta = { bodyLength: -1 };
+    const out = responseHeaders(
+      b(
+        'Keep-Alive',
+        '5',
+        'Upgrade',
+        'x',
+        'Expires',
+        '0',
+        'Set-Cookie',
+        'a=1',
+        'Accept-Charset',
+        '9',
+        'X-Frame-Options-1',
+        'x',
+        'Content-Length',
+        '5',
+      ),
+      meta,
+    );
+    expect(meta.bodyLength).toBe(5);
+    expect(out).toEqual([
+      'Expires',
+      '0',
+      'Set-Cookie',
+      'a=1',
+      'Accept-Charset',
+      '9',
+      'X-Frame-Options-1',
+      'x',
+      'Content-Length',
+      '5',
+    ]);
+  });
+
+  it('a Connection header naming Content-Length drops it, though the length was read', () => {
+    const meta = { bodyLength: 0 };
+    expect(responseHeaders(b('Content-Length', '5', 'Connection', 'content-length, close'), meta)).toEqual([]);
+    expect(meta.bodyLength).toBe(5);
+  });
+});
+
+describe('cookies: quotes and separators', () => {
+  it.each([
+    ['uid=""', 'uid', ''],
+    ['uid="', 'uid', '"'],
+    ['uid="abc', 'uid', '"abc'],
+    ['uid=abc"', 'uid', 'abc"'],
+    ['a=1;uid=2', 'uid', '2'],
+    ['uidx=1; uid=2', 'uid', '2'],
+    ['uid = 1; uid=2', 'uid', '2'],
+    ['a=1; uid= 7 ;b=2', 'uid', '7'],
+    ['uid', 'uid', undefined],
+  ])('%j[%s] → %j', (c, n, v) => {
+    expect(cookieValue(c, n)).toBe(v);
+  });
+});
+
+describe('Host: the edges of the byte classes', () => {
+  it.each(['h%09', 'h%af', 'h%AF', 'h%fA', 'a:0', 'a:9', 'a:12345', 'z', 'Z', '0', '9'])('accepts %j', (h) => {
+    expect(validHost(h)).toBe(true);
+  });
+  it.each([
+    'a\u0080',
+    'a\u00ff',
+    'h%g0',
+    'h%G0',
+    'h%/0',
+    'h%:0',
+    'h%@0',
+    'h%`0',
+    'h%0g',
+    'a:/',
+    'a:123456',
+    '[::1]:123456',
+    '[::1]:x',
+    'a:-1',
+  ])('refuses %j', (h) => {
+    expect(validHost(h)).toBe(false);
   });
 });

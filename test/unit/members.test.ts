@@ -11,9 +11,9 @@ import { EndpointBook, type EndpointChange } from '../../src/control/endpoints.j
 import { Members, type Member, type MemberInfo } from '../../src/control/members.js';
 import { FileStateStore, MemoryStateStore, StaleWriteError } from '../../src/control/state-store.js';
 import type { MemberReport } from '../../src/data/plane.js';
-import type { RoutingTable } from '../../src/data/table.js';
-import { Recorder } from '../../src/stats/recorder.js';
-import { addTotals, emptyTotals, served, TotalsBook } from '../../src/stats/totals.js';
+import type { Availability, RoutingTable } from '../../src/data/table.js';
+import { DURATION_BUCKETS, Recorder } from '../../src/stats/recorder.js';
+import { addTotals, emptyTotals, type PoolTotals, served, type Totals, TotalsBook } from '../../src/stats/totals.js';
 import { restartDelay } from '../../src/worker/member.js';
 
 describe('EndpointBook', () => {
@@ -207,5 +207,178 @@ describe('state stores: compare-and-set on version', () => {
     expect((await b.load()).state).toEqual(st(5));
     await expect(b.save(st(6), 4)).rejects.toBeInstanceOf(StaleWriteError);
     await b.save(st(6), 5);
+  });
+});
+
+describe('EndpointBook: what listeners get, and what each change keeps', () => {
+  const make = () => {
+    let now = 0;
+    const b = new EndpointBook([['http://b0', 'http://b1'], ['http://g0']], { ejectFor: 100 }, () => now);
+    return { b, at: (t: number) => (now = t) };
+  };
+
+  it('starts with every endpoint up and version 0', () => {
+    const { b } = make();
+    expect(b.current).toEqual({
+      health: 0,
+      endpoints: [
+        [
+          { up: true, ejectedUntil: 0 },
+          { up: true, ejectedUntil: 0 },
+        ],
+        [{ up: true, ejectedUntil: 0 }],
+      ],
+    });
+    expect(b.available(0, 1, 0)).toBe(true);
+    expect(b.available(0, 2, 0)).toBe(false); // no such endpoint
+    expect(b.state(1, 1)).toBeUndefined();
+  });
+
+  it('tells listeners the new availability with the pool name and url, until they unsubscribe', () => {
+    const { b, at } = make();
+    const seen: [number, EndpointChange][] = [];
+    const off = b.onChange((a, c) => seen.push([a.health, c]));
+    at(50);
+    b.report({ kind: 'failing', pool: 1, index: 0 });
+    b.setActive(0, 1, false);
+    expect(seen).toEqual([
+      [1, { pool: 'green', url: 'http://g0', change: 'ejected' }],
+      [2, { pool: 'blue', url: 'http://b1', change: 'unhealthy' }],
+    ]);
+    let last: Availability | undefined;
+    b.onChange((a) => (last = a));
+    off();
+    b.setActive(0, 1, true);
+    expect(seen).toHaveLength(2);
+    expect(last).toEqual(b.current);
+    expect(last!.endpoints[1][0]).toEqual({ up: true, ejectedUntil: 150 });
+  });
+
+  it('an ejection keeps the active verdict, and an active verdict keeps the ejection', () => {
+    const { b, at } = make();
+    b.setActive(0, 0, false);
+    at(10);
+    b.report({ kind: 'failing', pool: 0, index: 0 });
+    expect(b.state(0, 0)).toEqual({ up: false, ejectedUntil: 110 });
+    b.setActive(0, 0, true);
+    expect(b.state(0, 0)).toEqual({ up: true, ejectedUntil: 110 });
+    expect(b.available(0, 0, 109)).toBe(false);
+    b.setActive(0, 0, false);
+    b.report({ kind: 'answered', pool: 0, index: 0 });
+    expect(b.state(0, 0)).toEqual({ up: false, ejectedUntil: 0 });
+    expect(b.available(0, 0, 1000)).toBe(false);
+    // States are frozen values; the other endpoint was never touched.
+    expect(Object.isFrozen(b.state(0, 0))).toBe(true);
+    expect(b.state(0, 1)).toEqual({ up: true, ejectedUntil: 0 });
+  });
+
+  it('a pool is available while any endpoint is', () => {
+    const { b } = make();
+    b.setActive(0, 0, false);
+    expect(b.hasAvailable(0, 0)).toBe(true);
+    b.setActive(0, 1, false);
+    expect(b.hasAvailable(0, 0)).toBe(false);
+    expect(b.hasAvailable(1, 0)).toBe(true);
+  });
+});
+
+describe('totals: the arithmetic', () => {
+  const pool = (over: Partial<PoolTotals>): PoolTotals => ({ ...emptyTotals().pools[0], ...over });
+
+  it('an empty total is zeros of the right shape', () => {
+    expect(emptyTotals()).toEqual({
+      pools: [0, 1].map(() => ({
+        codes: [],
+        errorKinds: [0, 0, 0, 0, 0],
+        buckets: Array(DURATION_BUCKETS.length + 1).fill(0),
+        sumSeconds: 0,
+        count: 0,
+        forced: { requests: 0, errors: 0 },
+      })),
+      rejected: [],
+    });
+    expect(served(emptyTotals())).toBe(0);
+  });
+
+  it('adds every field, sorting codes and reasons', () => {
+    const a: Totals = {
+      pools: [
+        pool({
+          codes: [
+            [503, 1],
+            [200, 4],
+          ],
+          errorKinds: [1, 0, 2, 0, 0],
+          sumSeconds: 0.5,
+          count: 5,
+          forced: { requests: 2, errors: 1 },
+        }),
+        pool({ codes: [[404, 1]], count: 1 }),
+      ],
+      rejected: [['queue_timeout', 1]],
+    };
+    const b: Totals = {
+      pools: [
+        pool({
+          codes: [
+            [302, 2],
+            [200, 1],
+            [0, 1],
+          ],
+          errorKinds: [0, 3, 1, 0, 4],
+          buckets: [1, ...Array(DURATION_BUCKETS.length).fill(0)],
+          sumSeconds: 0.25,
+          count: 4,
+          forced: { requests: 1, errors: 1 },
+        }),
+        emptyTotals().pools[1],
+      ],
+      rejected: [
+        ['too_many_connections', 2],
+        ['body_too_slow', 3],
+        ['queue_timeout', 4],
+      ],
+    };
+    const t = addTotals(a, b);
+    expect(t.pools[0]).toEqual({
+      codes: [
+        [0, 1],
+        [200, 5],
+        [302, 2],
+        [503, 1],
+      ],
+      errorKinds: [1, 3, 3, 0, 4],
+      buckets: [1, ...Array(DURATION_BUCKETS.length).fill(0)],
+      sumSeconds: 0.75,
+      count: 9,
+      forced: { requests: 3, errors: 2 },
+    });
+    expect(t.pools[1]).toEqual(pool({ codes: [[404, 1]], count: 1 }));
+    expect(t.rejected).toEqual([
+      ['body_too_slow', 3],
+      ['queue_timeout', 5],
+      ['too_many_connections', 2],
+    ]);
+    // Served: judged and forced, both pools.
+    expect(served(t)).toBe(9 + 3 + 1);
+    // Values: the inputs are untouched.
+    expect(a.pools[0].count).toBe(5);
+    expect(b.rejected[0]).toEqual(['too_many_connections', 2]);
+  });
+
+  it('a book recomputes its sum after every set, and an empty book sums to zeros', () => {
+    const book = new TotalsBook();
+    expect(book.sum()).toEqual(emptyTotals());
+    const one = (count: number): Totals => ({ ...emptyTotals(), pools: [pool({ count }), pool({})] });
+    book.set('a', one(1));
+    expect(book.sum().pools[0].count).toBe(1);
+    book.set('a', one(4));
+    expect(book.sum().pools[0].count).toBe(4);
+    book.set('b', one(2));
+    expect(book.sum().pools[0].count).toBe(6);
+    book.retire('a');
+    expect(book.sum().pools[0].count).toBe(6);
+    book.set('a', one(1)); // a new member under the old id starts from zero
+    expect(book.sum().pools[0].count).toBe(7);
   });
 });

@@ -4,7 +4,9 @@ import {
   choosePool,
   clientIp,
   FORCED,
+  normalizeIp,
   overridePool,
+  parseSplitKey,
   poolForBucket,
   routingKey,
   type Selector,
@@ -204,6 +206,7 @@ describe('split: keys and overrides', () => {
     expect(routingKey(hs, withHeader, '9.9.9.9')).toBe('alice');
     const emptyHeader = scanRequestHeaders(['X-User', ''], userKey);
     expect(routingKey(hs, emptyHeader, '9.9.9.9')).toBe('9.9.9.9');
+    expect(routingKey(hs, scanRequestHeaders(['Accept', '*/*'], userKey), '9.9.9.9')).toBe('9.9.9.9');
     const cs: Selector = { key: { kind: 'cookie', name: 'uid' }, overrideCookie: undefined };
     expect(routingKey(cs, scan(['Cookie', 'x=1; uid=u-77']), '9.9.9.9')).toBe('u-77');
     expect(routingKey(cs, scan(['Cookie', 'xuid=nope']), '9.9.9.9')).toBe('9.9.9.9');
@@ -254,5 +257,116 @@ describe('split: an ambiguous override forces nothing', () => {
 
   it('two override headers fall to the cookie, as a garbage header does', () => {
     expect(pool(['X-Sluice-Pool', 'blue', 'X-Sluice-Pool', 'blue', 'Cookie', 'sluice-pool=green']) & 1).toBe(1);
+  });
+});
+
+describe('parseSplitKey', () => {
+  it.each([
+    ['ip', { kind: 'ip' }],
+    ['', { kind: 'ip' }],
+    ['header:X-User-Id', { kind: 'header', name: 'x-user-id' }],
+    ['cookie:Session_ID', { kind: 'cookie', name: 'Session_ID' }],
+    ['Header:X-User', { kind: 'ip' }],
+    ['x-header:a', { kind: 'ip' }],
+    ['a cookie:b', { kind: 'ip' }],
+  ] as const)('%j → %o', (spec, key) => {
+    expect(parseSplitKey(spec)).toEqual(key);
+  });
+});
+
+describe('normalizeIp', () => {
+  it.each([
+    [undefined, ''],
+    ['1.2.3.4', '1.2.3.4'],
+    ['::ffff:1.2.3.4', '1.2.3.4'],
+    ['::ffff:7f00:1', '::ffff:7f00:1'],
+    ['2001:db8::ffff:1.2.3.4', '2001:db8::ffff:1.2.3.4'],
+    ['::1', '::1'],
+  ])('%j → %j', (ip, expected) => {
+    expect(normalizeIp(ip)).toBe(expected);
+  });
+});
+
+describe('client ip: empty and padded X-Forwarded-For entries', () => {
+  const trusted = new TrustedSet(['10.0.0.0/8']);
+  it.each([
+    ['a trailing empty entry is skipped', '1.1.1.1, ', '1.1.1.1'],
+    ['empty entries between are skipped', '1.1.1.1,,  ,10.0.0.9', '1.1.1.1'],
+    ['an empty header: the peer', '', '10.0.0.2'],
+    ['only commas: the peer', ' , ,', '10.0.0.2'],
+    ['a leading empty entry behind trusted ones: the peer', ',10.1.1.1', '10.0.0.2'],
+    ['padding is trimmed', '  2.2.2.2  ', '2.2.2.2'],
+  ])('%s', (_name, xff, expected) => {
+    expect(clientIp('10.0.0.2', true, xff, trusted)).toBe(expected);
+  });
+});
+
+describe('choosePool: failover and which override counts', () => {
+  const sel: Selector = { key: { kind: 'ip' }, overrideCookie: 'sluice-pool' };
+
+  it('fails over from either pool to the other, and keeps the choice when both or neither are available', () => {
+    const allBlue = makeTable(1, 'blue', { blue: 100, green: 0 });
+    const allGreen = makeTable(1, 'blue', { blue: 0, green: 100 });
+    const onlyGreen = (id: number) => id === 1;
+    const onlyBlue = (id: number) => id === 0;
+    expect(choosePool(allBlue, noOverride, scan(), '1.1.1.1', onlyGreen)).toBe(1);
+    expect(choosePool(allGreen, noOverride, scan(), '1.1.1.1', onlyBlue)).toBe(0);
+    expect(choosePool(allBlue, noOverride, scan(), '1.1.1.1', always)).toBe(0);
+    expect(choosePool(allBlue, noOverride, scan(), '1.1.1.1', () => false)).toBe(0);
+    // A forced request fails over too, still marked.
+    expect(choosePool(allGreen, noOverride, scan(['X-Sluice-Pool', 'blue']), '1.1.1.1', onlyGreen)).toBe(1 | FORCED);
+  });
+
+  it('the override header wins over the override cookie', () => {
+    const t = makeTable(1, 'blue', { blue: 100, green: 0 });
+    expect(choosePool(t, sel, scan(['X-Sluice-Pool', 'green', 'Cookie', 'sluice-pool=blue']), '1.1.1.1', always)).toBe(
+      1 | FORCED,
+    );
+    expect(choosePool(t, sel, scan(['X-Sluice-Pool', 'blue', 'Cookie', 'sluice-pool=green']), '1.1.1.1', always)).toBe(
+      0 | FORCED,
+    );
+  });
+
+  it('without an override cookie configured, no cookie forces (not even one named "undefined")', () => {
+    const t = makeTable(1, 'blue', { blue: 100, green: 0 });
+    expect(choosePool(t, noOverride, scan(['Cookie', 'undefined=green; sluice-pool=green']), '1.1.1.1', always)).toBe(
+      0,
+    );
+  });
+
+  it('routes by the ip when the key is the ip, whatever cookies and headers say', () => {
+    const r = rng(5);
+    const t = makeTable(1, 'blue', { blue: 50, green: 50 });
+    for (let i = 0; i < 200; i++) {
+      const ip = randomIp(r);
+      const s = scan(['Cookie', `undefined=${randomIp(r)}`, 'X-User', randomIp(r)]);
+      expect(routingKey(noOverride, s, ip)).toBe(ip);
+      expect(choosePool(t, noOverride, s, ip, always)).toBe(poolForBucket(t, bucketOf(ip)));
+    }
+  });
+
+  it('a cookie key that is present but empty falls back to the ip', () => {
+    const cs: Selector = { key: { kind: 'cookie', name: 'uid' }, overrideCookie: undefined };
+    expect(routingKey(cs, scan(['Cookie', 'uid=; a=1']), '9.9.9.9')).toBe('9.9.9.9');
+    expect(routingKey(cs, scan(['Cookie', 'uid="u-1"']), '9.9.9.9')).toBe('u-1');
+  });
+});
+
+describe('bucketOf', () => {
+  it('is the hash scaled onto 10,000 buckets, as split_clients does (property)', () => {
+    const r = rng(21);
+    for (let i = 0; i < 2000; i++) {
+      const k = randomIp(r);
+      expect(bucketOf(k)).toBe(Math.floor((murmurRef(Buffer.from(k, 'latin1')) / 2 ** 32) * 10_000));
+    }
+  });
+
+  it('hashes a char code above 255 as its low byte, as latin1 bytes are', () => {
+    const r = rng(8);
+    for (let n = 0; n < 500; n++) {
+      let s = '';
+      for (let i = 0; i < n % 23; i++) s += String.fromCharCode(Math.floor(r() * 0x10000));
+      expect(murmurHash2(s)).toBe(murmurRef(Buffer.from(s, 'latin1')));
+    }
   });
 });
