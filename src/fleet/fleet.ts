@@ -201,6 +201,11 @@ export class Fleet {
 
   private async poll(): Promise<void> {
     if (!this.connected) return;
+    // A rollback from an outage that could not be written yet (a failed catch-up): again.
+    if (this.pendingRollback) {
+      this.onReconnect();
+      return;
+    }
     const v = await this.client.hGet(this.keys.state, 'version');
     if (v !== null && v !== undefined && Number(v) > this.held()) await this.fetch();
   }
