@@ -11,6 +11,9 @@ import { ConfigError } from './errors.js';
 import { parseCidr } from './net.js';
 
 /** A duration: milliseconds or '250ms' / '2s' / '1m'. */
+/** An HTTP token (RFC 9110 §5.6.2): what a header or cookie name may be. */
+const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
 export const duration = () =>
   z.union([z.number(), z.string()]).transform((v, ctx) => {
     const ms = parseDuration(v);
@@ -139,10 +142,15 @@ export const configSchema = z
               .object({
                 header: z
                   .string()
+                  .regex(TOKEN, "a header name (letters, digits and !#$%&'*+.^_`|~-)")
                   .toLowerCase()
                   .default('x-sluice-pool')
                   .describe('Header whose value (blue or green) forces a pool.'),
-                cookie: z.string().default('sluice-pool').describe('Cookie whose value (blue or green) forces a pool.'),
+                cookie: z
+                  .string()
+                  .regex(TOKEN, "a cookie name (letters, digits and !#$%&'*+.^_`|~-)")
+                  .default('sluice-pool')
+                  .describe('Cookie whose value (blue or green) forces a pool.'),
                 allowFrom: z
                   .array(cidr)
                   .nullable()

@@ -331,6 +331,8 @@ export function responseHeaders(raw: readonly Buffer[], meta: ResponseMeta): str
 
 /** Index just past `name=` of the first cookie `name` in `cookie` at or after `from`, or -1. */
 function cookieAt(cookie: string, name: string, from: number): number {
+  // An empty name matches no cookie; the search below would never move past it.
+  if (name.length === 0) return -1;
   while (from < cookie.length) {
     const at = cookie.indexOf(name, from);
     if (at < 0) return -1;

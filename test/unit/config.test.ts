@@ -86,6 +86,13 @@ describe('config', () => {
     [{ pools, admin: { host: '0.0.0.0' } }, 'admin.tokens: required when admin.host (0.0.0.0) is not loopback'],
     [{ pools, admin: { tokens: [{ id: 'a', sha256: 'abc', role: 'operator' }] } }, 'admin.tokens.0.sha256:'],
     [{ pools, listn: {} }, 'listn: unknown key'],
+    // An empty override cookie once hung the request path (a search that never moved on).
+    [{ pools, split: { override: { cookie: '' } } }, 'split.override.cookie: a cookie name'],
+    [{ pools, split: { override: { header: 'x pool' } } }, 'split.override.header: a header name'],
+    [{ pools, workers: 0 }, 'workers:'],
+    [{ pools, fleet: { redis: 'http://x', name: 'a' } }, 'fleet.redis: a redis:// or rediss:// URL'],
+    [{ pools, fleet: { redis: 'redis://x:6379', name: 'a b' } }, 'fleet.name: 1-64 letters'],
+    [{ pools, fleet: { redis: 'redis://x:6379', name: 'a', leader: true } }, 'fleet.leader: unknown key'],
   ])('names the key: %j', (raw, expected) => {
     const p = problems(raw);
     expect(p.some((line) => line.startsWith(expected))).toBe(true);

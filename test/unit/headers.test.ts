@@ -3,6 +3,7 @@ import {
   cookieValue,
   headerNames,
   responseHeaders,
+  SAFE_REQUEST_ID,
   scanRequestHeaders,
   soleCookieValue,
   validHost,
@@ -633,6 +634,27 @@ describe('cookies: quotes and separators', () => {
   ])('%j[%s] → %j', (c, n, v) => {
     expect(cookieValue(c, n)).toBe(v);
   });
+});
+
+describe('cookies: an empty name', () => {
+  // split.override.cookie may be configured as ''. The search for an empty name used to never
+  // return: every request with a Cookie header hung the event loop.
+  it.each(['a=1', 'a=1; b=2', '=1', ''])('%j has no cookie named ""', (c) => {
+    expect(cookieValue(c, '')).toBeUndefined();
+    expect(soleCookieValue(c, '')).toBeUndefined();
+  });
+});
+
+describe('SAFE_REQUEST_ID', () => {
+  it.each(['a', 'req-42', 'A.b_c:d-9', 'x'.repeat(128)])('keeps %j', (id) => {
+    expect(SAFE_REQUEST_ID.test(id)).toBe(true);
+  });
+  it.each(['', 'x'.repeat(129), 'a b', 'abc!', '!abc', '!!!', 'a\nb', 'id;drop', '\u00e9t\u00e9'])(
+    'refuses %j',
+    (id) => {
+      expect(SAFE_REQUEST_ID.test(id)).toBe(false);
+    },
+  );
 });
 
 describe('Host: the edges of the byte classes', () => {

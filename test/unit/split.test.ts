@@ -334,6 +334,12 @@ describe('choosePool: failover and which override counts', () => {
     );
   });
 
+  it('an override cookie configured as "" forces nothing (and does not hang on a Cookie header)', () => {
+    const t = makeTable(1, 'blue', { blue: 100, green: 0 });
+    const empty: Selector = { key: { kind: 'ip' }, overrideCookie: '' };
+    expect(choosePool(t, empty, scan(['Cookie', 'a=1; =green']), '1.1.1.1', always)).toBe(0);
+  });
+
   it('routes by the ip when the key is the ip, whatever cookies and headers say', () => {
     const r = rng(5);
     const t = makeTable(1, 'blue', { blue: 50, green: 50 });
