@@ -5,6 +5,7 @@
  */
 import type { Histogram } from 'hdr-histogram-js';
 import { describe, expect, it } from 'vitest';
+import { rng } from '../helpers/sim.js';
 import { newHistogram } from '../../src/stats/recorder.js';
 import {
   addBuckets,
@@ -17,16 +18,6 @@ import {
   mergeIntervals,
 } from '../../src/stats/snapshot.js';
 import { WindowRing } from '../../src/stats/window.js';
-
-/** A seeded PRNG (mulberry32) so property runs are reproducible. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const hist = (values: number[]): Histogram => {
   const h = newHistogram();

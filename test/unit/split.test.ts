@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { rng } from '../helpers/sim.js';
 import { bucketOf, BUCKETS, murmurHash2 } from '../../src/data/murmur.js';
 import {
   choosePool,
@@ -15,15 +16,6 @@ import { makeTable } from '../../src/data/table.js';
 import { headerNames, scanRequestHeaders } from '../../src/data/headers.js';
 import { TrustedSet } from '../../src/core/net.js';
 
-/** A seeded PRNG (mulberry32) so property runs are reproducible. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const randomIp = (r: () => number) =>
   `${1 + Math.floor(r() * 223)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}`;
 

@@ -3,6 +3,7 @@
  * from them (stats/recorder.ts, snapshot.ts, window.ts). Values are recorded by hand; no clock.
  */
 import { describe, expect, it } from 'vitest';
+import { rng } from '../helpers/sim.js';
 import { newHistogram, Recorder } from '../../src/stats/recorder.js';
 import {
   decodeInterval,
@@ -12,16 +13,6 @@ import {
   mergeIntervals,
 } from '../../src/stats/snapshot.js';
 import { WindowRing } from '../../src/stats/window.js';
-
-/** A seeded PRNG (mulberry32) so property runs are reproducible. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The exact value at percentile q of `xs`, as HDR defines it (the smallest value with ≥ q % at or below). */
 function exactPercentile(xs: number[], q: number): number {
