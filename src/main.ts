@@ -15,7 +15,7 @@ import { semiSpaceMiB } from './core/gc.js';
 import { currentRuntime, runtimeNotice, supportsReusePort } from './core/runtime.js';
 import { createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
 import { clientConnBuffer } from './data/client-conns.js';
-import { DataPlane, planeOptions } from './data/plane.js';
+import { DataPlane, planeOptions, workerShare } from './data/plane.js';
 import { makeTable, TablePublisher } from './data/table.js';
 import type { UpstreamPool } from './data/upstream.js';
 import type { Recorder } from './stats/recorder.js';
@@ -115,7 +115,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     for (let i = 0; i < layout.count; i++) {
       const w = new WorkerMember({
         index: i,
-        options: planeOptions(config),
+        options: workerShare(planeOptions(config), layout.count),
         host: config.listen.host,
         reusePort,
         table: () => table.current,

@@ -315,7 +315,7 @@ export const configSchema = z
           .min(1)
           .default(10_000)
           .describe(
-            'Concurrent client connections (like nginx worker_connections); past it new connections are closed at once.',
+            'Concurrent client connections (like nginx worker_connections, but for the whole process: split over workers); past it new connections are closed at once.',
           ),
         maxConnectionsPerClient: count(0).describe(
           'Concurrent connections from one peer address, over all workers (nginx limit_conn); past it: 503 and close. 0: no limit (behind a balancer that does not keep client addresses, every client shares one).',
@@ -324,7 +324,7 @@ export const configSchema = z
           'Request bodies up to this size are read whole before an upstream connection is taken (nginx proxy_request_buffering); 0 streams every body.',
         ),
         bufferBodyTotalBytes: byteCount(256 << 20).describe(
-          'Memory all buffered request bodies may hold together; past it, bodies stream as if they were larger than bufferBodyBytes.',
+          'Memory all buffered request bodies may hold together (split over workers); past it, bodies stream as if they were larger than bufferBodyBytes.',
         ),
         minBodyRate: count(1024).describe(
           'Bytes per second a streamed request body must keep up on average after its first timeouts.clientBody (0: no minimum); slower bodies are cut.',
@@ -333,7 +333,7 @@ export const configSchema = z
           'Response bytes held in memory for a client that reads slower than the upstream answers (nginx proxy_buffers): a response that fits frees its upstream connection at once; 0 holds none.',
         ),
         bufferResponseTotalBytes: byteCount(256 << 20).describe(
-          'Memory all held responses may use together; past it, a response waits for its client with its upstream connection paused.',
+          'Memory all held responses may use together (split over workers); past it, a response waits for its client with its upstream connection paused.',
         ),
         minResponseRate: count(1024).describe(
           'Bytes per second a client must read on average once it has kept a response waiting for timeouts.clientBody (0: no minimum); slower readers are cut.',
@@ -349,7 +349,7 @@ export const configSchema = z
           .min(1)
           .max(10_000)
           .default(128)
-          .describe('Keep-alive connections per endpoint at most.'),
+          .describe('Connections per endpoint at most, for the whole process (split over workers).'),
         ejectAfter: z
           .number()
           .int()

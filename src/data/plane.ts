@@ -26,6 +26,27 @@ export function planeOptions(c: Config): PlaneOptions {
 }
 
 /**
+ * One worker's share of the limits that hold for the whole process: upstream connections per
+ * endpoint, client connections and the two memory budgets are divided over `workers` (rounded
+ * up), so that N threads together keep what the config says, as one thread did. Each worker's
+ * pool then caps its own share; a request waits in its own worker's line.
+ */
+export function workerShare(o: PlaneOptions, workers: number): PlaneOptions {
+  if (workers <= 1) return o;
+  const part = (n: number) => Math.max(1, Math.ceil(n / workers));
+  return {
+    ...o,
+    upstream: { ...o.upstream, connections: part(o.upstream.connections) },
+    limits: {
+      ...o.limits,
+      maxConnections: part(o.limits.maxConnections),
+      bufferBodyTotalBytes: o.limits.bufferBodyTotalBytes === 0 ? 0 : part(o.limits.bufferBodyTotalBytes),
+      bufferResponseTotalBytes: o.limits.bufferResponseTotalBytes === 0 ? 0 : part(o.limits.bufferResponseTotalBytes),
+    },
+  };
+}
+
+/**
  * What a member tells the control plane on each tick (with the interval) and on a read of the
  * status or the metrics (without). `I` is the interval as a live snapshot in-process, or encoded
  * when it crosses a thread.

@@ -242,6 +242,46 @@ describe('workers: 2', () => {
     }
   });
 
+  it('keeps upstream.connections for the whole process: two workers never carry more at once', async () => {
+    let now = 0;
+    let most = 0;
+    const slow: Behaviour = (_req, res) => {
+      most = Math.max(most, ++now);
+      setTimeout(() => {
+        now--;
+        res.end('blue');
+      }, 150);
+    };
+    const blue = h.track(await startUpstream('blue', slow));
+    const green = h.track(await startUpstream('green'));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      ...workers,
+      upstream: { connections: 4 },
+      timeouts: { queue: '10s' },
+    }));
+    const answers = await Promise.all(Array.from({ length: 24 }, () => fresh(`${s.base}/slow`)));
+    expect(answers.map((a) => a.status)).toEqual(Array(24).fill(200));
+    expect(blue.seen.length).toBe(24);
+    expect(most).toBeLessThanOrEqual(4);
+    expect(most).toBeGreaterThan(1);
+  });
+
+  it("divides the process's limits over the workers", async () => {
+    const { workerShare, planeOptions } = await import('../../src/data/plane.js');
+    const { testConfig } = await import('../helpers/sluice.js');
+    const o = planeOptions(testConfig('http://127.0.0.1:1', 'http://127.0.0.1:2', { upstream: { connections: 5 } }));
+    const two = workerShare(o, 2);
+    expect(two.upstream.connections).toBe(3);
+    expect(two.limits.maxConnections).toBe(Math.ceil(o.limits.maxConnections / 2));
+    expect(two.limits.bufferBodyTotalBytes).toBe(Math.ceil(o.limits.bufferBodyTotalBytes / 2));
+    expect(two.limits.bufferResponseTotalBytes).toBe(Math.ceil(o.limits.bufferResponseTotalBytes / 2));
+    expect(workerShare(o, 1)).toBe(o);
+    expect(workerShare({ ...o, upstream: { ...o.upstream, connections: 1 } }, 4).upstream.connections).toBe(1);
+    expect(workerShare({ ...o, limits: { ...o.limits, bufferBodyTotalBytes: 0 } }, 4).limits.bufferBodyTotalBytes).toBe(
+      0,
+    );
+  });
+
   it('falls back to the main thread without SO_REUSEPORT, and says so', async () => {
     const { workerLayout } = await import('../../src/main.js');
     expect(workerLayout(2, 8, false)).toMatchObject({ count: 1, note: expect.stringMatching(/SO_REUSEPORT/) });
