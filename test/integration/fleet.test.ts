@@ -64,7 +64,13 @@ const call = async (r: RunningSluice, method: 'POST' | 'PUT', path: string, body
 };
 
 /** `n` instances of one fleet in front of `blue` and `green`. */
-async function fleet(n: number, blue: string, green: string, extra: Record<string, unknown> = {}) {
+async function fleet(
+  n: number,
+  blue: string,
+  green: string,
+  extra: Record<string, unknown> = {},
+  each: (i: number) => Record<string, unknown> = () => ({}),
+) {
   const name = `t${process.pid}-${++names}`;
   const started: RunningSluice[] = [];
   for (let i = 0; i < n; i++) {
@@ -85,6 +91,7 @@ async function fleet(n: number, blue: string, green: string, extra: Record<strin
       },
       shutdownGrace: '1s',
       ...extra,
+      ...each(i),
     });
     const r = await startProcess(file);
     running.push(r);
@@ -171,6 +178,47 @@ describe('fleet', () => {
     const summary = s.fleet?.summary as { members: { id: string; requests: number }[] } | null;
     expect(summary?.members.length).toBe(2);
     for (const m of summary?.members ?? []) expect(m.requests).toBeGreaterThan(0);
+  });
+
+  it("green failing only through one instance's own path (its share 60 %, the fleet's ~30 %): the fleet's verdict rolls back both", async () => {
+    const blue = await startUpstream('blue');
+    const good = await startUpstream('green');
+    let n = 0;
+    const bad = await startUpstream('green', (_req, res) => {
+      res.writeHead(n++ % 10 < 6 ? 503 : 200);
+      res.end('green');
+    });
+    ups = [blue, good, bad];
+    // Each instance has its own network path: c reaches green through a broken one.
+    const { instances } = await fleet(
+      2,
+      blue.url,
+      good.url,
+      {
+        rollout: { steps: [50, 100], stepHold: '10m', analysis: { interval: '200ms', window: '2s', minRequests: 30 } },
+      },
+      (i) => (i === 1 ? { pools: { blue: { endpoints: [blue.url] }, green: { endpoints: [bad.url] } } } : {}),
+    );
+    const [a, c] = instances as [RunningSluice, RunningSluice];
+    expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
+    const loads = instances.map((r) => startLoad(`http://127.0.0.1:${r.proxyPort}`, 4));
+    try {
+      let phases = ['', ''];
+      for (let i = 0; i < 100 && !phases.every((p) => p === 'rolled_back'); i++) {
+        phases = (await Promise.all([status(a), status(c)])).map((s) => s.rollout.phase);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(phases).toEqual(['rolled_back', 'rolled_back']);
+    } finally {
+      await Promise.all(loads.map((l) => l.stop()));
+    }
+    // Judged on the merge: the reason's error rate is the fleet's, well under c's 60 %.
+    const reason = (await status(a)).rollout.reason ?? '';
+    const rate = Number(/error rate ([\d.]+)%/.exec(reason)?.[1]);
+    expect(rate).toBeGreaterThan(1);
+    expect(rate).toBeLessThan(60);
+    expect(good.seen.length).toBeGreaterThan(0);
+    expect(bad.seen.length).toBeGreaterThan(0);
   });
 
   it('Redis away: an instance whose traffic fails rolls back alone at once, and the fleet gets it when Redis returns', async () => {
