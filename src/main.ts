@@ -259,8 +259,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   });
   // Reads of the status and metrics see every member's numbers as of now, not of the last tick.
   const refresh = async () => {
-    if (local === undefined) await members.refresh();
-    else members.refreshLocal();
+    await members.refresh();
     await fleet?.refresh();
   };
 

@@ -328,7 +328,7 @@ export class Controller {
   private async applyLocally(r: Outcome, by: string): Promise<void> {
     const fleet = this.deps.fleet as FleetLink;
     fleet.pendingRollback = true;
-    this.s = { ...r.state, version: this.s.version + 1, reason: r.state.reason };
+    this.s = { ...r.state, version: this.s.version + 1 };
     await this.publish();
     this.deps.logger.warn(
       { by, weights: this.s.weights, reason: this.s.reason },

@@ -117,20 +117,18 @@ export class Members {
    * spare histograms (or new ones).
    */
   async interval(spare: Spare): Promise<IntervalSnapshot> {
-    if (this.list.length === 1) {
-      const m = this.list[0] as Member;
-      const r = await m.collect(true, spare);
-      this.keep(m, r);
-      if (r?.interval !== undefined && !('buckets' in r.interval.pools[0])) return r.interval as IntervalSnapshot;
-    }
+    const alone = this.list.length === 1;
     const reports = await Promise.all(
       this.list.map(async (m) => {
-        const r = await m.collect(true);
+        const r = await m.collect(true, alone ? spare : undefined);
         this.keep(m, r);
         return r;
       }),
     );
     const parts = reports.flatMap((r) => (r?.interval === undefined ? [] : [r.interval]));
+    const only = parts[0];
+    // The in-thread member alone: its snapshot already holds the spare histograms.
+    if (alone && only !== undefined && !('buckets' in only.pools[0])) return only as IntervalSnapshot;
     return mergeIntervals(parts, [spare[0] ?? newHistogram(), spare[1] ?? newHistogram()] as [Histogram, Histogram]);
   }
 

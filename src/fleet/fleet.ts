@@ -153,19 +153,15 @@ export class Fleet {
       first.then(() => true),
       new Promise<boolean>((r) => setTimeout(() => r(false), 1500).unref()),
     ]).catch(() => false);
-    if (!ok) this.lost(new Error('cannot connect at start'));
-    else
-      await this.sub.subscribe(this.keys.changed, (msg) => {
+    const subscribe = () =>
+      this.sub.subscribe(this.keys.changed, (msg) => {
         if (Number(msg) > this.held()) void this.fetch();
       });
-    if (!ok)
-      void first
-        .then(() =>
-          this.sub.subscribe(this.keys.changed, (msg) => {
-            if (Number(msg) > this.held()) void this.fetch();
-          }),
-        )
-        .catch(() => {});
+    if (ok) await subscribe();
+    else {
+      this.lost(new Error('cannot connect at start'));
+      void first.then(subscribe).catch(() => {});
+    }
     await this.renew();
     const every = (ms: number, fn: () => Promise<unknown>) => {
       const t = setInterval(() => void fn().catch(() => {}), ms);

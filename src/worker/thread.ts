@@ -56,10 +56,5 @@ port.on('message', (m: ToWorker) => {
   }
 });
 
-plane.listen(init.port, init.host, init.reusePort).then(
-  (p) => post({ t: 'listening', port: p }),
-  (err: unknown) => {
-    // The main thread sees the exit; the reason goes with the error.
-    throw err;
-  },
-);
+// A failed listen is an unhandled rejection: the thread ends, and the main thread gets the error.
+void plane.listen(init.port, init.host, init.reusePort).then((p) => post({ t: 'listening', port: p }));
