@@ -63,6 +63,17 @@ const call = async (r: RunningSluice, method: 'POST' | 'PUT', path: string, body
   return { status: res.statusCode, body: (await res.body.json()) as Status & { error?: { code: string } } };
 };
 
+/** Read until `done` holds or `ms` pass; returns the last value read, for the assertions that follow. */
+async function settle<T>(read: () => Promise<T>, done: (v: T) => boolean, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  let v = await read();
+  while (!done(v) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 25));
+    v = await read();
+  }
+  return v;
+}
+
 /** `n` instances of one fleet in front of `blue` and `green`. */
 async function fleet(
   n: number,
@@ -114,11 +125,11 @@ describe('fleet', () => {
     expect(started.status).toBe(200);
     const t0 = Date.now();
     for (const c of others) {
-      let seen: Status | undefined;
-      for (let i = 0; i < 100 && seen?.rollout.phase !== 'progressing'; i++) {
-        seen = await status(c);
-        if (seen.rollout.phase !== 'progressing') await new Promise((r) => setTimeout(r, 10));
-      }
+      const seen = await settle(
+        () => status(c),
+        (x) => x.rollout.phase === 'progressing',
+        1000,
+      );
       expect(seen?.rollout.phase).toBe('progressing');
       expect(seen?.weights).toEqual({ blue: 90, green: 10 });
       expect(seen?.version).toBe(started.body.version);
@@ -161,11 +172,10 @@ describe('fleet', () => {
     expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
     const loads = instances.map((r) => startLoad(`http://127.0.0.1:${r.proxyPort}`, 4));
     try {
-      let phases: string[] = ['', ''];
-      for (let i = 0; i < 100 && !phases.every((p) => p === 'rolled_back'); i++) {
-        phases = (await Promise.all([status(a), status(c)])).map((s) => s.rollout.phase);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const phases = await settle(
+        async () => (await Promise.all([status(a), status(c)])).map((s) => s.rollout.phase),
+        (ps) => ps.every((p) => p === 'rolled_back'),
+      );
       expect(phases).toEqual(['rolled_back', 'rolled_back']);
     } finally {
       await Promise.all(loads.map((l) => l.stop()));
@@ -203,11 +213,10 @@ describe('fleet', () => {
     expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
     const loads = instances.map((r) => startLoad(`http://127.0.0.1:${r.proxyPort}`, 4));
     try {
-      let phases = ['', ''];
-      for (let i = 0; i < 100 && !phases.every((p) => p === 'rolled_back'); i++) {
-        phases = (await Promise.all([status(a), status(c)])).map((s) => s.rollout.phase);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const phases = await settle(
+        async () => (await Promise.all([status(a), status(c)])).map((s) => s.rollout.phase),
+        (ps) => ps.every((p) => p === 'rolled_back'),
+      );
       expect(phases).toEqual(['rolled_back', 'rolled_back']);
     } finally {
       await Promise.all(loads.map((l) => l.stop()));
@@ -238,11 +247,10 @@ describe('fleet', () => {
     // Only c carries traffic: only c sees green fail.
     const load = startLoad(`http://127.0.0.1:${c.proxyPort}`, 4);
     try {
-      let sc = await status(c);
-      for (let i = 0; i < 100 && sc.weights.green !== 0; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        sc = await status(c);
-      }
+      const sc = await settle(
+        () => status(c),
+        (x) => x.weights.green === 0,
+      );
       expect(sc.weights.green).toBe(0);
       expect(sc.fleet?.pendingRollback).toBe(true);
       expect((await status(a)).weights.green).toBe(50);
@@ -250,13 +258,12 @@ describe('fleet', () => {
       await load.stop();
     }
     await redis.restart();
-    let both = await Promise.all([status(a), status(c)]);
     const settled = (s: Status) =>
       s.rollout.phase === 'rolled_back' && s.weights.green === 0 && !s.fleet?.pendingRollback;
-    for (let i = 0; i < 100 && !both.every(settled); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      both = await Promise.all([status(a), status(c)]);
-    }
+    const both = await settle(
+      () => Promise.all([status(a), status(c)]),
+      (ss) => ss.every(settled),
+    );
     expect(both.map((s) => [s.rollout.phase, s.weights.green])).toEqual([
       ['rolled_back', 0],
       ['rolled_back', 0],
@@ -276,11 +283,10 @@ describe('fleet', () => {
     const epoch = all[li]!.fleet!.epoch;
     leader.proc.kill('SIGKILL');
     await leader.exited;
-    let s = await status(other);
-    for (let i = 0; i < 100 && !s.fleet?.leader; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      s = await status(other);
-    }
+    const s = await settle(
+      () => status(other),
+      (x) => x.fleet?.leader === true,
+    );
     expect(s.fleet?.leader).toBe(true);
     expect(s.fleet!.epoch).toBeGreaterThan(epoch);
     // It kept the rollout where it was, and it can change it.
@@ -309,11 +315,11 @@ describe('fleet', () => {
       expect(refused.status).toBe(503);
       expect(refused.body.error?.code).toBe('fleet_unavailable');
       await redis.restart();
-      let back = await Promise.all([status(a), status(c)]);
-      for (let i = 0; i < 50 && !back.every((s) => s.fleet?.connected); i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        back = await Promise.all([status(a), status(c)]);
-      }
+      const back = await settle(
+        () => Promise.all([status(a), status(c)]),
+        (ss) => ss.every((x) => x.fleet?.connected),
+        5000,
+      );
       expect(back.map((s) => s.fleet?.connected)).toEqual([true, true]);
     } finally {
       await Promise.all(loads.map((l) => l.stop()));
@@ -327,11 +333,11 @@ describe('fleet', () => {
     const client = createClient({ url: redis.url });
     await client.connect();
     try {
-      let v: string | null | undefined = null;
-      for (let i = 0; i < 50 && (v === null || v === undefined); i++) {
-        v = (await client.hGet(`sluice:${name}:state`, 'version')) as string | null;
-        if (v === null) await new Promise((r) => setTimeout(r, 100));
-      }
+      const v = await settle(
+        async () => (await client.hGet(`sluice:${name}:state`, 'version')) as string | null,
+        (x) => x !== null && x !== undefined,
+        5000,
+      );
       expect(Number(v)).toBe((await status(a)).version);
     } finally {
       client.destroy();
