@@ -121,6 +121,23 @@ const WEBHOOK_EVENTS: Record<Change['event'], string> = {
   weights: 'weights.changed',
 };
 
+/** The outcome's state as the next version of `prev`, its changes at the head of the history. */
+function recorded(prev: Readonly<ControllerState>, r: Outcome, by: string, at: number): ControllerState {
+  const next: ControllerState = { ...r.state, version: prev.version + 1 };
+  const entries: HistoryEntry[] = r.changes.map((c) => ({
+    at,
+    event: c.event,
+    by,
+    reason: c.reason,
+    weights: { ...next.weights },
+    phase: next.phase,
+    stepIndex: next.stepIndex,
+    ...(c.evidence === undefined ? {} : { evidence: c.evidence }),
+  }));
+  next.history = [...entries.reverse(), ...prev.history].slice(0, MAX_HISTORY);
+  return next;
+}
+
 export class Controller {
   private s: ControllerState;
   private readonly listeners = new Set<Listener>();
@@ -328,7 +345,7 @@ export class Controller {
   private async applyLocally(r: Outcome, by: string): Promise<void> {
     const fleet = this.deps.fleet as FleetLink;
     fleet.pendingRollback = true;
-    this.s = { ...r.state, version: this.s.version + 1 };
+    this.s = recorded(this.s, r, by, this.deps.clock());
     await this.publish();
     this.deps.logger.warn(
       { by, weights: this.s.weights, reason: this.s.reason },
@@ -349,19 +366,7 @@ export class Controller {
       if (fleet?.pendingRollback) {
         if (guarded(fleetState)) {
           const r = rollback(fleetState, this.s.reason ?? 'rolled back while Redis was unreachable', 'rolled_back');
-          next = { ...r.state, version: fleetState.version + 1 };
-          next.history = [
-            {
-              at: this.deps.clock(),
-              event: 'rolled_back',
-              by: 'auto',
-              reason: next.reason,
-              weights: { ...next.weights },
-              phase: next.phase,
-              stepIndex: next.stepIndex,
-            },
-            ...fleetState.history,
-          ].slice(0, MAX_HISTORY);
+          next = recorded(fleetState, r, 'auto', this.deps.clock());
           try {
             await this.deps.store.save(next, fleetState.version);
           } catch (err) {
@@ -388,19 +393,7 @@ export class Controller {
 
   /** Bump the version, record history, persist, publish the table, log, notify. */
   private async apply(r: Outcome, by: string, fence?: number): Promise<void> {
-    const at = this.deps.clock();
-    const next: ControllerState = { ...r.state, version: this.s.version + 1 };
-    const entries: HistoryEntry[] = r.changes.map((c) => ({
-      at,
-      event: c.event,
-      by,
-      reason: c.reason,
-      weights: { ...next.weights },
-      phase: next.phase,
-      stepIndex: next.stepIndex,
-      ...(c.evidence === undefined ? {} : { evidence: c.evidence }),
-    }));
-    next.history = [...entries.reverse(), ...this.s.history].slice(0, MAX_HISTORY);
+    const next = recorded(this.s, r, by, this.deps.clock());
     const prev = this.s.version;
     const rollback = by === 'auto' && r.changes.some((c) => c.event === 'rolled_back');
     if (rollback) {
