@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Clock } from '../core/clock.js';
+import type { PoolName } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { AnalysisStatus } from '../control/controller.js';
 import type { ControllerState } from '../control/state.js';
@@ -58,8 +59,19 @@ export interface FleetSummary {
   leader: string;
   windows: { blue: WindowStats; green: WindowStats };
   analysis: AnalysisStatus;
-  /** Each member's share of the intervals merged in the last window. */
-  members: { id: string; requests: number; errors: number; lastSnapshotAt: number }[];
+  /** Each member's share of the intervals merged in the last window, in all and per pool. */
+  members: MemberShare[];
+}
+
+export interface Counts {
+  requests: number;
+  errors: number;
+}
+
+export interface MemberShare extends Counts {
+  id: string;
+  pools: Record<PoolName, Counts>;
+  lastSnapshotAt: number;
 }
 
 export interface FleetStatus {
@@ -75,9 +87,9 @@ export interface FleetStatus {
   summary: FleetSummary | null;
 }
 
+/** One member's counts in one interval, per pool (blue, green). */
 interface Share {
-  requests: number;
-  errors: number;
+  pools: readonly [Counts, Counts];
   lastSnapshotAt: number;
 }
 
@@ -87,6 +99,12 @@ export class Fleet {
   private readonly client: RedisClient;
   private readonly sub: RedisClient;
   private epochHeld = -1;
+  /**
+   * Until when the lease is ours by our own clock: counted from before the renewal was sent, so it
+   * ends no later than Redis's. A process paused past it (SIGSTOP, a long GC) wakes as a follower
+   * whichever of its timers runs first; the fencing epoch refuses what slips past even this.
+   */
+  private heldUntil = 0;
   private lostAt: number | null = null;
   private timers: NodeJS.Timeout[] = [];
   private summaryCache: FleetSummary | null = null;
@@ -120,7 +138,7 @@ export class Fleet {
 
   /** Whether this instance decides: it holds the lease and Redis is reachable. */
   get leader(): boolean {
-    return this.epochHeld >= 0 && this.connected;
+    return this.epochHeld >= 0 && this.connected && this.clock() < this.heldUntil;
   }
 
   get epoch(): number {
@@ -178,6 +196,7 @@ export class Fleet {
       this.epochHeld = -1;
       return;
     }
+    const sent = this.clock();
     try {
       const e = Number(
         await this.client.eval(LEASE_SCRIPT, {
@@ -190,6 +209,7 @@ export class Fleet {
       if (e < 0 && this.epochHeld >= 0)
         this.logger.warn({ fleet: this.o.name, instance: this.id }, 'fleet: no longer the leader');
       this.epochHeld = e;
+      this.heldUntil = sent + this.o.leaseMs;
     } catch {
       this.epochHeld = -1;
     }
@@ -261,12 +281,15 @@ export class Fleet {
     try {
       if (!this.leader) {
         const json = JSON.stringify(intervalJSON(encodeInterval(local)));
-        await this.client
+        const r = await this.client
           .multi()
           .rPush(this.keys.snaps(this.id), json)
           .pExpire(this.keys.snaps(this.id), 30_000)
           .zAdd(this.keys.members, { score: now, value: this.id })
+          .get(this.keys.summary)
           .exec();
+        // The leader's latest verdict, in the same round trip: what this instance's page shows.
+        this.takeSummary(r[3]);
         return local;
       }
       await this.client.zAdd(this.keys.members, { score: now, value: this.id });
@@ -276,17 +299,21 @@ export class Fleet {
       for (const id of ids) {
         if (id === this.id) continue;
         const items = await this.client.lPopCount(this.keys.snaps(id), 1000);
-        let req = 0;
-        let err = 0;
+        const counts: [Counts, Counts] = [
+          { requests: 0, errors: 0 },
+          { requests: 0, errors: 0 },
+        ];
         for (const raw of items ?? []) {
           const e = JSON.parse(String(raw)) as EncodedInterval;
           parts.push(e);
-          for (const p of e.pools) {
-            req += p.requests;
-            err += p.errors;
-          }
+          e.pools.forEach((p, i) => {
+            const c = counts[i];
+            if (c === undefined) return;
+            c.requests += p.requests;
+            c.errors += p.errors;
+          });
         }
-        this.pushShare(id, req, err, items?.length ? now : undefined);
+        this.pushShare(id, counts, items?.length ? now : undefined);
       }
       for (const id of this.shares.keys()) if (!ids.includes(id) && id !== this.id) this.shares.delete(id);
       if (parts.length === 1) return local;
@@ -298,13 +325,14 @@ export class Fleet {
   }
 
   private share(id: string, s: IntervalSnapshot, now: number): void {
-    this.pushShare(id, s.pools[0].requests + s.pools[1].requests, s.pools[0].errors + s.pools[1].errors, now);
+    const counts = s.pools.map((p) => ({ requests: p.requests, errors: p.errors })) as [Counts, Counts];
+    this.pushShare(id, counts, now);
   }
 
-  private pushShare(id: string, requests: number, errors: number, at: number | undefined): void {
+  private pushShare(id: string, pools: readonly [Counts, Counts], at: number | undefined): void {
     const ring = this.shares.get(id) ?? [];
     const last = ring.at(-1)?.lastSnapshotAt ?? 0;
-    ring.push({ requests, errors, lastSnapshotAt: at ?? last });
+    ring.push({ pools, lastSnapshotAt: at ?? last });
     while (ring.length > this.windowSlots) ring.shift();
     this.shares.set(id, ring);
   }
@@ -312,12 +340,21 @@ export class Fleet {
   /** The leader's verdict and window for every member to show (fire and forget). */
   publishSummary(s: Omit<FleetSummary, 'members' | 'leader'>): void {
     if (!this.leader) return;
-    const members = [...this.shares].map(([id, ring]) => ({
-      id,
-      requests: ring.reduce((n, x) => n + x.requests, 0),
-      errors: ring.reduce((n, x) => n + x.errors, 0),
-      lastSnapshotAt: ring.at(-1)?.lastSnapshotAt ?? 0,
-    }));
+    const members = [...this.shares].map(([id, ring]): MemberShare => {
+      const sum = (i: 0 | 1): Counts => ({
+        requests: ring.reduce((n, x) => n + x.pools[i].requests, 0),
+        errors: ring.reduce((n, x) => n + x.pools[i].errors, 0),
+      });
+      const blue = sum(0);
+      const green = sum(1);
+      return {
+        id,
+        requests: blue.requests + green.requests,
+        errors: blue.errors + green.errors,
+        pools: { blue, green },
+        lastSnapshotAt: ring.at(-1)?.lastSnapshotAt ?? 0,
+      };
+    });
     const summary: FleetSummary = { ...s, leader: this.id, members };
     this.summaryCache = summary;
     void this.client.set(this.keys.summary, JSON.stringify(summary), { PX: 10_000 }).catch(() => {});
@@ -327,11 +364,14 @@ export class Fleet {
   async refresh(): Promise<void> {
     if (!this.connected || this.leader) return;
     try {
-      const raw = await this.client.get(this.keys.summary);
-      this.summaryCache = raw === null || raw === undefined ? null : (JSON.parse(String(raw)) as FleetSummary);
+      this.takeSummary(await this.client.get(this.keys.summary));
     } catch {
       /* keep the last one */
     }
+  }
+
+  private takeSummary(raw: unknown): void {
+    this.summaryCache = raw === null || raw === undefined ? null : (JSON.parse(String(raw)) as FleetSummary);
   }
 
   get summary(): FleetSummary | null {

@@ -27,8 +27,8 @@ const config = parseConfig({
   pools: { blue: { endpoints: ['http://127.0.0.1:1'] }, green: { endpoints: ['http://127.0.0.1:2'] } },
 });
 const state = (version: number): ControllerState => ({ ...initialState(config), version });
-const make = (name: string, leaseMs = 60_000) =>
-  new Fleet({ url: redis.url, name, leaseMs, pollMs: 1000 }, validateState, Date.now, pino({ level: 'silent' }), 10);
+const make = (name: string, leaseMs = 60_000, clock: () => number = Date.now) =>
+  new Fleet({ url: redis.url, name, leaseMs, pollMs: 1000 }, validateState, clock, pino({ level: 'silent' }), 10);
 
 describe('fleet store and lease', () => {
   it('one leader; compare-and-set on version; a deposed leader cannot write with its old epoch', async () => {
@@ -62,6 +62,27 @@ describe('fleet store and lease', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('a leader whose clock passed its lease without a renewal no longer leads, before Redis says so', async () => {
+    const name = `s${++n}`;
+    let now = Date.now();
+    const a = make(name, 60_000, () => now);
+    await a.start();
+    try {
+      expect(a.leader).toBe(true);
+      now += 59_000;
+      expect(a.leader).toBe(true);
+      // Paused past the lease: the timers have not run, the lease may still be in Redis; not ours.
+      now += 1_000;
+      expect(a.leader).toBe(false);
+      // A renewal (the key is still ours in Redis) makes it the leader again, with the same epoch.
+      const e = a.epoch;
+      await (a as unknown as { renew(): Promise<void> }).renew();
+      expect([a.leader, a.epoch]).toEqual([true, e]);
+    } finally {
+      await a.close();
     }
   });
 

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '@redis/client';
 import { request } from 'undici';
 import { startLoad } from '../helpers/load.js';
-import { startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
+import { runCli, startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -48,7 +48,15 @@ interface Status {
     epoch: number;
     instance: string;
     pendingRollback: boolean;
-    summary: unknown;
+    summary: {
+      windows: { green: { requests: number; errors: number } };
+      members: {
+        id: string;
+        requests: number;
+        errors: number;
+        pools: { green: { requests: number; errors: number } };
+      }[];
+    } | null;
   } | null;
 }
 
@@ -185,9 +193,17 @@ describe('fleet', () => {
     expect(s.rollout.reason).toMatch(/error rate/);
     for (const l of loads) expect(l.counts.failed).toBe(0);
     // The verdict came from both instances' intervals: the leader's summary counts each one's share.
-    const summary = s.fleet?.summary as { members: { id: string; requests: number }[] } | null;
+    const summary = s.fleet?.summary;
     expect(summary?.members.length).toBe(2);
     for (const m of summary?.members ?? []) expect(m.requests).toBeGreaterThan(0);
+    // The CLI against either instance shows the fleet and both members' shares.
+    for (const r of [a, c]) {
+      const out = runCli(['status', '--admin-url', admin(r)]);
+      expect(out.code).toBe(0);
+      const line = out.stdout.split('\n').find((l) => l.startsWith('fleet ')) ?? '';
+      expect(line).toMatch(/^fleet t[\w-]+: connected, (leader|follower); members: /);
+      for (const m of summary?.members ?? []) expect(line).toContain(m.id);
+    }
   });
 
   it("green failing only through one instance's own path (its share 60 %, the fleet's ~30 %): the fleet's verdict rolls back both", async () => {
@@ -227,6 +243,57 @@ describe('fleet', () => {
     expect(rate).toBeGreaterThan(1);
     expect(rate).toBeLessThan(60);
     expect(good.seen.length).toBeGreaterThan(0);
+    expect(bad.seen.length).toBeGreaterThan(0);
+  });
+
+  it("green failing only through one instance's own path (its share 40 %, over the 20 % limit; the fleet's under it): the fleet's verdict is a pass", async () => {
+    const blue = await startUpstream('blue');
+    const good = await startUpstream('green');
+    let n = 0;
+    const bad = await startUpstream('green', (_req, res) => {
+      res.writeHead(n++ % 10 < 4 ? 503 : 200);
+      res.end('green');
+    });
+    ups = [blue, good, bad];
+    const analysis = { interval: '200ms', window: '2s', minRequests: 30, maxErrorRate: 0.2 };
+    const { instances } = await fleet(
+      2,
+      blue.url,
+      good.url,
+      { rollout: { steps: [50, 100], stepHold: '10m', analysis } },
+      (i) => (i === 1 ? { pools: { blue: { endpoints: [blue.url] }, green: { endpoints: [bad.url] } } } : {}),
+    );
+    const [a, c] = instances as [RunningSluice, RunningSluice];
+    expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
+    // a carries about six times c's traffic: the fleet's green error rate is near 40 % / 7.
+    const loads = [startLoad(`http://127.0.0.1:${a.proxyPort}`, 6), startLoad(`http://127.0.0.1:${c.proxyPort}`, 1)];
+    let seen: Status[] = [];
+    try {
+      // Until c's own share is plain in the leader's summary, and a while after.
+      const cShare = (s: Status) =>
+        s.fleet?.summary?.members.find((m) => m.pools.green.requests >= 200 && m.pools.green.errors > 0);
+      await settle(
+        () => status(a),
+        (s) => cShare(s) !== undefined,
+      );
+      const end = Date.now() + 2000;
+      while (Date.now() < end) {
+        seen = await Promise.all([status(a), status(c)]);
+        expect(seen.map((s) => s.rollout.phase)).toEqual(['progressing', 'progressing']);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await Promise.all(loads.map((l) => l.stop()));
+    }
+    const summary = seen[0]?.fleet?.summary;
+    const shares = summary?.members.map((m) => m.pools.green.errors / m.pools.green.requests) ?? [];
+    // One member's green share fails on its own (40 % > 20 %, hundreds of requests)...
+    expect(Math.max(...shares)).toBeGreaterThan(0.3);
+    expect(Math.min(...shares)).toBe(0);
+    // ...but the verdict is on the merged window, whose rate is under the limit: a pass.
+    const w = summary?.windows.green;
+    expect(w && w.errors / w.requests).toBeLessThan(0.15);
+    expect(seen.map((s) => s.weights.green)).toEqual([50, 50]);
     expect(bad.seen.length).toBeGreaterThan(0);
   });
 
@@ -292,6 +359,70 @@ describe('fleet', () => {
     // It kept the rollout where it was, and it can change it.
     expect(s.rollout.phase).toBe('progressing');
     expect((await call(other, 'POST', '/api/v1/rollout/pause')).status).toBe(200);
+  });
+
+  it('the leader stopped (SIGSTOP) past its lease, then continued (SIGCONT): it does not write', async () => {
+    const [b, g] = await upstreams();
+    // The hold elapses while the leader is stopped: on waking it would want to advance a step.
+    const { name, instances } = await fleet(2, b, g, {
+      rollout: {
+        steps: [10, 50, 100],
+        stepHold: '1500ms',
+        analysis: { interval: '200ms', window: '2s', minRequests: 30 },
+      },
+    });
+    const first = await Promise.all(instances.map(status));
+    const li = first.findIndex((s) => s.fleet?.leader);
+    expect(li).toBeGreaterThanOrEqual(0);
+    const leader = instances[li]!;
+    const other = instances[1 - li]!;
+    const oldEpoch = first[li]!.fleet!.epoch;
+    expect((await call(leader, 'POST', '/api/v1/rollout/start')).status).toBe(200);
+    // Traffic that passes, through both, for most of the hold.
+    const loads = instances.map((r) => startLoad(`http://127.0.0.1:${r.proxyPort}`, 2));
+    await new Promise((r) => setTimeout(r, 1000));
+    await loads[li]!.stop();
+    leader.proc.kill('SIGSTOP');
+    try {
+      const s = await settle(
+        () => status(other),
+        (x) => x.fleet?.leader === true,
+      );
+      expect(s.fleet!.epoch).toBeGreaterThan(oldEpoch);
+      // The new leader pauses the rollout where it is.
+      const paused = await call(other, 'POST', '/api/v1/rollout/pause');
+      expect(paused.status).toBe(200);
+      const held = paused.body.version;
+      const weights = paused.body.weights;
+      await loads[1 - li]!.stop();
+      leader.proc.kill('SIGCONT');
+      // The old leader wakes with the hold elapsed and the pause unseen; for 3 s nothing it does lands.
+      const client = createClient({ url: redis.url });
+      await client.connect();
+      try {
+        const end = Date.now() + 3000;
+        while (Date.now() < end) {
+          const v = Number(await client.hGet(`sluice:${name}:state`, 'version'));
+          expect(v).toBe(held);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      } finally {
+        client.destroy();
+      }
+      const after = await Promise.all([status(leader), status(other)]);
+      expect(after.map((x) => [x.version, x.rollout.phase, x.fleet?.leader])).toEqual([
+        [held, 'paused', false],
+        [held, 'paused', true],
+      ]);
+      for (const x of after) expect(x.weights).toEqual(weights);
+      // Its history has the pause last too: no step it wanted was written.
+      const hist = (await (await request(`${admin(leader)}/api/v1/history`)).body.json()) as {
+        history: { event: string }[];
+      };
+      expect(hist.history[0]?.event).toBe('paused');
+    } finally {
+      leader.proc.kill('SIGCONT');
+    }
   });
 
   it('Redis killed under load: every request answered, nothing advances; back empty: re-seeded', async () => {
