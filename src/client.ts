@@ -24,7 +24,7 @@ interface StatusDoc {
     disconnectedSince: number | null;
     leader: boolean;
     pendingRollback: boolean;
-    summary: { members: { id: string; requests: number }[] } | null;
+    summary: { at: number; members: { id: string; requests: number; errors: number; lastSnapshotAt: number }[] } | null;
   } | null;
 }
 
@@ -100,7 +100,11 @@ function summary(s: StatusDoc): string {
     );
   const f = s.fleet;
   if (f !== undefined && f !== null) {
-    const members = f.summary?.members.map((m) => `${m.id} ${m.requests} req`).join(', ') ?? 'no summary yet';
+    const at = f.summary?.at ?? 0;
+    const members =
+      f.summary?.members
+        .map((m) => `${m.id} ${m.requests} req ${m.errors} err (${((at - m.lastSnapshotAt) / 1000).toFixed(1)} s old)`)
+        .join(', ') ?? 'no summary yet';
     lines.push(
       `fleet ${f.name}: ${f.connected ? 'connected' : `Redis UNREACHABLE since ${new Date(f.disconnectedSince ?? 0).toISOString()}`}, ${f.leader ? 'leader' : 'follower'}${f.pendingRollback ? ', rollback pending' : ''}; members: ${members}`,
     );

@@ -47,7 +47,7 @@ export async function startRedis(): Promise<TestRedis> {
   };
   const kill = async () => {
     const p = proc;
-    if (p === undefined || p.exitCode !== null) return;
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
     const gone = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await gone;

@@ -2,7 +2,9 @@
  * The live page in a real browser (Debian's Chromium driven by playwright-core; no browser is
  * downloaded). Skipped where Chromium is absent, except in CI, where .ci/run installs it.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -10,6 +12,9 @@ import { startUpstream } from '../helpers/upstream.js';
 import { startTestSluice } from '../helpers/sluice.js';
 import { harness } from '../helpers/harness.js';
 import { sha256Hex } from '../../src/admin/auth.js';
+import { supportsReusePort } from '../../src/core/runtime.js';
+import { startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
+import { startRedis } from '../helpers/redis.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
@@ -81,5 +86,53 @@ describe.skipIf(!present)('live page in Chromium', () => {
     await expect.poll(() => page.getByTestId('history').textContent(), { timeout: 5000 }).toContain('aborted by ops');
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  it('shows the fleet (both instances, the leader, the Redis link) and the worker threads', async () => {
+    const blue = h.track(await startUpstream('blue'));
+    const green = h.track(await startUpstream('green'));
+    const redis = await startRedis();
+    const threads = supportsReusePort(process.version, process.platform) ? 2 : 1;
+    const procs: RunningSluice[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const dir = mkdtempSync(join(tmpdir(), 'sluice-page-'));
+        const file = writeConfig(dir, {
+          listen: { host: '127.0.0.1', port: 0 },
+          admin: { host: '127.0.0.1', port: 0 },
+          pools: { blue: { endpoints: [blue.url] }, green: { endpoints: [green.url] } },
+          stateFile: join(dir, 'state.json'),
+          audit: { file: null },
+          log: { level: 'info', access: false },
+          fleet: { redis: redis.url, name: `page-${process.pid}`, lease: '1s' },
+          rollout: { analysis: { interval: '200ms', window: '2s' } },
+          workers: threads,
+          shutdownGrace: '1s',
+        });
+        procs.push(await startProcess(file));
+      }
+      const page: Page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`http://127.0.0.1:${procs[1]!.adminPort}/`);
+      await expect.poll(() => page.getByTestId('fleet-member').count(), { timeout: 10_000 }).toBe(2);
+      expect(await page.getByTestId('fleet-link').textContent()).toBe('connected');
+      const rows = await page.getByTestId('fleet-member').allTextContents();
+      expect(rows.filter((r) => r.includes('leader')).length).toBe(1);
+      expect(rows.filter((r) => r.includes('(this one)')).length).toBe(1);
+      if (threads > 1) expect(await page.getByTestId('worker').count()).toBe(threads);
+      await redis.kill();
+      await expect
+        .poll(() => page.getByTestId('fleet-link').textContent(), { timeout: 10_000 })
+        .toMatch(/^Redis unreachable since /);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      for (const p of procs) {
+        p.proc.kill('SIGKILL');
+        await p.exited;
+      }
+      await redis.close();
+    }
   });
 });

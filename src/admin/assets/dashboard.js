@@ -149,6 +149,43 @@ function render(s) {
   if (document.activeElement !== $('weight-input')) $('weight-input').value = s.weights[s.canary];
   renderPool('blue', s);
   renderPool('green', s);
+  renderMembers(s);
+}
+
+/** The fleet (instances sharing this rollout through Redis) and this instance's worker threads. */
+function renderMembers(s) {
+  const el = $('members');
+  const f = s.fleet;
+  const workers = s.workers || [];
+  el.hidden = !f && workers.length < 2;
+  if (el.hidden) return;
+  let html = '';
+  if (f) {
+    const link = f.connected
+      ? '<span class="badge promoted" data-testid="fleet-link">connected</span>'
+      : `<span class="badge rolled_back" data-testid="fleet-link">Redis unreachable since ${esc(new Date(f.disconnectedSince || 0).toLocaleTimeString())}</span>`;
+    const sum = f.summary;
+    const rows = (sum ? sum.members : [])
+      .map((m) => {
+        const g = m.pools ? m.pools.green : { requests: 0, errors: 0 };
+        const age = ((sum.at - m.lastSnapshotAt) / 1000).toFixed(1);
+        const tags = `${m.id === sum.leader ? ' <b>leader</b>' : ''}${m.id === f.instance ? ' (this one)' : ''}`;
+        return `<tr data-testid="fleet-member"><td>${esc(m.id)}${tags}</td><td>${m.requests}</td><td>${m.errors}</td><td>${g.errors}/${g.requests}</td><td>${age} s</td></tr>`;
+      })
+      .join('');
+    html += `<div class="row between"><h2>Fleet ${esc(f.name)}</h2>${link}</div>
+      <p class="meta" data-testid="fleet-self">this instance: ${esc(f.instance)}, ${f.leader ? 'leader' : 'follower'} (epoch ${f.epoch})${f.pendingRollback ? ' — <b>rollback pending: written when Redis returns</b>' : ''}</p>
+      <table class="history"><thead><tr><th>instance</th><th>requests</th><th>errors</th><th>green errors</th><th>last snapshot</th></tr></thead>
+      <tbody>${rows || '<tr><td colspan="5">no verdict from the leader yet</td></tr>'}</tbody></table>`;
+  }
+  if (workers.length > 1)
+    html += `<h2>Workers</h2><ul class="workers" data-testid="workers">${workers
+      .map(
+        (w) =>
+          `<li class="${w.state === 'running' ? '' : 'down'}" data-testid="worker">${esc(w.id)} ${esc(w.state)} · ${w.inflight} in flight · ${w.requests} requests${w.restarts ? ` · ${w.restarts} restarts` : ''}</li>`,
+      )
+      .join('')}</ul>`;
+  el.innerHTML = html;
 }
 
 function sample(s) {
