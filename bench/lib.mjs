@@ -355,3 +355,23 @@ export async function startSluiceProcess(
   await waitPort(adminPort);
   return { proc, dir, port, adminPort, base: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };
 }
+
+/**
+ * A redis-server on a free loopback port with no persistence, for the fleet benches; null (with a
+ * message from the caller) where Debian's redis-server is not installed.
+ */
+export async function startRedisServer() {
+  if (!has('redis-server')) return null;
+  const port = await freePort();
+  const proc = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+  await waitPort(port);
+  return { proc, url: `redis://127.0.0.1:${port}` };
+}

@@ -52,11 +52,13 @@ export function configReference(): string {
   const defaults = parseConfig({ pools });
   // The defaults inside keys that default to null, once they are given (fleet).
   const inner = parseConfig({ pools, fleet: { redis: 'redis://127.0.0.1:6379', name: 'x' } });
-  const at = (path: string[]) =>
-    get(defaults, path) ??
-    (path[0] === 'fleet' && path.length > 1 && path[1] !== 'redis' && path[1] !== 'name'
+  const at = (path: string[]) => {
+    const v = get(defaults, path); // null is a default too (`fleet: null`)
+    if (v !== undefined) return v;
+    return path[0] === 'fleet' && path.length > 1 && path[1] !== 'redis' && path[1] !== 'name'
       ? get(inner, path)
-      : undefined);
+      : undefined;
+  };
   const rows: string[] = ['| key | default | meaning |', '| --- | --- | --- |'];
   const walk = (s: JsonSchema, path: string[]) => {
     const objectish = s.properties ?? s.anyOf?.find((a) => a.properties !== undefined)?.properties;
