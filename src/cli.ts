@@ -24,6 +24,11 @@ const USAGE = `usage:
   sluice weights green=30             set weights (or blue=70, or both)
   sluice rollout start|pause|resume|promote|abort
   sluice history
+  sluice log [level=<level>] [access=on|off]
+                                      show or change logging until the next restart
+  sluice maintenance [on|off] [--message M] [--retry-after 10m] [--allow-from CIDR,CIDR]
+                                      503 + Retry-After for proxied requests (except --allow-from)
+  sluice reload                       re-read the config file (as SIGHUP does)
 client options: --admin-url <url> ($SLUICE_ADMIN_URL, default http://127.0.0.1:9901)
                 --token <token> ($SLUICE_ADMIN_TOKEN)`;
 
@@ -45,6 +50,9 @@ function parseArgs(argv: readonly string[]): Args {
     '--admin-url',
     '--token',
     '--steps',
+    '--message',
+    '--retry-after',
+    '--allow-from',
     '--step-hold',
     '--id',
     '--role',
@@ -88,22 +96,28 @@ function readConfigOrExit(file: string): Config {
   }
 }
 
-async function run(config: Config): Promise<void> {
+async function run(config: Config, file: string, readConfig: () => Config): Promise<void> {
   // SIGUSR1 reopens the audit file for logrotate. Without a listener Node would start its
   // inspector on SIGUSR1, so the listener goes in before anything else; early signals are ignored.
+  // SIGHUP reloads the config (nginx's reload); without a listener it would end the process.
   let reopen: (() => Promise<void>) | undefined;
+  let reload: (() => Promise<unknown>) | undefined;
   process.on('SIGUSR1', () => {
     reopen?.().catch((err: unknown) => process.stderr.write(`sluice: reopen failed: ${(err as Error).message}\n`));
+  });
+  process.on('SIGHUP', () => {
+    reload?.().catch((err: unknown) => process.stderr.write(`sluice: reload failed: ${(err as Error).message}\n`));
   });
   const { startSluice } = await import('./main.js');
   let sluice: Awaited<ReturnType<typeof startSluice>>;
   try {
-    sluice = await startSluice(config);
+    sluice = await startSluice(config, { configFile: file, readConfig });
   } catch (err) {
     process.stderr.write(`sluice: cannot start: ${(err as Error).message}\n`);
     process.exit(1);
   }
   reopen = () => sluice.reopenLogs();
+  reload = () => sluice.reload('SIGHUP');
   let signals = 0;
   const onSignal = (sig: string) => {
     if (++signals > 1) {
@@ -168,18 +182,21 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (cmd !== undefined) throw new UsageError(`unknown command ${cmd}`);
   const file = configPath(args);
-  const config = readConfigOrExit(file);
   const w = args.flags.get('--workers');
+  let workers: Config['workers'] | undefined;
   if (w !== undefined) {
-    if (w === 'auto') config.workers = 'auto';
-    else if (typeof w === 'string' && /^[1-9][0-9]{0,2}$/.test(w) && Number(w) <= 256) config.workers = Number(w);
+    if (w === 'auto') workers = 'auto';
+    else if (typeof w === 'string' && /^[1-9][0-9]{0,2}$/.test(w) && Number(w) <= 256) workers = Number(w);
     else throw new UsageError(`--workers must be auto or a number from 1 to 256, not ${String(w)}`);
   }
+  // The file with the command line's overrides: at start, and again on each reload.
+  const withFlags = (c: Config): Config => (workers === undefined ? c : { ...c, workers });
+  const config = withFlags(readConfigOrExit(file));
   if (args.flags.has('--check')) {
     process.stdout.write(`${file}: ok\n`);
     return 0;
   }
-  await run(config);
+  await run(config, file, () => withFlags(loadConfig(file)));
   return -1; // keep running
 }
 

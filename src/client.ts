@@ -2,7 +2,7 @@
  * The CLI client: subcommands that talk to a running sluice's admin API. Non-zero exit with the
  * reason on stderr for any failure (unreachable, 401, 403, 409, 400).
  */
-export const CLIENT_COMMANDS = new Set(['status', 'weights', 'rollout', 'history', 'log']);
+export const CLIENT_COMMANDS = new Set(['status', 'weights', 'rollout', 'history', 'log', 'maintenance', 'reload']);
 
 interface StatusDoc {
   version: number;
@@ -18,6 +18,7 @@ interface StatusDoc {
     }
   >;
   workers?: { id: string; state: string; restarts: number }[];
+  maintenance?: Maintenance;
   fleet?: {
     name: string;
     connected: boolean;
@@ -29,6 +30,19 @@ interface StatusDoc {
 }
 
 class ClientError extends Error {}
+
+interface Maintenance {
+  enabled: boolean;
+  message: string | null;
+  retryAfter: number;
+  allowFrom: string[];
+  since: number | null;
+}
+
+const maintenanceLine = (m: Maintenance) =>
+  m.enabled
+    ? `MAINTENANCE since ${new Date(m.since ?? 0).toISOString()}: proxied requests get 503 (Retry-After ${Math.ceil(m.retryAfter / 1000)} s)${m.allowFrom.length ? `, except ${m.allowFrom.join(', ')}` : ''}${m.message ? ` — ${m.message}` : ''}`
+    : 'maintenance off';
 
 async function call(
   base: string,
@@ -85,6 +99,7 @@ function summary(s: StatusDoc): string {
         : ''),
   ];
   if (s.rollout.reason) lines.push(`reason: ${s.rollout.reason}`);
+  if (s.maintenance?.enabled) lines.push(maintenanceLine(s.maintenance));
   for (const name of ['blue', 'green']) {
     const p = s.pools[name];
     if (p === undefined) continue;
@@ -170,6 +185,37 @@ export async function runClient(positional: readonly string[], flags: Map<string
             process.stdout.write(
               `${new Date(e.at).toISOString()}  ${e.event.padEnd(12)} by ${e.by.padEnd(8)} blue=${e.weights.blue} green=${e.weights.green} ${e.phase}${e.reason ? `  ${e.reason}` : ''}\n`,
             );
+        return 0;
+      }
+      case 'maintenance': {
+        // on|off, or nothing to show it.
+        const action = rest[0];
+        if (action !== undefined && action !== 'on' && action !== 'off')
+          throw new ClientError('maintenance needs on or off (or nothing, to show it)');
+        const body: Record<string, unknown> = { enabled: action === 'on' };
+        const message = flags.get('--message');
+        if (typeof message === 'string') body.message = message;
+        const retry = flags.get('--retry-after');
+        if (typeof retry === 'string') body.retryAfter = retry;
+        const allow = flags.get('--allow-from');
+        if (typeof allow === 'string') body.allowFrom = allow.split(',').filter((a) => a !== '');
+        const m = (await call(
+          base,
+          token,
+          action === undefined ? 'GET' : 'PUT',
+          '/api/v1/maintenance',
+          action === undefined ? undefined : body,
+        )) as Maintenance;
+        process.stdout.write(`${maintenanceLine(m)}\n`);
+        return 0;
+      }
+      case 'reload': {
+        const r = (await call(base, token, 'POST', '/api/v1/reload', {})) as {
+          result: string;
+          changed: string[];
+          hash: string;
+        };
+        process.stdout.write(`${r.result}${r.changed.length ? `: ${r.changed.join(', ')}` : ''} (config ${r.hash})\n`);
         return 0;
       }
       case 'log': {

@@ -11,6 +11,8 @@ import { availableParallelism } from 'node:os';
 import { Registry } from 'prom-client';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
+import { ConfigError } from './core/errors.js';
+import { configHash, reloadPlan, type ReloadResult } from './core/reload.js';
 import { semiSpaceMiB } from './core/gc.js';
 import { currentRuntime, runtimeNotice, supportsReusePort } from './core/runtime.js';
 import { createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
@@ -47,10 +49,15 @@ export interface SluiceOptions {
   notifier?: Notifier;
   /** Start the controller's tick loop (default true; tests drive tick() by hand). */
   autoTick?: boolean;
+  /** The file the config came from, for the log and the status document. */
+  configFile?: string;
+  /** Read the config again (the file with the command line's overrides): a reload's source. */
+  readConfig?: () => Config;
 }
 
 export interface Sluice {
-  config: Config;
+  /** The config in force (the latest reload's). */
+  readonly config: Config;
   proxyPort: number;
   adminPort: number;
   controller: Controller;
@@ -68,6 +75,8 @@ export interface Sluice {
   stop(): Promise<void>;
   /** Reopen the files sluice appends to (SIGUSR1, after logrotate moved them). */
   reopenLogs(): Promise<void>;
+  /** Read the config file again and apply what can change without a restart (SIGHUP). */
+  reload(by: string): Promise<ReloadResult>;
 }
 
 /** How many threads serve requests, and why when fewer than asked. */
@@ -189,12 +198,18 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         })
         .catch((err: unknown) => logger.error({ err }, 'fleet: catching up after Redis returned failed'));
   }
-  const a = config.rollout.analysis;
-  const thresholds = {
-    maxErrorRate: a.maxErrorRate,
-    maxP95Ms: a.maxP95Ms,
-    maxP95Ratio: a.maxP95Ratio,
-    minRequests: a.minRequests,
+  // The config in force: a reload replaces it whole once it has been applied.
+  let running = config;
+  let loaded = { hash: configHash(config), at: clock(), file: opts.configFile ?? null };
+  const reloads: Record<ReloadResult['result'], number> = { applied: 0, unchanged: 0, refused: 0, invalid: 0 };
+  const thresholds = () => {
+    const a = running.rollout.analysis;
+    return {
+      maxErrorRate: a.maxErrorRate,
+      maxP95Ms: a.maxP95Ms,
+      maxP95Ratio: a.maxP95Ratio,
+      minRequests: a.minRequests,
+    };
   };
   const status = () => {
     members.refreshLocal();
@@ -208,7 +223,8 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       {
         fleet: fleet?.status() ?? null,
         windowMs: controller.windowMs,
-        thresholds,
+        thresholds: thresholds(),
+        config: { ...loaded, reloads },
         view: members.view(),
         endpoints: book,
         workers: members.list.map((m) => m.info),
@@ -216,7 +232,11 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       },
     );
   };
-  const events = new EventHub(status, { refreshMs: Math.max(1000, a.interval), keepAliveMs: 15_000, maxClients: 64 });
+  const events = new EventHub(status, {
+    refreshMs: Math.max(1000, config.rollout.analysis.interval),
+    keepAliveMs: 15_000,
+    maxClients: 64,
+  });
   controller.onChange(() => events.broadcast());
   book.onChange((_a, c) => {
     if (c.change === 'ejected' || c.change === 'restored')
@@ -228,8 +248,11 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     controller.emit();
   });
 
-  const hc = config.healthCheck;
-  const health = hc.path === null ? undefined : new HealthChecker(book, { ...hc, path: hc.path }, logger);
+  const checker = (c: Config) => {
+    const hc = c.healthCheck;
+    return hc.path === null ? undefined : new HealthChecker(book, { ...hc, path: hc.path }, logger);
+  };
+  let health = checker(config);
 
   const registry = new Registry();
   registerMetrics(registry, {
@@ -238,9 +261,9 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     rollbacks: () => controller.state.rollbacks,
     endpoints: () =>
       ([0, 1] as const).flatMap((id) =>
-        urls[id].map((url, i) => ({
+        book.urls[id].map((url, i) => ({
           pool: id === 0 ? 'blue' : 'green',
-          url: url.replace(/\/$/, ''),
+          url,
           healthy: book.available(id, i, clock()),
         })),
       ),
@@ -256,6 +279,8 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     totals: () => members.view().totals,
     workerRestarts: () => members.list.reduce((n, m) => n + m.info.restarts, 0),
     fleet: () => (fleet === undefined ? undefined : { connected: fleet.connected, leader: fleet.leader }),
+    reloads: () => reloads,
+    maintenance: () => controller.state.maintenance.enabled,
   });
   // Reads of the status and metrics see every member's numbers as of now, not of the last tick.
   const refresh = async () => {
@@ -279,15 +304,16 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     clock,
     onError: (err) => logger.error({ err }, 'audit write failed'),
   });
+  const auth = new Authenticator(config.admin.tokens);
   const admin = new AdminServer({
     host: config.admin.host,
     allowedHosts: config.admin.allowedHosts,
-    auth: new Authenticator(config.admin.tokens),
+    auth,
     audit,
     limiter: new FailureLimiter(DEFAULT_FAILURE_LIMITS, clock),
     registry,
     beforeScrape: refresh,
-    routes: apiRoutes(controller, status, events, logSettings, refresh),
+    routes: apiRoutes(controller, status, events, logSettings, refresh, (by) => reload(by)),
     assets: loadAssets(),
     ready: () => ready,
     snapshot: () => {
@@ -298,6 +324,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         weights: s.weights,
         phase: s.phase,
         stepIndex: s.stepIndex,
+        maintenance: s.maintenance.enabled,
         log: logSettings.get(),
       };
     },
@@ -347,9 +374,9 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     (stopping ??= (async () => {
       ready = false;
       controller.stop();
-      logger.info({ inFlight: members.view().inflight, graceMs: config.shutdownGrace }, 'shutting down');
+      logger.info({ inFlight: members.view().inflight, graceMs: running.shutdownGrace }, 'shutting down');
       // Every member drains: stops accepting, finishes in-flight requests within the grace.
-      await members.close(config.shutdownGrace);
+      await members.close(running.shutdownGrace);
       // Past the grace, at most one more second for webhooks under way.
       const second = new Promise((r) => setTimeout(r, 1000).unref());
       await Promise.all([health?.stop(), Promise.race([notifier.drain(), second])]);
@@ -370,12 +397,113 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     await audit.reopen();
     logger.info({ audit: config.audit.file }, 'log files reopened');
   };
+  /** Apply a valid config whose changes need no restart: each part gets its new value. */
+  const apply = async (next: Config, changed: readonly string[], by: string) => {
+    const touched = (k: string) => changed.some((c) => c === k || c.startsWith(`${k}.`));
+    logSettings.set({ level: next.log.level, access: next.log.access });
+    auth.setTokens(next.admin.tokens);
+    if (notifier instanceof WebhookNotifier) notifier.setTargets(next.webhooks);
+    const endpointsChanged = touched('pools');
+    const share = workerShare(planeOptions(next), layout.count);
+    // New endpoints wait for their first passing checks when checks run; others take traffic now.
+    await controller.reconfigure(
+      next,
+      (t) => members.configure(share, t),
+      () => {
+        if (endpointsChanged)
+          book.setUrls([next.pools.blue.endpoints, next.pools.green.endpoints], next.healthCheck.path !== null);
+      },
+    );
+    // The file's maintenance: was edited: the operator's intent, as a command (fleet-wide).
+    if (touched('maintenance')) {
+      const m = next.maintenance;
+      await controller.command(
+        {
+          type: 'maintenance',
+          enabled: m.enabled,
+          message: m.message ?? undefined,
+          retryAfter: m.retryAfter,
+          allowFrom: m.allowFrom,
+        },
+        by,
+      );
+    }
+    if (endpointsChanged || touched('healthCheck')) {
+      await health?.stop();
+      health = checker(next);
+      health?.start();
+    }
+  };
+
+  // One reload at a time; each reads the file when its turn comes.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (by: string): Promise<ReloadResult> => {
+    const run = async (): Promise<ReloadResult> => {
+      const done = (result: ReloadResult['result'], changed: string[], problems: string[]): ReloadResult => {
+        reloads[result]++;
+        const r = { result, changed, problems, hash: loaded.hash };
+        // A reload through the API is audited by the admin server, with its token.
+        if (by === 'SIGHUP')
+          void audit.write({
+            requestId: null,
+            tokenId: by,
+            role: null,
+            remote: by === 'SIGHUP' ? 'signal' : 'admin',
+            action: 'config.reload',
+            result,
+            status: 0,
+            detail: [...changed, ...problems].join('; '),
+          });
+        return r;
+      };
+      if (opts.readConfig === undefined) {
+        logger.error('config reload: sluice was started without a config file');
+        return done('invalid', [], ['(file): started without a config file']);
+      }
+      let next: Config;
+      try {
+        next = opts.readConfig();
+      } catch (err) {
+        const problems = err instanceof ConfigError ? [...err.problems] : [`(file): ${(err as Error).message}`];
+        for (const p of problems) logger.error({ file: opts.configFile, problem: p }, `config reload: ${p}`);
+        logger.error(
+          { file: opts.configFile, problems: problems.length },
+          'config reload failed: the running config stays',
+        );
+        return done('invalid', [], problems);
+      }
+      const plan = reloadPlan(running, next);
+      if (plan.restart.length > 0) {
+        const problems = plan.restart.map((k) => `${k}: changes only with a restart`);
+        logger.warn(
+          { file: opts.configFile, keys: plan.restart },
+          `config reload refused: ${plan.restart.join(', ')} need a restart; nothing was changed`,
+        );
+        return done('refused', plan.changed, problems);
+      }
+      if (plan.changed.length === 0) {
+        logger.info({ file: opts.configFile, hash: loaded.hash }, 'config reload: nothing changed');
+        return done('unchanged', [], []);
+      }
+      await apply(next, plan.changed, by === 'SIGHUP' ? 'config' : by);
+      running = next;
+      loaded = { hash: configHash(next), at: clock(), file: opts.configFile ?? null };
+      logger.info({ file: opts.configFile, changed: plan.changed, hash: loaded.hash, by }, 'config reloaded');
+      return done('applied', plan.changed, []);
+    };
+    const p = reloading.then(run, run);
+    reloading = p.catch(() => {});
+    return p;
+  };
+
   const onlyLocal = <T>(what: string, get: (p: DataPlane) => T): T => {
     if (local === undefined) throw new Error(`${what} lives in the worker threads with workers > 1`);
     return get(local);
   };
   return {
-    config,
+    get config() {
+      return running;
+    },
     proxyPort,
     adminPort,
     controller,
@@ -389,9 +517,12 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       return onlyLocal('the pools', (p) => p.pools);
     },
     window,
-    health,
+    get health() {
+      return health;
+    },
     status,
     stop,
     reopenLogs,
+    reload,
   };
 }

@@ -1,6 +1,6 @@
 /** The status document (contract), built from the controller's state, the pools and the last tick's windows. */
 import type { AnalysisStatus } from './control/controller.js';
-import type { ControllerState } from './control/state.js';
+import type { ControllerState, Maintenance } from './control/state.js';
 import { canaryOf } from './control/state.js';
 import { poolNameOf } from './data/table.js';
 import type { EndpointBook } from './control/endpoints.js';
@@ -50,6 +50,17 @@ export interface StatusDocument {
   windowMs: number;
   /** The thresholds the canary is judged against. */
   thresholds: { maxErrorRate: number; maxP95Ms: number; maxP95Ratio: number; minRequests: number };
+  /** The config in force: its hash, when it was loaded (ms), its file, and the reloads so far by result. */
+  config: ConfigStatus;
+  /** Maintenance mode (off: enabled false). */
+  maintenance: Maintenance;
+}
+
+export interface ConfigStatus {
+  hash: string;
+  at: number;
+  file: string | null;
+  reloads: Readonly<Record<string, number>>;
 }
 
 export interface StatusContext {
@@ -61,6 +72,7 @@ export interface StatusContext {
   workers: readonly MemberInfo[];
   table: StatusDocument['table'];
   fleet: FleetStatus | null;
+  config: ConfigStatus;
 }
 
 const publicWindow = (w: WindowStats): WindowStats => ({
@@ -102,6 +114,8 @@ export function statusDocument(
     workers: ctx.workers.map((w) => ({ ...w })),
     table: { ...ctx.table },
     fleet: ctx.fleet,
+    config: { ...ctx.config, reloads: { ...ctx.config.reloads } },
+    maintenance: { ...s.maintenance, allowFrom: [...s.maintenance.allowFrom] },
   };
   const book = ctx.endpoints;
   for (const id of [0, 1] as const) {

@@ -20,9 +20,14 @@ export interface TokenEntry {
 export const sha256Hex = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 
 export class Authenticator {
-  private readonly entries: { id: string; hash: Buffer; role: Role }[];
+  private entries: { id: string; hash: Buffer; role: Role }[] = [];
 
   constructor(tokens: readonly TokenEntry[]) {
+    this.setTokens(tokens);
+  }
+
+  /** A reload's tokens: the next request is checked against them (a removed token stops working). */
+  setTokens(tokens: readonly TokenEntry[]): void {
     this.entries = tokens.map((t) => ({ id: t.id, hash: Buffer.from(t.sha256.toLowerCase(), 'hex'), role: t.role }));
   }
 

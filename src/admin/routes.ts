@@ -1,10 +1,11 @@
 /** The /api/v1 routes: each turns a call into a controller command or a read. */
 import type { Controller } from '../control/controller.js';
 import type { Config } from '../core/config.js';
+import type { ReloadResult } from '../core/reload.js';
 import { SluiceError } from '../core/errors.js';
 import type { EventHub } from './events.js';
 import type { Route } from './server.js';
-import { commandBody, fullWeights, logBody, startBody, weightsBody } from './schemas.js';
+import { commandBody, fullWeights, logBody, maintenanceBody, startBody, weightsBody } from './schemas.js';
 
 export type LogLevel = Config['log']['level'];
 
@@ -24,6 +25,7 @@ export function apiRoutes(
   events: EventHub,
   log: LogSettings,
   refresh: () => Promise<void> = async () => {},
+  reload?: (by: string) => Promise<ReloadResult>,
 ): Route[] {
   const simple = (name: 'pause' | 'resume' | 'promote' | 'abort'): Route => ({
     method: 'POST',
@@ -81,6 +83,51 @@ export function apiRoutes(
     simple('promote'),
     simple('abort'),
     { method: 'GET', path: '/api/v1/history', role: 'viewer', handle: () => ({ history: controller.state.history }) },
+    {
+      method: 'GET',
+      path: '/api/v1/maintenance',
+      role: 'viewer',
+      handle: () => controller.state.maintenance,
+    },
+    {
+      method: 'PUT',
+      path: '/api/v1/maintenance',
+      role: 'operator',
+      action: 'maintenance.set',
+      handle: async (ctx) => {
+        const b = ctx.parse(maintenanceBody);
+        await controller.command(
+          {
+            type: 'maintenance',
+            enabled: b.enabled,
+            message: b.message,
+            retryAfter: b.retryAfter,
+            allowFrom: b.allowFrom,
+          },
+          ctx.principal.id,
+          b.expectedVersion,
+        );
+        return controller.state.maintenance;
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/reload',
+      role: 'operator',
+      action: 'config.reload',
+      handle: async (ctx) => {
+        if (reload === undefined)
+          throw new SluiceError('no_config_file', 409, 'this sluice has no config file to read');
+        const r = await reload(ctx.principal.id);
+        if (r.result !== 'invalid' && r.result !== 'refused') return r;
+        // Each problem reads `path.to.key: message`: the keys are the failing fields.
+        const field = r.problems.map((p) => p.split(':')[0]).join(',');
+        const problems = r.problems.join('; ');
+        throw r.result === 'invalid'
+          ? new SluiceError('invalid_config', 400, `the running config stays: ${problems}`, { field })
+          : new SluiceError('restart_required', 409, `nothing was changed: ${problems}`, { field });
+      },
+    },
     { method: 'GET', path: '/api/v1/log', role: 'viewer', handle: () => log.get() },
     {
       method: 'PUT',

@@ -1,6 +1,6 @@
 /** Admin request bodies, validated by zod; failures name the field. */
 import { z } from 'zod';
-import { duration, logLevel, percent } from '../core/config.js';
+import { cidr, duration, logLevel, percent } from '../core/config.js';
 
 export const weightsBody = z
   .object({
@@ -31,6 +31,16 @@ export const startBody = z
 
 export const commandBody = z
   .object({ expectedVersion: z.number().int().nonnegative().optional(), reason: z.string().max(500).optional() })
+  .strict();
+
+export const maintenanceBody = z
+  .object({
+    enabled: z.boolean(),
+    message: z.string().max(500).optional(),
+    retryAfter: duration().optional(),
+    allowFrom: z.array(cidr).max(100).optional(),
+    expectedVersion: z.number().int().nonnegative().optional(),
+  })
   .strict();
 
 export const logBody = z

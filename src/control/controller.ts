@@ -28,12 +28,20 @@ import {
   type Outcome,
   type RolloutPolicy,
 } from './decide.js';
-import { canaryOf, MAX_HISTORY, weightsFor, type ControllerState, type HistoryEntry } from './state.js';
+import {
+  canaryOf,
+  MAINTENANCE_OFF,
+  MAX_HISTORY,
+  weightsFor,
+  type ControllerState,
+  type HistoryEntry,
+  type Maintenance,
+} from './state.js';
 import { StaleWriteError, type StateStore, StoreUnavailableError } from './state-store.js';
 import type { Notifier } from './webhooks.js';
 
 /** What the controller reads of the config: the rollout, the first stable and the first split. */
-export type ControlOptions = Pick<Config, 'stable' | 'rollout'> & {
+export type ControlOptions = Pick<Config, 'stable' | 'rollout' | 'maintenance'> & {
   split: Pick<Config['split'], 'initialCanaryWeight'>;
 };
 
@@ -78,7 +86,7 @@ export interface AnalysisStatus {
   reason: string | null;
 }
 
-export function initialState(config: ControlOptions): ControllerState {
+export function initialState(config: ControlOptions, now = 0): ControllerState {
   return {
     version: 1,
     stable: config.stable,
@@ -90,8 +98,15 @@ export function initialState(config: ControlOptions): ControllerState {
     stepStartedAt: null,
     reason: null,
     rollbacks: 0,
+    maintenance: maintenanceOf(config.maintenance, now),
     history: [],
   };
+}
+
+/** The config's `maintenance:` as state (on from now, or off). */
+export function maintenanceOf(m: Config['maintenance'], now: number): Maintenance {
+  if (!m.enabled) return { ...MAINTENANCE_OFF, allowFrom: [] };
+  return { enabled: true, message: m.message, retryAfter: m.retryAfter, allowFrom: [...m.allowFrom], since: now };
 }
 
 export function policyOf(config: Pick<Config, 'rollout'>): RolloutPolicy {
@@ -119,6 +134,7 @@ const WEBHOOK_EVENTS: Record<Change['event'], string> = {
   rolled_back: 'rollout.rolled_back',
   aborted: 'rollout.aborted',
   weights: 'weights.changed',
+  maintenance: 'maintenance.changed',
 };
 
 /** The outcome's state as the next version of `prev`, its changes at the head of the history. */
@@ -141,7 +157,7 @@ function recorded(prev: Readonly<ControllerState>, r: Outcome, by: string, at: n
 export class Controller {
   private s: ControllerState;
   private readonly listeners = new Set<Listener>();
-  private readonly policy: RolloutPolicy;
+  private policy: RolloutPolicy;
   private timer: NodeJS.Timeout | undefined;
   /** Window statistics of both pools as of the last tick. */
   windows: { blue: WindowStats; green: WindowStats };
@@ -159,7 +175,7 @@ export class Controller {
 
   private constructor(private readonly deps: ControllerDeps) {
     this.policy = policyOf(deps.config);
-    this.s = initialState(deps.config);
+    this.s = initialState(deps.config, deps.clock());
     const empty = deps.window.query(0);
     this.windows = { blue: empty, green: empty };
   }
@@ -174,7 +190,7 @@ export class Controller {
         'state restored',
       );
     } else {
-      this.s = initialState(deps.config);
+      this.s = initialState(deps.config, deps.clock());
       if ('problem' in loaded && loaded.problem !== undefined) {
         deps.logger.error(
           { problem: loaded.problem, movedTo: loaded.movedTo },
@@ -466,7 +482,7 @@ export class Controller {
 
   /** The table for the current state and endpoint availability. */
   private table(): RoutingTable {
-    return makeTable(this.s.version, this.s.stable, this.s.weights, this.deps.endpoints.current);
+    return makeTable(this.s.version, this.s.stable, this.s.weights, this.deps.endpoints.current, this.s.maintenance);
   }
 
   /** How long the last table took to reach every member (ms): a rollback's time to take hold. */
@@ -479,6 +495,27 @@ export class Controller {
     this.deps.table.publish(t);
     await this.deps.broadcast?.(t);
     this.appliedInMs = Math.round((performance.now() - start) * 1000) / 1000;
+  }
+
+  /**
+   * A reload: the new policy from the next tick on (a rollout under way keeps the steps it
+   * started with), and the table with the new endpoint lists handed over by `apply` (every
+   * member's new options with it). Runs between ticks and commands, never beside one.
+   */
+  reconfigure(
+    config: Pick<Config, 'rollout'>,
+    apply: (t: RoutingTable) => Promise<void>,
+    before: () => void = () => {},
+  ): Promise<void> {
+    return this.serial(async () => {
+      this.policy = policyOf(config);
+      // The new endpoint lists, the table that carries them and its hand-over, in one synchronous
+      // run: no other table can reach a member between them.
+      before();
+      const t = this.table();
+      this.deps.table.publish(t);
+      await apply(t);
+    });
   }
 
   /** Endpoint availability changed: the same state, a newer health version, to every member. */

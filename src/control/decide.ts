@@ -14,7 +14,15 @@
 import { formatDuration } from '../core/duration.js';
 import { SluiceError } from '../core/errors.js';
 import { analyze, type AnalysisPolicy, type Observation, type Verdict } from './analysis.js';
-import { canaryOf, weightsFor, type ControllerState, type Phase, type WeightsState } from './state.js';
+import {
+  canaryOf,
+  MAINTENANCE_OFF,
+  weightsFor,
+  type ControllerState,
+  type Maintenance,
+  type Phase,
+  type WeightsState,
+} from './state.js';
 
 export interface RolloutPolicy extends AnalysisPolicy {
   steps: number[];
@@ -30,7 +38,8 @@ export type ChangeEvent =
   | 'promoted'
   | 'rolled_back'
   | 'aborted'
-  | 'weights';
+  | 'weights'
+  | 'maintenance';
 
 export interface Change {
   event: ChangeEvent;
@@ -50,7 +59,14 @@ export type Command =
   | { type: 'resume' }
   | { type: 'promote' }
   | { type: 'abort'; reason?: string | undefined }
-  | { type: 'weights'; weights: WeightsState };
+  | { type: 'weights'; weights: WeightsState }
+  | {
+      type: 'maintenance';
+      enabled: boolean;
+      message?: string | undefined;
+      retryAfter?: number | undefined;
+      allowFrom?: string[] | undefined;
+    };
 
 export const canaryWeight = (s: ControllerState): number => s.weights[canaryOf(s.stable)];
 
@@ -195,6 +211,23 @@ export function command(
     case 'abort': {
       if (!guarded(s)) throw conflict('abort', s.phase, 'progressing, paused, or the canary has traffic');
       return rollback(s, `aborted by ${by}${cmd.reason ? `: ${cmd.reason}` : ''}`, 'aborted');
+    }
+    case 'maintenance': {
+      const cur = s.maintenance;
+      // Turning it on again updates the message, Retry-After and allowFrom; `since` stays.
+      const m: Maintenance = cmd.enabled
+        ? {
+            enabled: true,
+            message: cmd.message ?? (cur.enabled ? cur.message : null),
+            retryAfter: cmd.retryAfter ?? (cur.enabled ? cur.retryAfter : MAINTENANCE_OFF.retryAfter),
+            allowFrom: [...(cmd.allowFrom ?? (cur.enabled ? cur.allowFrom : []))],
+            since: cur.enabled ? cur.since : now,
+          }
+        : { ...MAINTENANCE_OFF, allowFrom: [] };
+      const reason = cmd.enabled
+        ? `maintenance on by ${by}${m.message ? `: ${m.message}` : ''} (Retry-After ${formatDuration(m.retryAfter)}${m.allowFrom.length ? `, allowed: ${m.allowFrom.join(', ')}` : ''})`
+        : `maintenance off by ${by}`;
+      return { state: { ...s, maintenance: m }, changes: [{ event: 'maintenance', reason }] };
     }
     case 'weights': {
       let phase: Phase = s.phase;

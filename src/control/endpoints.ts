@@ -30,13 +30,36 @@ export class EndpointBook {
   private version = 0;
   private readonly listeners = new Set<(a: Availability, c: EndpointChange) => void>();
 
+  private lists: [readonly string[], readonly string[]];
+
   constructor(
-    readonly urls: readonly [readonly string[], readonly string[]],
+    urls: readonly [readonly string[], readonly string[]],
     private readonly policy: EjectionPolicy,
     private readonly clock: Clock,
   ) {
+    this.lists = [urls[0].map(trimUrl), urls[1].map(trimUrl)];
     const up = (n: number) => Array.from({ length: n }, () => ({ up: true, ejectedUntil: 0 }));
     this.states = [up(urls[0].length), up(urls[1].length)];
+  }
+
+  /** The endpoints of each pool, in table order (without a trailing slash). */
+  get urls(): readonly [readonly string[], readonly string[]] {
+    return this.lists;
+  }
+
+  /**
+   * A reload's endpoint lists: an endpoint that stays keeps its state; a new one starts out of
+   * rotation when `checked` (the health checks admit it once it passes), else in it. The new
+   * availability has a new version, and goes out with the table that carries the new lists.
+   */
+  setUrls(urls: readonly [readonly string[], readonly string[]], checked: boolean): void {
+    for (const pool of [0, 1] as const) {
+      const before = new Map(this.lists[pool].map((u, i) => [u, this.states[pool][i]]));
+      const list = urls[pool].map(trimUrl);
+      this.lists[pool] = list;
+      this.states[pool] = list.map((u) => before.get(u) ?? Object.freeze({ up: !checked, ejectedUntil: 0 }));
+    }
+    this.version++;
   }
 
   /** The current availability: a value (the arrays are copied on every change, never mutated). */
@@ -66,6 +89,12 @@ export class EndpointBook {
 
   /** A report from the request path (any worker). */
   report(e: EndpointEvent): void {
+    // Sent before a reload moved the list: found by its URL, or gone.
+    const index = this.lists[e.pool][e.index] === e.url ? e.index : this.lists[e.pool].indexOf(e.url);
+    if (index !== e.index) {
+      if (index >= 0) this.report({ ...e, index });
+      return;
+    }
     const s = this.states[e.pool][e.index];
     if (s === undefined) return;
     const now = this.clock();
@@ -95,7 +124,9 @@ export class EndpointBook {
     this.states[pool] = row;
     this.version++;
     const a = this.current;
-    const c: EndpointChange = { pool: poolNameOf(pool), url: this.urls[pool][index] as string, change };
+    const c: EndpointChange = { pool: poolNameOf(pool), url: this.lists[pool][index] as string, change };
     for (const fn of this.listeners) fn(a, c);
   }
 }
+
+const trimUrl = (u: string) => u.replace(/\/$/, '');

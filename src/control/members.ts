@@ -6,7 +6,7 @@
  * cumulative totals through a TotalsBook (never backwards, also when a member is replaced).
  */
 import type { Histogram } from 'hdr-histogram-js';
-import type { DataPlane, MemberReport } from '../data/plane.js';
+import type { DataPlane, MemberReport, PlaneOptions } from '../data/plane.js';
 import type { RoutingTable } from '../data/table.js';
 import type { UpstreamConnections } from '../data/upstream.js';
 import { newHistogram } from '../stats/recorder.js';
@@ -30,6 +30,8 @@ export interface Member {
   readonly info: MemberInfo;
   /** Resolves once the member routes by `t` (or is gone: a new one starts on the current table). */
   publish(t: RoutingTable): Promise<void>;
+  /** A reload: new options and the table with the new endpoint lists; resolves once applied. */
+  configure(options: PlaneOptions, t: RoutingTable): Promise<void>;
   /**
    * Its report; `undefined` when it is gone or did not answer in time. The interval is live (in
    * this thread) or encoded (from a worker; merged without decoding it first).
@@ -52,6 +54,10 @@ export class LocalMember implements Member {
 
   async publish(t: RoutingTable): Promise<void> {
     this.plane.apply(t);
+  }
+
+  async configure(options: PlaneOptions, t: RoutingTable): Promise<void> {
+    this.plane.configure(options, t);
   }
 
   collect(interval: boolean, spare?: Spare): Promise<MemberReport> {
@@ -102,6 +108,10 @@ export class Members {
   }
 
   /** Every member has `t` when this resolves. */
+  async configure(options: PlaneOptions, t: RoutingTable): Promise<void> {
+    await Promise.all(this.list.map((m) => m.configure(options, t)));
+  }
+
   async publish(t: RoutingTable): Promise<void> {
     await Promise.all(this.list.map((m) => m.publish(t)));
   }

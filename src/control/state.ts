@@ -46,6 +46,30 @@ export interface HistoryEntry {
   evidence?: unknown;
 }
 
+/**
+ * Maintenance mode: every proxied request gets 503 with Retry-After and a short page, except
+ * clients in `allowFrom` (operators checking a release). Part of the state, so it survives a
+ * restart and reaches every instance of a fleet.
+ */
+export interface Maintenance {
+  enabled: boolean;
+  message: string | null;
+  /** What Retry-After says (ms, sent in whole seconds). */
+  retryAfter: number;
+  /** Client addresses (CIDRs) that are still proxied. */
+  allowFrom: string[];
+  /** When it was turned on (ms); null while off. */
+  since: number | null;
+}
+
+export const MAINTENANCE_OFF: Maintenance = Object.freeze({
+  enabled: false,
+  message: null,
+  retryAfter: 600_000,
+  allowFrom: [],
+  since: null,
+}) as Maintenance;
+
 export interface ControllerState {
   version: number;
   stable: PoolName;
@@ -58,6 +82,7 @@ export interface ControllerState {
   stepStartedAt: number | null;
   reason: string | null;
   rollbacks: number;
+  maintenance: Maintenance;
   history: HistoryEntry[];
 }
 
@@ -75,6 +100,16 @@ export const controllerStateSchema = z.object({
   stepStartedAt: z.number().nullable(),
   reason: z.string().nullable(),
   rollbacks: z.number().int().nonnegative().default(0),
+  // Saved before maintenance existed: off.
+  maintenance: z
+    .object({
+      enabled: z.boolean(),
+      message: z.string().nullable(),
+      retryAfter: z.number().nonnegative(),
+      allowFrom: z.array(z.string()),
+      since: z.number().nullable(),
+    })
+    .default({ ...MAINTENANCE_OFF, allowFrom: [] }),
   history: z.array(z.any()).default([]),
 });
 

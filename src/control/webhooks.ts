@@ -29,8 +29,13 @@ export class WebhookNotifier implements Notifier {
   private readonly retries: number;
   private readonly backoffMs: number;
 
+  /** A reload's webhooks: for events from now on (deliveries under way finish as they were). */
+  setTargets(targets: readonly WebhookTarget[]): void {
+    this.targets = targets;
+  }
+
   constructor(
-    private readonly targets: readonly WebhookTarget[],
+    private targets: readonly WebhookTarget[],
     private readonly logger: Logger,
     opts: WebhookOptions = {},
   ) {

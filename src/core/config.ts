@@ -82,7 +82,7 @@ const count = (def: number) => z.number().int().min(0).default(def);
 /** A size in bytes from 0 up to `max`, with its default. */
 const byteCount = (def: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(0).max(max).default(def);
 
-const cidr = z.string().refine((s) => parseCidr(s) !== undefined, 'invalid CIDR or address');
+export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, 'invalid CIDR or address');
 
 const hex64 = z
   .string()
@@ -97,6 +97,7 @@ const webhookEvents = z.enum([
   'rollout.rolled_back',
   'rollout.aborted',
   'weights.changed',
+  'maintenance.changed',
 ]);
 
 export const configSchema = z
@@ -405,6 +406,23 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    maintenance: z
+      .object({
+        enabled: z.boolean().default(false).describe('Start in maintenance mode (when the saved state does not say).'),
+        message: z.string().max(500).nullable().default(null).describe('Shown on the 503 page and in its JSON body.'),
+        retryAfter: duration().default(600_000).describe('What Retry-After tells clients.'),
+        allowFrom: z
+          .array(cidr)
+          .default([])
+          .describe(
+            'Client addresses (CIDRs, the resolved client address) still proxied: operators checking a release.',
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe(
+        'Maintenance mode: 503 + Retry-After for every proxied request except allowFrom; also PUT /api/v1/maintenance.',
+      ),
     webhooks: z
       .array(
         z

@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TableMaintenance } from './table.js';
 
 /** The JSON error body, the same on both paths. */
 function errorBody(code: string, status: number, requestId?: string, message?: string): string {
@@ -59,4 +60,37 @@ export function writeRaw(socket: Socket, status: number, code: string): void {
     `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n${status === 405 ? `Allow: ${ALLOW}\r\n` : ''}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
   );
   socket.destroySoon?.();
+}
+
+const escapeHtml = (t: string) =>
+  t.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+
+/**
+ * Maintenance mode's answer: 503 with Retry-After, a small HTML page for a browser (Accept names
+ * text/html) and the JSON error body for everyone else; never cached.
+ */
+export function sendMaintenance(
+  res: ServerResponse,
+  m: TableMaintenance,
+  requestId: string,
+  accept: string | undefined,
+): void {
+  const message = m.message ?? 'This service is down for maintenance. Please try again later.';
+  const html = accept?.includes('text/html') === true;
+  const body = html
+    ? `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Down for maintenance</title><meta name="viewport" content="width=device-width, initial-scale=1"></head><body style="font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em"><h1>Down for maintenance</h1><p>${escapeHtml(message)}</p></body></html>\n`
+    : errorBody('maintenance', 503, requestId, message);
+  res.writeHead(503, [
+    'content-type',
+    html ? 'text/html; charset=utf-8' : 'application/json',
+    'content-length',
+    String(Buffer.byteLength(body)),
+    'retry-after',
+    String(m.retryAfterSec),
+    'cache-control',
+    'no-store',
+    'x-request-id',
+    requestId,
+  ]);
+  res.end(body);
 }

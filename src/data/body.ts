@@ -22,7 +22,8 @@ export interface BodyPolicy {
  */
 export class BodyBudget {
   held = 0;
-  constructor(readonly total: number) {}
+  /** Settable: a reload changes the budget for what is buffered from then on. */
+  constructor(public total: number) {}
 }
 
 /** The body to send upstream: whole, or a stream (the request, or what was read then the rest). */

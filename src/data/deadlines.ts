@@ -33,14 +33,20 @@ export class ResponseDeadlines {
   private tail: Awaiting | undefined;
   private tick = 0;
   /** Whole ticks that must pass: more than timeoutMs in every case. */
-  private readonly ticks: number;
+  private ticks: number;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly timeoutMs: number,
+    public timeoutMs: number,
     readonly tickMs = Math.max(10, Math.min(500, Math.floor(timeoutMs / 4))),
   ) {
     this.ticks = Math.ceil(timeoutMs / tickMs) + 1;
+  }
+
+  /** A reload's timeout: from now on, for the waits under way too (the tick stays as it was). */
+  retime(timeoutMs: number): void {
+    this.timeoutMs = timeoutMs;
+    this.ticks = Math.ceil(timeoutMs / this.tickMs) + 1;
   }
 
   /** The wait begins (the request was sent, or joined the line): it ends within timeoutMs. Re-adding restarts it. */

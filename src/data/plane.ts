@@ -20,6 +20,9 @@ import { type EndpointEvent, type UpstreamConnections, UpstreamPool } from './up
 /** What a member needs from the config: the request path's options, its pools and upstream settings. */
 export type PlaneOptions = ProxyOptions & Pick<Config, 'upstream' | 'pools' | 'listen'>;
 
+/** How long an endpoint removed by a reload may finish the requests it carries (a long download). */
+export const DRAIN_MS = 300_000;
+
 export function planeOptions(c: Config): PlaneOptions {
   const { split, forwarding, timeouts, limits, log, upstream, pools, listen } = c;
   return { split, forwarding, timeouts, limits, log, upstream, pools, listen };
@@ -112,6 +115,19 @@ export class DataPlane {
     if (t.version < cur.version || t.health < cur.health) return;
     if (t.health !== cur.health) this.applyHealth(t);
     this.table.publish(t);
+  }
+
+  /**
+   * A reload: new options and the table that carries the new endpoint lists' availability, in
+   * one step, so no request sees a list without its availability. Removed endpoints finish what
+   * they carry (up to DRAIN_MS) and take nothing new.
+   */
+  configure(opts: PlaneOptions, t: RoutingTable): void {
+    this.pools[0].setEndpoints(opts.pools.blue.endpoints, DRAIN_MS);
+    this.pools[1].setEndpoints(opts.pools.green.endpoints, DRAIN_MS);
+    this.applyHealth(t);
+    this.table.publish(t);
+    this.proxy.configure(opts);
   }
 
   private applyHealth(t: RoutingTable): void {

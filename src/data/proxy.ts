@@ -15,7 +15,7 @@ import type { AccessLog } from './access-log.js';
 import { ClientConnections, type ConnColumn } from './client-conns.js';
 import { ResponseDeadlines } from './deadlines.js';
 import { BodyBudget } from './body.js';
-import { ALLOW, sendError, writeRaw } from './answers.js';
+import { ALLOW, sendError, sendMaintenance, writeRaw } from './answers.js';
 import { Exchange, type ForwardContext } from './forward.js';
 import {
   headerNames,
@@ -26,7 +26,7 @@ import {
   type ScannedRequest,
 } from './headers.js';
 import { choosePool, clientIp, FORCED, normalizeIp, parseSplitKey, type Selector } from './select.js';
-import type { PoolId, TableSource } from './table.js';
+import type { PoolId, TableMaintenance, TableSource } from './table.js';
 import type { UpstreamPool } from './upstream.js';
 import { WebSocketProxy } from './upgrade.js';
 
@@ -34,6 +34,7 @@ import { WebSocketProxy } from './upgrade.js';
 export type ProxyOptions = Pick<Config, 'split' | 'forwarding' | 'timeouts' | 'limits' | 'log'>;
 
 export interface ProxyDeps {
+  /** Replaced by a reload (configure). */
   config: ProxyOptions;
   table: TableSource;
   pools: readonly [UpstreamPool, UpstreamPool];
@@ -63,13 +64,14 @@ const ABSOLUTE_FORM = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(.*)$/i;
 export class ProxyServer {
   readonly server: Server;
   private readonly deps: ProxyDeps;
-  private readonly trusted: TrustedSet;
-  private readonly selector: Selector;
-  private readonly names: HeaderNames;
+  private trusted!: TrustedSet;
+  private selector!: Selector;
+  private names!: HeaderNames;
   private readonly ctx: ForwardContext;
   private readonly ws: WebSocketProxy;
   private readonly idPrefix = `${randomBytes(4).toString('hex')}-`;
   private idCounter = 0;
+  private maint: { table: TableMaintenance; allow: TrustedSet } | undefined;
   private inflight = 0;
   private closing = false;
   private drained: (() => void) | undefined;
@@ -78,25 +80,11 @@ export class ProxyServer {
   constructor(deps: ProxyDeps) {
     this.deps = deps;
     const c = deps.config;
-    this.trusted = new TrustedSet(c.split.trustedProxies);
-    const key = parseSplitKey(c.split.key);
-    const ov = c.split.override;
-    this.selector = {
-      key,
-      overrideCookie: ov === false ? undefined : ov.cookie,
-      overrideFrom: ov === false || ov.allowFrom === null ? undefined : new TrustedSet(ov.allowFrom),
-    };
-    this.names = headerNames(
-      key.kind === 'header' ? key.name : undefined,
-      ov === false ? undefined : ov.header,
-      c.forwarding.stripFromUntrusted,
-    );
     const now = () => performance.now();
     // timeouts.response shorter than timeouts.idle (the defaults): sluice keeps it for body-less
     // requests (deadlines.ts), undici gets the longer one for both (Endpoint), and a request with
     // a body carries its own, since undici restarts it as the body goes out.
     const t = c.timeouts;
-    const deadlines = t.response < t.idle ? new ResponseDeadlines(t.response) : undefined;
     this.ctx = {
       recorder: deps.recorder,
       accessLog: c.log.access ? deps.accessLog : undefined,
@@ -104,13 +92,14 @@ export class ProxyServer {
       clock: deps.clock,
       done: this.exchangeDone,
       idleMs: t.idle,
-      deadlines,
+      deadlines: t.response < t.idle ? new ResponseDeadlines(t.response) : undefined,
       queue: new ResponseDeadlines(t.queue),
-      body: { maxBytes: c.limits.bufferBodyBytes, timeoutMs: t.clientBody, minRate: c.limits.minBodyRate },
+      body: { maxBytes: 0, timeoutMs: 0, minRate: 0 },
       bodyBudget: new BodyBudget(c.limits.bufferBodyTotalBytes),
-      pace: { maxHeld: c.limits.bufferResponseBytes, minRate: c.limits.minResponseRate, graceMs: t.clientBody },
+      pace: { maxHeld: 0, minRate: 0, graceMs: 0 },
       responseBudget: new BodyBudget(c.limits.bufferResponseTotalBytes),
     };
+    this.derive(c);
     const pools = deps.pools;
     this.available = (id) => {
       const p = pools[id];
@@ -152,6 +141,11 @@ export class ProxyServer {
       if (this.closing) return writeRaw(socket, 503, 'shutting_down');
       const p = this.prepare(req);
       if (!('pool' in p)) return rejectSocket(socket, p);
+      const m = this.maintenance();
+      if (m !== undefined && !m.allow.has(p.ip)) {
+        this.deps.recorder.reject('maintenance');
+        return writeRaw(socket, 503, 'maintenance');
+      }
       if (!this.ws.isWebSocket(req)) return rejectSocket(socket, CLIENT_ERRORS.badUpgrade);
       this.ws.proxy(req, socket, head, p);
     });
@@ -173,6 +167,44 @@ export class ProxyServer {
       }
       socket.once('close', () => conns.close(slot));
     });
+  }
+
+  /** What the request path derives from its options: at start, and again on a reload. */
+  private derive(c: ProxyOptions): void {
+    this.trusted = new TrustedSet(c.split.trustedProxies);
+    const key = parseSplitKey(c.split.key);
+    const ov = c.split.override;
+    this.selector = {
+      key,
+      overrideCookie: ov === false ? undefined : ov.cookie,
+      overrideFrom: ov === false || ov.allowFrom === null ? undefined : new TrustedSet(ov.allowFrom),
+    };
+    this.names = headerNames(
+      key.kind === 'header' ? key.name : undefined,
+      ov === false ? undefined : ov.header,
+      c.forwarding.stripFromUntrusted,
+    );
+    const t = c.timeouts;
+    const ctx = this.ctx;
+    // New policy values, read from the next use on.
+    ctx.body = { maxBytes: c.limits.bufferBodyBytes, timeoutMs: t.clientBody, minRate: c.limits.minBodyRate };
+    ctx.pace = { maxHeld: c.limits.bufferResponseBytes, minRate: c.limits.minResponseRate, graceMs: t.clientBody };
+    ctx.bodyBudget.total = c.limits.bufferBodyTotalBytes;
+    ctx.responseBudget.total = c.limits.bufferResponseTotalBytes;
+    ctx.queue.retime(t.queue);
+  }
+
+  /**
+   * A reload: the options that need no new listener take effect for the next request. The
+   * listener's own (maxHeaderBytes, per-client counting) and undici's (timeouts.connect,
+   * response, idle) need a restart; core/reload.ts refuses changes to them.
+   */
+  configure(c: ProxyOptions): void {
+    this.deps.config = c;
+    this.derive(c);
+    this.server.headersTimeout = c.timeouts.clientHeaders;
+    this.server.maxHeadersCount = c.limits.maxHeaderCount + 1;
+    this.server.maxConnections = c.limits.maxConnections;
   }
 
   listen(port: number, host: string, reusePort = false): Promise<number> {
@@ -198,6 +230,14 @@ export class ProxyServer {
     this.inflight--;
     if (this.closing && this.inflight === 0) this.drained?.();
   };
+
+  /** The table's maintenance mode with its allowFrom compiled (once per table that has one). */
+  private maintenance(): { table: TableMaintenance; allow: TrustedSet } | undefined {
+    const t = this.deps.table.current.maintenance;
+    if (t === null) return undefined;
+    if (this.maint?.table !== t) this.maint = { table: t, allow: new TrustedSet(t.allowFrom) };
+    return this.maint;
+  }
 
   private nextId(): string {
     if (++this.idCounter > 0x7fffffff) this.idCounter = 1;
@@ -285,6 +325,14 @@ export class ProxyServer {
       this.deps.recorder.reject(p.code);
       if (p.status === 405) res.setHeader('allow', ALLOW);
       sendError(res, p.status, p.code, this.nextId(), p.message);
+      return;
+    }
+    const m = this.maintenance();
+    if (m !== undefined && !m.allow.has(p.ip)) {
+      // A body is not read: the connection closes after the answer.
+      if (p.scanned.hasBody) res.shouldKeepAlive = false;
+      this.deps.recorder.reject('maintenance');
+      sendMaintenance(res, m.table, p.requestId, req.headers.accept);
       return;
     }
     const now = performance.now();

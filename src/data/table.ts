@@ -36,6 +36,15 @@ export interface RoutingTable {
   /** The canary owns buckets [0, canaryBuckets). */
   readonly canaryBuckets: number;
   readonly weights: Weights;
+  /** Maintenance mode: answer 503 to every client outside `allowFrom`; null when off. */
+  readonly maintenance: TableMaintenance | null;
+}
+
+export interface TableMaintenance {
+  readonly message: string | null;
+  /** Retry-After, in whole seconds. */
+  readonly retryAfterSec: number;
+  readonly allowFrom: readonly string[];
 }
 
 /** Endpoint availability: which endpoints the control plane lets take traffic. */
@@ -56,6 +65,7 @@ export function makeTable(
   stable: PoolName,
   weights: Weights,
   avail: Availability = { health: 0, endpoints: [[], []] },
+  maintenance?: { enabled: boolean; message: string | null; retryAfter: number; allowFrom: readonly string[] },
 ): RoutingTable {
   const s = poolIdOf(stable);
   const c = otherPool(s);
@@ -68,6 +78,14 @@ export function makeTable(
     canary: c,
     canaryBuckets: Math.round(canaryWeight * 100),
     weights: Object.freeze({ ...weights }),
+    maintenance:
+      maintenance?.enabled === true
+        ? Object.freeze({
+            message: maintenance.message,
+            retryAfterSec: Math.max(1, Math.ceil(maintenance.retryAfter / 1000)),
+            allowFrom: Object.freeze([...maintenance.allowFrom]),
+          })
+        : null,
   });
 }
 

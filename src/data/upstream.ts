@@ -18,6 +18,8 @@ export interface EndpointEvent {
   readonly kind: 'failing' | 'answered';
   readonly pool: PoolId;
   readonly index: number;
+  /** The endpoint's URL: after a reload moved the list, the index alone could name another. */
+  readonly url: string;
 }
 
 export interface UpstreamOptions {
@@ -57,7 +59,8 @@ export class Endpoint {
   constructor(
     url: string,
     opts: UpstreamOptions,
-    readonly index = 0,
+    /** Its place in the pool's list (and in the table's availability row); moves on a reload. */
+    public index = 0,
   ) {
     this.url = url.replace(/\/$/, '');
     this.dispatcher = new Pool(this.url, {
@@ -84,7 +87,8 @@ export class Endpoint {
 export class UpstreamPool {
   readonly id: PoolId;
   readonly name: PoolName;
-  readonly endpoints: readonly Endpoint[];
+  /** Replaced whole by a reload (setEndpoints), never changed in place. */
+  endpoints: readonly Endpoint[];
   private rr = 0;
   /**
    * True while no endpoint is ejected or actively unhealthy: the request path then skips the
@@ -108,7 +112,13 @@ export class UpstreamPool {
   /** How many in `line` still wait. */
   waitingCount = 0;
 
-  constructor(id: PoolId, name: PoolName, urls: readonly string[], opts: UpstreamOptions, clock: Clock) {
+  constructor(
+    id: PoolId,
+    name: PoolName,
+    urls: readonly string[],
+    private readonly opts: UpstreamOptions,
+    clock: Clock,
+  ) {
     this.id = id;
     this.name = name;
     this.endpoints = urls.map((u, i) => new Endpoint(u, opts, i));
@@ -160,6 +170,24 @@ export class UpstreamPool {
     return false;
   }
 
+  /**
+   * A reload's endpoint list: an endpoint that stays keeps its connections and counters; a new
+   * one gets its own pool; a removed one takes no new request and closes once the requests it
+   * carries are done (within `graceMs`). Availability follows in the table applied next.
+   */
+  setEndpoints(urls: readonly string[], graceMs: number): void {
+    const old = new Map(this.endpoints.map((e) => [e.url, e]));
+    this.endpoints = urls.map((u, i) => {
+      const url = u.replace(/\/$/, '');
+      const kept = old.get(url);
+      if (kept === undefined) return new Endpoint(url, this.opts, i);
+      old.delete(url);
+      kept.index = i;
+      return kept;
+    });
+    for (const e of old.values()) void closeEndpoint(e, graceMs);
+  }
+
   /** The control plane's availability of this pool's endpoints (a new routing table). */
   apply(states: readonly EndpointState[]): void {
     for (const ep of this.endpoints) {
@@ -201,7 +229,7 @@ export class UpstreamPool {
   connectFailed(ep: Endpoint): void {
     ep.consecutiveFailures++;
     if (ep.consecutiveFailures % this.ejectAfter === 0)
-      this.report({ kind: 'failing', pool: this.id, index: ep.index });
+      this.report({ kind: 'failing', pool: this.id, index: ep.index, url: ep.url });
   }
 
   /** Any answer from the endpoint resets its failure streak; an ejected one is reported back. */
@@ -209,7 +237,7 @@ export class UpstreamPool {
     if (ep.consecutiveFailures !== 0) ep.consecutiveFailures = 0;
     if (ep.ejectedUntil !== 0 && !ep.reportedBack) {
       ep.reportedBack = true;
-      this.report({ kind: 'answered', pool: this.id, index: ep.index });
+      this.report({ kind: 'answered', pool: this.id, index: ep.index, url: ep.url });
     }
   }
 
@@ -235,20 +263,21 @@ export class UpstreamPool {
    * them (a request paused on a client that never reads must not hold shutdown).
    */
   async close(graceMs = 1000): Promise<void> {
-    await Promise.all(
-      this.endpoints.map(async (e) => {
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<'late'>((r) => {
-          timer = setTimeout(() => r('late'), graceMs);
-        });
-        const r = await Promise.race([e.dispatcher.close().catch(() => 'late' as const), late]);
-        clearTimeout(timer);
-        if (r === 'late') await e.dispatcher.destroy().catch(() => {});
-      }),
-    );
+    await Promise.all(this.endpoints.map((e) => closeEndpoint(e, graceMs)));
   }
 
   destroy(): void {
     for (const e of this.endpoints) void e.dispatcher.destroy().catch(() => {});
   }
+}
+
+/** Close an endpoint's connections once their requests are done; past `graceMs`, destroy them. */
+async function closeEndpoint(e: Endpoint, graceMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => {
+    timer = setTimeout(() => r('late'), graceMs);
+  });
+  const r = await Promise.race([e.dispatcher.close().catch(() => 'late' as const), late]);
+  clearTimeout(timer);
+  if (r === 'late') await e.dispatcher.destroy().catch(() => {});
 }

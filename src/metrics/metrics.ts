@@ -44,6 +44,10 @@ export interface MetricsSource {
   workerRestarts(): number;
   /** With fleet: whether Redis is reachable and whether this instance leads. */
   fleet(): { connected: boolean; leader: boolean } | undefined;
+  /** Config reloads so far, by result (applied, unchanged, refused, invalid). */
+  reloads(): Readonly<Record<string, number>>;
+  /** Whether maintenance mode is on. */
+  maintenance(): boolean;
 }
 
 export function registerMetrics(registry: Registry, source: MetricsSource): void {
@@ -191,6 +195,19 @@ export function registerMetrics(registry: Registry, source: MetricsSource): void
       const f = source.fleet();
       return f === undefined ? [] : [{ labels: {}, value: f.leader ? 1 : 0 }];
     }),
+  );
+  reg(
+    collector('sluice_maintenance', 'Maintenance mode: 1 while proxied requests get 503.', 'gauge', () => [
+      { labels: {}, value: source.maintenance() ? 1 : 0 },
+    ]),
+  );
+  reg(
+    collector(
+      'sluice_config_reloads_total',
+      'Config reloads (SIGHUP, POST /api/v1/reload) by result: applied, unchanged, refused (needs a restart), invalid.',
+      'counter',
+      () => Object.entries(source.reloads()).map(([result, value]) => ({ labels: { result }, value })),
+    ),
   );
   reg(
     collector('sluice_worker_restarts_total', 'Worker threads replaced after they died.', 'counter', () => [

@@ -66,7 +66,11 @@ export class WorkerMember implements Member {
   private restartTimer: NodeJS.Timeout | undefined;
   private stopped: ((r: MemberReport<EncodedInterval> | undefined) => void) | undefined;
 
+  /** The options a new thread starts with: the config's share, then each reload's. */
+  private options: PlaneOptions;
+
   constructor(private readonly o: WorkerMemberOptions) {
+    this.options = o.options;
     this.id = `w${o.index}.0`;
     this.info = { id: `w${o.index}`, state: 'starting', restarts: 0, inflight: 0, requests: 0 };
   }
@@ -96,7 +100,7 @@ export class WorkerMember implements Member {
   private spawn(): Worker {
     const init: WorkerInit = {
       index: this.o.index,
-      options: this.o.options,
+      options: this.options,
       table: this.o.table(),
       port: this.port,
       host: this.o.host,
@@ -228,6 +232,11 @@ export class WorkerMember implements Member {
         { worker: this.o.index, version: t.version, health: t.health, waitedMs: this.o.tableMs ?? 2000 },
         'worker did not acknowledge a routing table in time',
       );
+  }
+
+  async configure(options: PlaneOptions, t: RoutingTable): Promise<void> {
+    this.options = options;
+    await this.ask((seq) => ({ t: 'configure', seq, options, table: t }), this.o.tableMs ?? 2000);
   }
 
   async collect(interval: boolean): Promise<MemberReport<EncodedInterval> | undefined> {

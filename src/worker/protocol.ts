@@ -25,6 +25,8 @@ export interface WorkerInit {
 
 export type ToWorker =
   | { t: 'table'; seq: number; table: RoutingTable }
+  /** A reload: new options with the table that carries the new endpoint lists. */
+  | { t: 'configure'; seq: number; options: PlaneOptions; table: RoutingTable }
   | { t: 'collect'; seq: number; interval: boolean }
   | { t: 'log'; level?: string | undefined; access?: boolean | undefined }
   | { t: 'stop'; graceMs: number };

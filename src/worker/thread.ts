@@ -40,6 +40,10 @@ port.on('message', (m: ToWorker) => {
       plane.apply(m.table);
       post({ t: 'ack', seq: m.seq });
       break;
+    case 'configure':
+      plane.configure(m.options, m.table);
+      post({ t: 'ack', seq: m.seq });
+      break;
     case 'collect':
       post({ t: 'report', seq: m.seq, report: encoded(plane.report(m.interval)) });
       break;

@@ -56,3 +56,14 @@ export function startProcess(configFile: string): Promise<RunningSluice> {
     setTimeout(() => reject(new Error(`sluice did not start:\n${out}`)), 15_000).unref();
   });
 }
+
+/** SIGKILL every process of `list` still running and wait for each to exit (afterEach). */
+export async function killAll(list: readonly RunningSluice[]): Promise<void> {
+  await Promise.all(
+    list.map(async (r) => {
+      if (r.proc.exitCode !== null || r.proc.signalCode !== null) return;
+      r.proc.kill('SIGKILL');
+      await r.exited;
+    }),
+  );
+}

@@ -84,6 +84,21 @@ describe.skipIf(!present)('live page in Chromium', () => {
     expect(await page.getByTestId('weight-blue').textContent()).toBe('blue 100%');
     expect(s.controller.state.history[0]).toMatchObject({ event: 'aborted', by: 'ops' });
     await expect.poll(() => page.getByTestId('history').textContent(), { timeout: 5000 }).toContain('aborted by ops');
+
+    // Maintenance mode shows as a banner, and goes when it ends.
+    expect(await page.getByTestId('maintenance').isVisible()).toBe(false);
+    const maint = (enabled: boolean) =>
+      request(`${s.admin}/api/v1/maintenance`, {
+        method: 'PUT',
+        headers: auth,
+        body: JSON.stringify({ enabled, message: 'db upgrade' }),
+      }).then((r) => r.body.dump());
+    await maint(true);
+    await expect
+      .poll(() => page.getByTestId('maintenance').textContent(), { timeout: 5000 })
+      .toMatch(/^Maintenance mode since .* — db upgrade$/);
+    await maint(false);
+    await expect.poll(() => page.getByTestId('maintenance').isVisible(), { timeout: 5000 }).toBe(false);
     expect(errors).toEqual([]);
     await page.close();
   });

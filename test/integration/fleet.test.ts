@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '@redis/client';
 import { request } from 'undici';
 import { startLoad } from '../helpers/load.js';
-import { runCli, startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
+import { killAll, runCli, startProcess, writeConfig, type RunningSluice } from '../helpers/process.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -25,14 +25,7 @@ afterAll(async () => {
   await redis.close();
 });
 afterEach(async () => {
-  await Promise.all(
-    running.map(async (r) => {
-      if (r.proc.exitCode === null && r.proc.signalCode === null) {
-        r.proc.kill('SIGKILL');
-        await r.exited;
-      }
-    }),
-  );
+  await killAll(running);
   running = [];
   await Promise.all(ups.map((u) => u.close()));
   ups = [];

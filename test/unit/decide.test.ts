@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { command, decide, guarded, type Command, type RolloutPolicy } from '../../src/control/decide.js';
 import type { Observation } from '../../src/control/analysis.js';
-import type { ControllerState, Phase } from '../../src/control/state.js';
+import { MAINTENANCE_OFF, type ControllerState, type Phase } from '../../src/control/state.js';
 import type { SluiceError } from '../../src/core/errors.js';
 import type { WindowStats } from '../../src/stats/window.js';
 
@@ -30,6 +30,7 @@ function st(over: Partial<ControllerState> = {}): ControllerState {
     stepStartedAt: null,
     reason: null,
     rollbacks: 0,
+    maintenance: { ...MAINTENANCE_OFF, allowFrom: [] },
     history: [],
     ...over,
   };
@@ -466,5 +467,39 @@ describe('commands: the resulting state and the words', () => {
     expect(r.state).toEqual({ ...s, weights, phase: to, reason });
     expect(r.state.weights).not.toBe(weights);
     expect(r.changes).toEqual([{ event: 'weights', reason: 'weights set by ops: blue 80%, green 20%' }]);
+  });
+});
+
+describe('maintenance command', () => {
+  it('turns on with its settings and a since, updates while on keeping since, turns off whole', () => {
+    const on = command(
+      st(),
+      { type: 'maintenance', enabled: true, message: 'db upgrade', allowFrom: ['10.0.0.0/8'] },
+      'ops',
+      1000,
+      defaults,
+    );
+    expect(on.state.maintenance).toEqual({
+      enabled: true,
+      message: 'db upgrade',
+      retryAfter: 600_000,
+      allowFrom: ['10.0.0.0/8'],
+      since: 1000,
+    });
+    expect(on.changes).toEqual([
+      { event: 'maintenance', reason: 'maintenance on by ops: db upgrade (Retry-After 10m, allowed: 10.0.0.0/8)' },
+    ]);
+    // The rollout is not touched.
+    expect(on.state.weights).toEqual({ blue: 100, green: 0 });
+    expect(on.state.phase).toBe('idle');
+    const again = command(on.state, { type: 'maintenance', enabled: true, retryAfter: 30_000 }, 'ops', 5000, defaults);
+    expect(again.state.maintenance).toMatchObject({ message: 'db upgrade', retryAfter: 30_000, since: 1000 });
+    expect(again.state.maintenance.allowFrom).toEqual(['10.0.0.0/8']);
+    const off = command(again.state, { type: 'maintenance', enabled: false }, 'ops', 9000, defaults);
+    expect(off.state.maintenance).toEqual({ ...MAINTENANCE_OFF, allowFrom: [] });
+    expect(off.changes[0]?.reason).toBe('maintenance off by ops');
+    // On again later: a fresh since and none of the old settings.
+    const later = command(off.state, { type: 'maintenance', enabled: true }, 'ops', 20_000, defaults);
+    expect(later.state.maintenance).toMatchObject({ message: null, retryAfter: 600_000, allowFrom: [], since: 20_000 });
   });
 });

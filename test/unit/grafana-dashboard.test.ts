@@ -19,6 +19,8 @@ describe('Grafana dashboard', () => {
       connections: () => [],
       totals: emptyTotals,
       workerRestarts: () => 0,
+      reloads: () => ({ applied: 0 }),
+      maintenance: () => false,
       fleet: () => undefined,
     });
     const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));

@@ -16,6 +16,8 @@ import { DURATION_BUCKETS, Recorder } from '../../src/stats/recorder.js';
 import { addTotals, emptyTotals, type PoolTotals, served, type Totals, TotalsBook } from '../../src/stats/totals.js';
 import { restartDelay } from '../../src/worker/member.js';
 
+const URLS = ['http://a', 'http://b'];
+
 describe('EndpointBook', () => {
   const book = () => {
     let now = 1000;
@@ -28,20 +30,45 @@ describe('EndpointBook', () => {
   it('ejects on a failing report for ejectFor, extends on another, restores on an answer', () => {
     const { b, changes, at } = book();
     expect(b.current.health).toBe(0);
-    b.report({ kind: 'failing', pool: 0, index: 1 });
+    b.report({ kind: 'failing', pool: 0, index: 1, url: URLS[1] as string });
     expect(b.state(0, 1)).toEqual({ up: true, ejectedUntil: 1500 });
     expect(b.available(0, 1, 1499)).toBe(false);
     expect(b.available(0, 1, 1500)).toBe(true);
     expect(b.hasAvailable(0, 1200)).toBe(true); // endpoint 0 is still up
     at(1300);
-    b.report({ kind: 'failing', pool: 0, index: 1 });
+    b.report({ kind: 'failing', pool: 0, index: 1, url: URLS[1] as string });
     expect(b.state(0, 1)!.ejectedUntil).toBe(1800);
-    b.report({ kind: 'answered', pool: 0, index: 1 });
+    b.report({ kind: 'answered', pool: 0, index: 1, url: URLS[1] as string });
     expect(b.state(0, 1)).toEqual({ up: true, ejectedUntil: 0 });
     // An answer from an endpoint that is not ejected changes nothing.
-    b.report({ kind: 'answered', pool: 0, index: 0 });
+    b.report({ kind: 'answered', pool: 0, index: 0, url: URLS[0] as string });
     expect(changes).toEqual(['ejected', 'extended', 'restored']);
     expect(b.current.health).toBe(3);
+  });
+
+  it('a reload keeps the state of endpoints that stay; new ones wait for a check when checks run; old events find theirs by URL', () => {
+    const { b, changes } = book();
+    b.report({ kind: 'failing', pool: 0, index: 1, url: 'http://b' });
+    const health = b.current.health;
+    b.setUrls([['http://c', 'http://b/'], ['http://g']], true);
+    expect(b.urls).toEqual([['http://c', 'http://b'], ['http://g']]);
+    expect(b.current.health).toBe(health + 1);
+    // b stays ejected (moved from 1 to... 1), c is new and checked first, g unchanged.
+    expect(b.state(0, 1)).toEqual({ up: true, ejectedUntil: 1500 });
+    expect(b.state(0, 0)).toEqual({ up: false, ejectedUntil: 0 });
+    expect(b.state(1, 0)).toEqual({ up: true, ejectedUntil: 0 });
+    // An event sent before the reload, for a's old place: a is gone, nothing changes.
+    b.report({ kind: 'failing', pool: 0, index: 0, url: 'http://a' });
+    expect(b.state(0, 0)).toEqual({ up: false, ejectedUntil: 0 });
+    // For b at an old index that now names c: found by URL.
+    b.setUrls([['http://b', 'http://c'], ['http://g']], false);
+    b.report({ kind: 'answered', pool: 0, index: 1, url: 'http://b' });
+    expect(b.state(0, 0)).toEqual({ up: true, ejectedUntil: 0 });
+    expect(b.state(0, 1)).toEqual({ up: false, ejectedUntil: 0 });
+    expect(changes).toEqual(['ejected', 'restored']);
+    // Without checks, a new endpoint takes traffic at once.
+    b.setUrls([['http://b', 'http://c', 'http://d'], ['http://g']], false);
+    expect(b.state(0, 2)).toEqual({ up: true, ejectedUntil: 0 });
   });
 
   it('takes active verdicts, and a pool with none available says so', () => {
@@ -58,11 +85,11 @@ describe('EndpointBook', () => {
   it('hands out values: an availability taken earlier does not change later', () => {
     const { b } = book();
     const before = b.current;
-    b.report({ kind: 'failing', pool: 0, index: 0 });
+    b.report({ kind: 'failing', pool: 0, index: 0, url: URLS[0] as string });
     expect(before.endpoints[0][0]).toEqual({ up: true, ejectedUntil: 0 });
     expect(b.current.endpoints[0][0]!.ejectedUntil).toBe(1500);
     // Reports about endpoints that do not exist are ignored.
-    b.report({ kind: 'failing', pool: 1, index: 7 });
+    b.report({ kind: 'failing', pool: 1, index: 7, url: 'http://nowhere' });
     b.setActive(1, 7, false);
     expect(b.current.health).toBe(1);
   });
@@ -119,6 +146,9 @@ class FakeMember implements Member {
     this.info = { id, state: 'running', restarts: 0, inflight: 0, requests: 0 };
   }
   async publish(t: RoutingTable) {
+    this.tables.push(t.version);
+  }
+  async configure(_o: unknown, t: RoutingTable) {
     this.tables.push(t.version);
   }
   async collect(interval: boolean): Promise<MemberReport> {
@@ -239,7 +269,7 @@ describe('EndpointBook: what listeners get, and what each change keeps', () => {
     const seen: [number, EndpointChange][] = [];
     const off = b.onChange((a, c) => seen.push([a.health, c]));
     at(50);
-    b.report({ kind: 'failing', pool: 1, index: 0 });
+    b.report({ kind: 'failing', pool: 1, index: 0, url: 'http://g0' });
     b.setActive(0, 1, false);
     expect(seen).toEqual([
       [1, { pool: 'green', url: 'http://g0', change: 'ejected' }],
@@ -258,13 +288,13 @@ describe('EndpointBook: what listeners get, and what each change keeps', () => {
     const { b, at } = make();
     b.setActive(0, 0, false);
     at(10);
-    b.report({ kind: 'failing', pool: 0, index: 0 });
+    b.report({ kind: 'failing', pool: 0, index: 0, url: 'http://b0' });
     expect(b.state(0, 0)).toEqual({ up: false, ejectedUntil: 110 });
     b.setActive(0, 0, true);
     expect(b.state(0, 0)).toEqual({ up: true, ejectedUntil: 110 });
     expect(b.available(0, 0, 109)).toBe(false);
     b.setActive(0, 0, false);
-    b.report({ kind: 'answered', pool: 0, index: 0 });
+    b.report({ kind: 'answered', pool: 0, index: 0, url: 'http://b0' });
     expect(b.state(0, 0)).toEqual({ up: false, ejectedUntil: 0 });
     expect(b.available(0, 0, 1000)).toBe(false);
     // States are frozen values; the other endpoint was never touched.

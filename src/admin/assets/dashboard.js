@@ -150,6 +150,11 @@ function render(s) {
   renderPool('blue', s);
   renderPool('green', s);
   renderMembers(s);
+  const m = s.maintenance;
+  $('maintenance').hidden = !m?.enabled;
+  if (m?.enabled)
+    $('maintenance').textContent =
+      `Maintenance mode since ${new Date(m.since).toLocaleTimeString()}: clients get 503 (Retry-After ${Math.ceil(m.retryAfter / 1000)} s)${m.allowFrom.length ? `, except ${m.allowFrom.join(', ')}` : ''}${m.message ? ` — ${m.message}` : ''}`;
 }
 
 /** The fleet (instances sharing this rollout through Redis) and this instance's worker threads. */
