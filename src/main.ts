@@ -12,7 +12,7 @@ import { Registry } from 'prom-client';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { ConfigError } from './core/errors.js';
-import { configHash, reloadPlan, type ReloadResult } from './core/reload.js';
+import { configHash, poolsBase, reloadPlan, type ReloadResult } from './core/reload.js';
 import { semiSpaceMiB } from './core/gc.js';
 import { currentRuntime, runtimeNotice, supportsReusePort } from './core/runtime.js';
 import { createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
@@ -313,7 +313,14 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     limiter: new FailureLimiter(DEFAULT_FAILURE_LIMITS, clock),
     registry,
     beforeScrape: refresh,
-    routes: apiRoutes(controller, status, events, logSettings, refresh, (by) => reload(by)),
+    routes: apiRoutes(controller, status, events, logSettings, {
+      refresh,
+      reload: (by) => reload(by),
+      setEndpoints: async (pool, endpoints, by, expectedVersion) => {
+        await controller.command({ type: 'endpoints', pool, endpoints, base: poolsBase(running) }, by, expectedVersion);
+        await syncEndpoints();
+      },
+    }),
     assets: loadAssets(),
     ready: () => ready,
     snapshot: () => {
@@ -330,6 +337,65 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     },
     logger,
   });
+
+  /**
+   * The endpoint lists in force: an override set through the API while the config's lists are
+   * still the ones it was set against, else the config's.
+   */
+  const effective = (c: Config): [string[], string[]] => {
+    const o = controller.state.endpoints;
+    const live = o !== null && o.base === poolsBase(c) ? o : undefined;
+    return [live?.blue ?? c.pools.blue.endpoints, live?.green ?? c.pools.green.endpoints];
+  };
+  const trim = (u: string) => u.replace(/\/$/, '');
+  const sameLists = (a: readonly string[][], b: readonly (readonly string[])[]) =>
+    JSON.stringify(a.map((l) => l.map(trim))) === JSON.stringify(b);
+
+  /**
+   * Hand every member `c`'s options with the lists in force, and the table with their
+   * availability, in one step (Controller.reconfigure). New endpoints wait for their first passing
+   * checks when checks run; others take traffic at once.
+   */
+  const configure = async (c: Config, restartChecks: boolean) => {
+    const lists = effective(c);
+    const moved = !sameLists(lists, book.urls);
+    const options = planeOptions(c);
+    const share = workerShare(
+      { ...options, pools: { blue: { endpoints: lists[0] }, green: { endpoints: lists[1] } } },
+      layout.count,
+    );
+    await controller.reconfigure(
+      c,
+      (t) => members.configure(share, t),
+      () => {
+        if (moved) book.setUrls(lists, c.healthCheck.path !== null);
+      },
+    );
+    if (moved || restartChecks) {
+      await health?.stop();
+      health = checker(c);
+      health?.start();
+    }
+  };
+
+  // One change of endpoints or config at a time.
+  let configuring: Promise<unknown> = Promise.resolve();
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = configuring.then(fn, fn);
+    configuring = p.catch(() => {});
+    return p;
+  };
+  /** After a state change (an API call here, or another instance's): use the lists it says. */
+  const syncEndpoints = () =>
+    serially(async () => {
+      if (!sameLists(effective(running), book.urls)) await configure(running, false);
+    });
+  controller.onChange(() => {
+    void syncEndpoints().catch((err: unknown) => logger.error({ err }, 'could not apply new endpoint lists'));
+  });
+
+  // Lists set through the API before a restart, while the config's are the ones they replaced.
+  await syncEndpoints();
 
   let proxyPort: number;
   let adminPort: number;
@@ -403,17 +469,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     logSettings.set({ level: next.log.level, access: next.log.access });
     auth.setTokens(next.admin.tokens);
     if (notifier instanceof WebhookNotifier) notifier.setTargets(next.webhooks);
-    const endpointsChanged = touched('pools');
-    const share = workerShare(planeOptions(next), layout.count);
-    // New endpoints wait for their first passing checks when checks run; others take traffic now.
-    await controller.reconfigure(
-      next,
-      (t) => members.configure(share, t),
-      () => {
-        if (endpointsChanged)
-          book.setUrls([next.pools.blue.endpoints, next.pools.green.endpoints], next.healthCheck.path !== null);
-      },
-    );
+    await configure(next, touched('healthCheck'));
     // The file's maintenance: was edited: the operator's intent, as a command (fleet-wide).
     if (touched('maintenance')) {
       const m = next.maintenance;
@@ -428,15 +484,9 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         by,
       );
     }
-    if (endpointsChanged || touched('healthCheck')) {
-      await health?.stop();
-      health = checker(next);
-      health?.start();
-    }
   };
 
-  // One reload at a time; each reads the file when its turn comes.
-  let reloading: Promise<unknown> = Promise.resolve();
+  // Each reload reads the file when its turn comes.
   const reload = (by: string): Promise<ReloadResult> => {
     const run = async (): Promise<ReloadResult> => {
       const done = (result: ReloadResult['result'], changed: string[], problems: string[]): ReloadResult => {
@@ -491,9 +541,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       logger.info({ file: opts.configFile, changed: plan.changed, hash: loaded.hash, by }, 'config reloaded');
       return done('applied', plan.changed, []);
     };
-    const p = reloading.then(run, run);
-    reloading = p.catch(() => {});
-    return p;
+    return serially(run);
   };
 
   const onlyLocal = <T>(what: string, get: (p: DataPlane) => T): T => {

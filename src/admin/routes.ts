@@ -1,11 +1,19 @@
 /** The /api/v1 routes: each turns a call into a controller command or a read. */
 import type { Controller } from '../control/controller.js';
-import type { Config } from '../core/config.js';
+import { POOL_NAMES, type Config, type PoolName } from '../core/config.js';
 import type { ReloadResult } from '../core/reload.js';
 import { SluiceError } from '../core/errors.js';
 import type { EventHub } from './events.js';
 import type { Route } from './server.js';
-import { commandBody, fullWeights, logBody, maintenanceBody, startBody, weightsBody } from './schemas.js';
+import {
+  commandBody,
+  endpointsBody,
+  fullWeights,
+  logBody,
+  maintenanceBody,
+  startBody,
+  weightsBody,
+} from './schemas.js';
 
 export type LogLevel = Config['log']['level'];
 
@@ -24,9 +32,16 @@ export function apiRoutes(
   status: () => unknown,
   events: EventHub,
   log: LogSettings,
-  refresh: () => Promise<void> = async () => {},
-  reload?: (by: string) => Promise<ReloadResult>,
+  more: {
+    /** Read every member's numbers before a status or metrics read. */
+    refresh?: () => Promise<void>;
+    /** Re-read the config file. */
+    reload?: (by: string) => Promise<ReloadResult>;
+    /** Set a pool's endpoints in place of the config's; resolves once every member uses them. */
+    setEndpoints?: (pool: PoolName, endpoints: string[], by: string, expectedVersion?: number) => Promise<void>;
+  } = {},
 ): Route[] {
+  const { refresh = async () => {}, reload, setEndpoints } = more;
   const simple = (name: 'pause' | 'resume' | 'promote' | 'abort'): Route => ({
     method: 'POST',
     path: `/api/v1/rollout/${name}`,
@@ -83,6 +98,20 @@ export function apiRoutes(
     simple('promote'),
     simple('abort'),
     { method: 'GET', path: '/api/v1/history', role: 'viewer', handle: () => ({ history: controller.state.history }) },
+    ...POOL_NAMES.map(
+      (pool): Route => ({
+        method: 'PUT',
+        path: `/api/v1/pools/${pool}/endpoints`,
+        role: 'operator',
+        action: 'endpoints.set',
+        handle: async (ctx) => {
+          const b = ctx.parse(endpointsBody);
+          if (setEndpoints === undefined) throw new SluiceError('not_supported', 409, 'endpoints cannot be set here');
+          await setEndpoints(pool, b.endpoints, ctx.principal.id, b.expectedVersion);
+          return status();
+        },
+      }),
+    ),
     {
       method: 'GET',
       path: '/api/v1/maintenance',

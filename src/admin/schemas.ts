@@ -1,6 +1,6 @@
 /** Admin request bodies, validated by zod; failures name the field. */
 import { z } from 'zod';
-import { cidr, duration, logLevel, percent } from '../core/config.js';
+import { cidr, duration, httpUrl, logLevel, percent } from '../core/config.js';
 
 export const weightsBody = z
   .object({
@@ -39,6 +39,13 @@ export const maintenanceBody = z
     message: z.string().max(500).optional(),
     retryAfter: duration().optional(),
     allowFrom: z.array(cidr).max(100).optional(),
+    expectedVersion: z.number().int().nonnegative().optional(),
+  })
+  .strict();
+
+export const endpointsBody = z
+  .object({
+    endpoints: z.array(httpUrl).min(1, 'at least one endpoint').max(256),
     expectedVersion: z.number().int().nonnegative().optional(),
   })
   .strict();

@@ -99,6 +99,7 @@ export function initialState(config: ControlOptions, now = 0): ControllerState {
     reason: null,
     rollbacks: 0,
     maintenance: maintenanceOf(config.maintenance, now),
+    endpoints: null,
     history: [],
   };
 }
@@ -135,6 +136,7 @@ const WEBHOOK_EVENTS: Record<Change['event'], string> = {
   aborted: 'rollout.aborted',
   weights: 'weights.changed',
   maintenance: 'maintenance.changed',
+  endpoints: 'endpoints.changed',
 };
 
 /** The outcome's state as the next version of `prev`, its changes at the head of the history. */

@@ -11,6 +11,7 @@
  *   progressing | paused | idle with canary traffic --fail--> rolled_back (canary 0 %, latched)
  *   idle | progressing | paused --promote--> promoted;  progressing | paused | idle with canary traffic --abort--> rolled_back
  */
+import type { PoolName } from '../core/config.js';
 import { formatDuration } from '../core/duration.js';
 import { SluiceError } from '../core/errors.js';
 import { analyze, type AnalysisPolicy, type Observation, type Verdict } from './analysis.js';
@@ -39,7 +40,8 @@ export type ChangeEvent =
   | 'rolled_back'
   | 'aborted'
   | 'weights'
-  | 'maintenance';
+  | 'maintenance'
+  | 'endpoints';
 
 export interface Change {
   event: ChangeEvent;
@@ -60,6 +62,7 @@ export type Command =
   | { type: 'promote' }
   | { type: 'abort'; reason?: string | undefined }
   | { type: 'weights'; weights: WeightsState }
+  | { type: 'endpoints'; pool: PoolName; endpoints: string[]; base: string }
   | {
       type: 'maintenance';
       enabled: boolean;
@@ -211,6 +214,13 @@ export function command(
     case 'abort': {
       if (!guarded(s)) throw conflict('abort', s.phase, 'progressing, paused, or the canary has traffic');
       return rollback(s, `aborted by ${by}${cmd.reason ? `: ${cmd.reason}` : ''}`, 'aborted');
+    }
+    case 'endpoints': {
+      // Set against other lists than the config's now: those no longer count.
+      const prev = s.endpoints?.base === cmd.base ? s.endpoints : { base: cmd.base };
+      const endpoints = { ...prev, [cmd.pool]: [...cmd.endpoints] };
+      const reason = `${cmd.pool} endpoints set by ${by}: ${cmd.endpoints.join(', ')}`;
+      return { state: { ...s, endpoints }, changes: [{ event: 'endpoints', reason }] };
     }
     case 'maintenance': {
       const cur = s.maintenance;

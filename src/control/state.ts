@@ -70,6 +70,17 @@ export const MAINTENANCE_OFF: Maintenance = Object.freeze({
   since: null,
 }) as Maintenance;
 
+/**
+ * Endpoint lists set through the API (PUT /api/v1/pools/{pool}/endpoints) in place of the
+ * config's, for deployers that register instances without editing files. `base` is the hash of
+ * the config's lists they replaced: once the config's lists change, the config wins again.
+ */
+export interface EndpointOverride {
+  base: string;
+  blue?: string[] | undefined;
+  green?: string[] | undefined;
+}
+
 export interface ControllerState {
   version: number;
   stable: PoolName;
@@ -83,6 +94,7 @@ export interface ControllerState {
   reason: string | null;
   rollbacks: number;
   maintenance: Maintenance;
+  endpoints: EndpointOverride | null;
   history: HistoryEntry[];
 }
 
@@ -110,6 +122,14 @@ export const controllerStateSchema = z.object({
       since: z.number().nullable(),
     })
     .default({ ...MAINTENANCE_OFF, allowFrom: [] }),
+  endpoints: z
+    .object({
+      base: z.string(),
+      blue: z.array(z.string()).min(1).optional(),
+      green: z.array(z.string()).min(1).optional(),
+    })
+    .nullable()
+    .default(null),
   history: z.array(z.any()).default([]),
 });
 

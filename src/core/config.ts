@@ -35,7 +35,7 @@ export const percent = () =>
     .max(100, 'must be <= 100')
     .refine((v) => Math.abs(v * 100 - Math.round(v * 100)) < 1e-6, 'at most two decimals');
 
-const httpUrl = z.string().refine((s) => {
+export const httpUrl = z.string().refine((s) => {
   try {
     const u = new URL(s);
     return (
@@ -98,6 +98,7 @@ const webhookEvents = z.enum([
   'rollout.aborted',
   'weights.changed',
   'maintenance.changed',
+  'endpoints.changed',
 ]);
 
 export const configSchema = z

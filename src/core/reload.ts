@@ -66,6 +66,14 @@ export interface ReloadResult {
   hash: string;
 }
 
+/** The config's endpoint lists, as the `base` an endpoint override was set against. */
+export function poolsBase(c: Pick<Config, 'pools'>): string {
+  return createHash('sha256')
+    .update(JSON.stringify([c.pools.blue.endpoints, c.pools.green.endpoints]))
+    .digest('hex')
+    .slice(0, 16);
+}
+
 /** The config's identity for the status document: the same settings give the same hash. */
 export function configHash(c: Config): string {
   return createHash('sha256').update(JSON.stringify(c)).digest('hex').slice(0, 16);

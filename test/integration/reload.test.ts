@@ -32,6 +32,8 @@ interface Status {
   config: { hash: string; reloads: Record<string, number> };
 }
 
+const dirs = new Map<RunningSluice, string>();
+const dirOf = (r: RunningSluice) => dirs.get(r) as string;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const admin = (r: RunningSluice) => `http://127.0.0.1:${r.adminPort}`;
 const status = async (r: RunningSluice) => (await (await request(`${admin(r)}/api/v1/status`)).body.json()) as Status;
@@ -57,6 +59,7 @@ async function start(config: Record<string, unknown>) {
   const file = writeConfig(dir, { ...base, ...config });
   const r = await startProcess(file);
   running.push(r);
+  dirs.set(r, dir);
   const rewrite = (c: Record<string, unknown> | string) =>
     typeof c === 'string' ? writeFileSync(file, c) : writeConfig(dir, { ...base, ...c });
   return { r, rewrite, dir };
@@ -183,6 +186,52 @@ describe('reload', () => {
     expect(res.statusCode).toBe(200);
     expect(other.seen.length).toBe(0);
     expect(r.proc.exitCode).toBeNull();
+  });
+
+  it('PUT /api/v1/pools/{pool}/endpoints under load: 0 failed, kept across a restart until the config changes', async () => {
+    const blue = await upstream('blue');
+    const g1 = await upstream('green');
+    const g2 = await upstream('green');
+    const g3 = await upstream('green');
+    const pools = (g: string) => ({ blue: { endpoints: [blue.url] }, green: { endpoints: [g] } });
+    const { r, rewrite } = await start({ pools: pools(g1.url) });
+    const set = async (r: RunningSluice, endpoints: unknown) => {
+      const res = await request(`${admin(r)}/api/v1/pools/green/endpoints`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ endpoints }),
+      });
+      return { status: res.statusCode, body: (await res.body.json()) as Status & { error?: { field: string } } };
+    };
+    const load = startLoad(`http://127.0.0.1:${r.proxyPort}`, 4);
+    try {
+      await sleep(300);
+      const ok = await set(r, [g2.url]);
+      expect(ok.status).toBe(200);
+      expect(ok.body.pools.green?.endpoints.map((e) => e.url)).toEqual([g2.url]);
+      const g1Seen = g1.seen.length;
+      await sleep(300);
+      expect(g1.seen.length).toBe(g1Seen);
+      expect(g2.seen.length).toBeGreaterThan(0);
+    } finally {
+      await load.stop();
+    }
+    expect(load.counts.failed).toBe(0);
+    expect(load.counts.errors5xx).toBe(0);
+    const bad = await set(r, ['ftp://x']);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error?.field).toBe('endpoints.0');
+    // A restart keeps the lists set through the API...
+    r.proc.kill('SIGTERM');
+    expect(await r.exited).toBe(0);
+    const again = await startProcess(join(dirOf(r), 'sluice.yaml'));
+    running.push(again);
+    expect((await status(again)).pools.green?.endpoints.map((e) => e.url)).toEqual([g2.url]);
+    // ...until the config's own lists change: then the config wins.
+    rewrite({ pools: pools(g3.url) });
+    again.proc.kill('SIGHUP');
+    await waitLog(again, '"config reloaded"');
+    expect((await status(again)).pools.green?.endpoints.map((e) => e.url)).toEqual([g3.url]);
   });
 
   it('POST /api/v1/reload applies thresholds and tokens, answers 400 and 409 with the keys, and is audited', async () => {

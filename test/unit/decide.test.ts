@@ -31,6 +31,7 @@ function st(over: Partial<ControllerState> = {}): ControllerState {
     reason: null,
     rollbacks: 0,
     maintenance: { ...MAINTENANCE_OFF, allowFrom: [] },
+    endpoints: null,
     history: [],
     ...over,
   };
@@ -501,5 +502,37 @@ describe('maintenance command', () => {
     // On again later: a fresh since and none of the old settings.
     const later = command(off.state, { type: 'maintenance', enabled: true }, 'ops', 20_000, defaults);
     expect(later.state.maintenance).toMatchObject({ message: null, retryAfter: 600_000, allowFrom: [], since: 20_000 });
+  });
+});
+
+describe('endpoints command', () => {
+  it('sets a pool against the config lists it replaces; lists set against other config lists are dropped', () => {
+    const a = command(
+      st(),
+      { type: 'endpoints', pool: 'green', endpoints: ['http://g2'], base: 'c1' },
+      'ops',
+      1,
+      defaults,
+    );
+    expect(a.state.endpoints).toEqual({ base: 'c1', green: ['http://g2'] });
+    expect(a.changes).toEqual([{ event: 'endpoints', reason: 'green endpoints set by ops: http://g2' }]);
+    const b = command(
+      a.state,
+      { type: 'endpoints', pool: 'blue', endpoints: ['http://b2'], base: 'c1' },
+      'ops',
+      2,
+      defaults,
+    );
+    expect(b.state.endpoints).toEqual({ base: 'c1', green: ['http://g2'], blue: ['http://b2'] });
+    // The config's lists changed since (another base): the old green override no longer holds.
+    const c = command(
+      b.state,
+      { type: 'endpoints', pool: 'blue', endpoints: ['http://b3'], base: 'c2' },
+      'ops',
+      3,
+      defaults,
+    );
+    expect(c.state.endpoints).toEqual({ base: 'c2', blue: ['http://b3'] });
+    expect(c.state.weights).toEqual(st().weights);
   });
 });
