@@ -15,7 +15,7 @@ import { ConfigError } from './core/errors.js';
 import { configHash, poolsBase, reloadPlan, type ReloadResult } from './core/reload.js';
 import { semiSpaceMiB } from './core/gc.js';
 import { currentRuntime, runtimeNotice, supportsReusePort } from './core/runtime.js';
-import { createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
+import { AccessSink, createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
 import { clientConnBuffer } from './data/client-conns.js';
 import { DataPlane, planeOptions, workerShare } from './data/plane.js';
 import { makeTable, TablePublisher } from './data/table.js';
@@ -98,6 +98,8 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   // One ordered writer for app logs and access lines (unless a test hands in its own logger).
   const destination = opts.logger === undefined ? stdoutDestination() : undefined;
   const sink = destination ?? process.stdout;
+  const accessSink = new AccessSink(sink);
+  accessSink.use(config.log.accessFile);
   const logger = opts.logger ?? createLogger(config.log.level, destination);
   const clock = opts.clock ?? systemClock;
   const runtime = currentRuntime();
@@ -117,7 +119,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const list: Member[] = [];
   const threads: WorkerMember[] = [];
   if (layout.count === 1) {
-    local = new DataPlane(planeOptions(config), table.current, { clock, logger, sink, report });
+    local = new DataPlane(planeOptions(config), table.current, { clock, logger, access: accessSink, report });
     list.push(new LocalMember(local));
   } else {
     const conns = config.limits.maxConnectionsPerClient > 0 ? clientConnBuffer(layout.count) : undefined;
@@ -131,6 +133,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         level: () => logger.level,
         access: () => access,
         sink,
+        accessSink,
         onEvent: report,
         logger,
         // A worker that does not report within half an interval is passed over for that tick (its
@@ -455,13 +458,15 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         logger.error({ err }, 'could not persist state at shutdown');
       }
       await fleet?.close();
+      await accessSink.close();
       logger.info('stopped');
       if (destination !== undefined) await flushDestination(destination);
     })());
 
   const reopenLogs = async () => {
     await audit.reopen();
-    logger.info({ audit: config.audit.file }, 'log files reopened');
+    accessSink.reopen();
+    logger.info({ audit: config.audit.file, access: running.log.accessFile }, 'log files reopened');
   };
   /** Apply a valid config whose changes need no restart: each part gets its new value. */
   const apply = async (next: Config, changed: readonly string[], by: string) => {
@@ -534,6 +539,13 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       if (plan.changed.length === 0) {
         logger.info({ file: opts.configFile, hash: loaded.hash }, 'config reload: nothing changed');
         return done('unchanged', [], []);
+      }
+      try {
+        accessSink.use(next.log.accessFile);
+      } catch (err) {
+        const problem = (err as Error).message;
+        logger.error({ file: opts.configFile, problem }, `config reload: ${problem}`);
+        return done('invalid', [], [problem]);
       }
       await apply(next, plan.changed, by === 'SIGHUP' ? 'config' : by);
       running = next;

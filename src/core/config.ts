@@ -444,6 +444,24 @@ export const configSchema = z
           .describe(
             'One access log line per request, written in batches off the request path (PUT /api/v1/log switches it until restart).',
           ),
+        accessFormat: z
+          .enum(['json', 'combined', 'common'])
+          .default('json')
+          .describe(
+            "json: every field, pino-style; combined / common: nginx's formats, for pipelines that parse them.",
+          ),
+        accessFile: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe('Append access lines to this file instead of stdout; SIGUSR1 reopens it (logrotate).'),
+        accessSample: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(1)
+          .describe('Share of successful requests logged (0-1); 4xx, 5xx and failures are always logged.'),
       })
       .strict()
       .prefault({}),

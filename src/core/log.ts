@@ -2,6 +2,8 @@
  * The process logger: pino JSON to stdout. Request lines go through data/access-log.ts, written to
  * the same destination so the two never interleave mid-line.
  */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 
 /**
@@ -33,4 +35,56 @@ export function flushDestination(d: LogDestination): Promise<void> {
     }
   });
 }
+/** Anything with write(string): a destination, stdout, a worker's channel. */
+export interface Sink {
+  write(chunk: string): unknown;
+}
+
+/**
+ * Where access lines go: the process's stdout writer, or `log.accessFile` through its own
+ * ordered asynchronous writer. SIGUSR1 reopens the file (logrotate moved it); a reload may name
+ * another file, or none.
+ */
+export class AccessSink implements Sink {
+  private file: LogDestination | undefined;
+  private path: string | null = null;
+
+  constructor(private readonly stdout: Sink) {}
+
+  write(chunk: string): void {
+    (this.file ?? this.stdout).write(chunk);
+  }
+
+  /** Write to `path` from now on (null: stdout). Throws, keeping the current one, if it cannot be opened. */
+  use(path: string | null): void {
+    if (path === this.path) return;
+    let next: LogDestination | undefined;
+    if (path !== null) {
+      try {
+        mkdirSync(dirname(path), { recursive: true });
+        // Opened once here so that a bad path is an error now, not a lost line later.
+        closeSync(openSync(path, 'a'));
+      } catch (err) {
+        throw new Error(`log.accessFile: cannot open ${path}: ${(err as Error).message}`);
+      }
+      next = pino.destination({ dest: path, sync: false, append: true, maxLength: 8 * 1024 * 1024 });
+    }
+    const old = this.file;
+    this.file = next;
+    this.path = path;
+    if (old !== undefined) void flushDestination(old).then(() => old.end());
+  }
+
+  reopen(): void {
+    this.file?.reopen();
+  }
+
+  async close(): Promise<void> {
+    const f = this.file;
+    if (f === undefined) return;
+    await flushDestination(f);
+    f.end();
+  }
+}
+
 export type { Logger };

@@ -17,7 +17,7 @@ import { type Body, type BodyBudget, type BodyPolicy, readBody, watchRate } from
 import type { Awaiting, ResponseDeadlines } from './deadlines.js';
 import { sendError } from './answers.js';
 import { ClientPace, type PacePolicy } from './pace.js';
-import { responseHeaders, type ResponseMeta } from './headers.js';
+import { rawHeader, responseHeaders, type ResponseMeta } from './headers.js';
 import type { Endpoint, UpstreamPool, Waiter } from './upstream.js';
 
 /** What every exchange shares: set once at start. */
@@ -114,6 +114,8 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   private finished = false;
   private clientGone = false;
   private headerMicros = 0;
+  /** Response body bytes relayed to the client (the access log's bytes). */
+  private sent = 0;
   private status = 0;
   private attempts = 0;
   private endpoint: Endpoint | undefined;
@@ -343,6 +345,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.sent += chunk.length;
     const left = this.bodyLength;
     if (left === chunk.length) {
       this.bodyLength = -1;
@@ -470,16 +473,22 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     }
     const log = this.ctx.accessLog;
     if (log !== undefined) {
+      const req = this.request.req;
       log.log(
         this.ctx.clock(),
         this.requestId,
         this.request.method,
         this.request.path,
+        req.httpVersion,
         clientAborted ? 499 : this.status,
         this.pool.name,
         this.endpoint?.url ?? '-',
         this.ctx.now() - this.start,
+        this.headerMicros / 1000,
+        this.sent,
         this.remote,
+        rawHeader(req.rawHeaders, 'user-agent'),
+        rawHeader(req.rawHeaders, 'referer'),
         clientAborted ? 'client_abort' : (rejected ?? failure?.code),
       );
     }

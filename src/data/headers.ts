@@ -420,3 +420,17 @@ export function validHost(v: string): boolean {
 
 /** A request id from a trusted peer is kept only if it is short and plain. */
 export const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * A request header's first value from rawHeaders, for the access log: `name` is lower case. A
+ * length check first, so most names are passed over without a comparison; no headers object is
+ * built (Node makes req.headers on first use, one object per request).
+ */
+export function rawHeader(raw: readonly string[], name: string): string | undefined {
+  const n = name.length;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i] as string;
+    if (k.length === n && (k === name || k.toLowerCase() === name)) return raw[i + 1];
+  }
+  return undefined;
+}

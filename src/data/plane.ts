@@ -66,8 +66,8 @@ export interface MemberReport<I = IntervalSnapshot> {
 export interface PlaneDeps {
   clock: Clock;
   logger: Logger;
-  /** Where access log batches go (one ordered writer). */
-  sink: LogSink;
+  /** Where access log batches go (one ordered writer: stdout's, or log.accessFile's). */
+  access: LogSink;
   /** Endpoint events, to the control plane. */
   report: (e: EndpointEvent) => void;
   /** With workers: this one's column of the shared per-client connection counts. */
@@ -96,7 +96,7 @@ export class DataPlane {
     for (const p of this.pools) p.report = deps.report;
     this.table = new TablePublisher(first);
     this.applyHealth(first);
-    this.accessLog = new AccessLog(deps.sink);
+    this.accessLog = new AccessLog(deps.access);
     this.proxy = new ProxyServer({
       config: opts,
       table: this.table as TableSource,

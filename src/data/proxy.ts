@@ -19,6 +19,7 @@ import { ALLOW, sendError, sendMaintenance, writeRaw } from './answers.js';
 import { Exchange, type ForwardContext } from './forward.js';
 import {
   headerNames,
+  rawHeader,
   SAFE_REQUEST_ID,
   scanRequestHeaders,
   validHost,
@@ -184,6 +185,7 @@ export class ProxyServer {
       ov === false ? undefined : ov.header,
       c.forwarding.stripFromUntrusted,
     );
+    this.deps.accessLog.configure(c.log);
     const t = c.timeouts;
     const ctx = this.ctx;
     // New policy values, read from the next use on.
@@ -230,6 +232,27 @@ export class ProxyServer {
     this.inflight--;
     if (this.closing && this.inflight === 0) this.drained?.();
   };
+
+  /** An access line for an answer sluice made itself, before any upstream (no pool, no endpoint). */
+  private logOwn(req: IncomingMessage, status: number, code: string, requestId: string, remote: string): void {
+    this.ctx.accessLog?.log(
+      this.deps.clock(),
+      requestId,
+      req.method ?? '-',
+      req.url ?? '-',
+      req.httpVersion,
+      status,
+      '-',
+      '-',
+      0,
+      0,
+      0,
+      remote,
+      rawHeader(req.rawHeaders, 'user-agent'),
+      rawHeader(req.rawHeaders, 'referer'),
+      code,
+    );
+  }
 
   /** The table's maintenance mode with its allowFrom compiled (once per table that has one). */
   private maintenance(): { table: TableMaintenance; allow: TrustedSet } | undefined {
@@ -324,7 +347,9 @@ export class ProxyServer {
       res.shouldKeepAlive = false;
       this.deps.recorder.reject(p.code);
       if (p.status === 405) res.setHeader('allow', ALLOW);
-      sendError(res, p.status, p.code, this.nextId(), p.message);
+      const id = this.nextId();
+      sendError(res, p.status, p.code, id, p.message);
+      this.logOwn(req, p.status, p.code, id, this.peerOf(req));
       return;
     }
     const m = this.maintenance();
@@ -333,6 +358,7 @@ export class ProxyServer {
       if (p.scanned.hasBody) res.shouldKeepAlive = false;
       this.deps.recorder.reject('maintenance');
       sendMaintenance(res, m.table, p.requestId, req.headers.accept);
+      this.logOwn(req, 503, 'maintenance', p.requestId, p.ip);
       return;
     }
     const now = performance.now();

@@ -28,6 +28,8 @@ export interface WorkerMemberOptions {
   access: () => boolean;
   /** Where the thread's log lines go: the main thread's one ordered writer. */
   sink: LogSink;
+  /** Where its access lines go. */
+  accessSink: LogSink;
   onEvent: (e: EndpointEvent) => void;
   logger: Logger;
   /** The per-client connection counts shared by every worker; this worker's column is its index. */
@@ -180,6 +182,9 @@ export class WorkerMember implements Member {
       }
       case 'event':
         this.o.onEvent(m.event);
+        break;
+      case 'access':
+        this.o.accessSink.write(m.chunk);
         break;
       case 'out':
         this.o.sink.write(m.chunk);

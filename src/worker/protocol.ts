@@ -37,4 +37,6 @@ export type FromWorker =
   | { t: 'report'; seq: number; report: MemberReport<EncodedInterval> }
   | { t: 'event'; event: EndpointEvent }
   | { t: 'out'; chunk: string }
+  /** Access lines: to log.accessFile when one is set, else with the rest to stdout. */
+  | { t: 'access'; chunk: string }
   | { t: 'stopped'; report: MemberReport<EncodedInterval> };

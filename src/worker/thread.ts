@@ -23,7 +23,7 @@ const logger = createLogger(init.level, out).child({ worker: init.index });
 const plane = new DataPlane(init.options, init.table, {
   clock: systemClock,
   logger,
-  sink: out,
+  access: { write: (chunk: string) => post({ t: 'access', chunk }) },
   report: (event) => post({ t: 'event', event }),
   connColumn: init.conns,
 });

@@ -4,7 +4,7 @@
  * crash-loop).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -384,5 +384,70 @@ describe('access log with workers: 2', () => {
     expect(new Set(access.map((j) => j.url)).size).toBe(320);
     expect(parsed.some((j) => j.msg === 'sluice listening')).toBe(true);
     expect(parsed.at(-1)?.msg).toBe('stopped');
+  });
+});
+
+describe('access log to a file, nginx combined format', () => {
+  it('reopens on SIGUSR1 after a logrotate-style rename under load: every request in one file or the other, each line whole', async () => {
+    const dir = tmp();
+    ups = [await startUpstream('blue'), await startUpstream('green')];
+    const file = join(dir, 'logs', 'access.log');
+    running = await startProcess(
+      writeConfig(
+        dir,
+        baseConfig(dir, ups[0]!.url, ups[1]!.url, {
+          workers: supportsReusePort(process.version, process.platform) ? 2 : 1,
+          log: { level: 'info', access: true, accessFormat: 'combined', accessFile: file },
+        }),
+      ),
+    );
+    const base = `http://127.0.0.1:${running.proxyPort}`;
+    const sent = new Set<string>();
+    let rotated = false;
+    await Promise.all(
+      Array.from({ length: 4 }, async (_, c) => {
+        const agent = new Agent({ connections: 1 });
+        for (let i = 0; i < 150; i++) {
+          const path = `/${c}/${i}`;
+          sent.add(path);
+          const r = await request(`${base}${path}`, {
+            dispatcher: agent,
+            headers: { 'user-agent': `client-${c}`, referer: 'https://shop.test/' },
+          });
+          await r.body.dump();
+          if (c === 0 && i === 60 && !rotated) {
+            rotated = true;
+            renameSync(file, `${file}.1`);
+            running!.proc.kill('SIGUSR1');
+          }
+        }
+        await agent.close();
+      }),
+    );
+    running.proc.kill('SIGTERM');
+    expect(await running.exited).toBe(0);
+    const old = readFileSync(`${file}.1`, 'utf8');
+    const now = readFileSync(file, 'utf8');
+    const combined =
+      /^127\.0\.0\.1 - - \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET (\S+) HTTP\/1\.1" 200 (\d+) "https:\/\/shop\.test\/" "client-\d"$/;
+    const paths = [old, now].flatMap((text) =>
+      text
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => {
+          const m = combined.exec(l);
+          expect(m, l).not.toBeNull();
+          expect(Number(m![2])).toBeGreaterThan(0);
+          return m![1] as string;
+        }),
+    );
+    expect(paths.length).toBe(600);
+    expect(new Set(paths)).toEqual(sent);
+    // Lines went to both files: the reopen took effect mid-load.
+    expect(old.length).toBeGreaterThan(0);
+    expect(now.length).toBeGreaterThan(0);
+    // And none to stdout.
+    expect(running.output()).not.toContain('"msg":"access"');
+    expect(running.output()).toContain('log files reopened');
   });
 });

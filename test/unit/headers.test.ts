@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   cookieValue,
   headerNames,
+  rawHeader,
   responseHeaders,
   SAFE_REQUEST_ID,
   scanRequestHeaders,
@@ -678,5 +679,26 @@ describe('Host: the edges of the byte classes', () => {
     'a:-1',
   ])('refuses %j', (h) => {
     expect(validHost(h)).toBe(false);
+  });
+});
+
+describe('rawHeader', () => {
+  it('finds the first value of a name in any case, and nothing for an absent one', () => {
+    const raw = [
+      'Host',
+      'a',
+      'User-Agent',
+      'curl/8',
+      'user-agent',
+      'second',
+      'REFERER',
+      'https://r/',
+      'X-Long-Name',
+      'v',
+    ];
+    expect(rawHeader(raw, 'user-agent')).toBe('curl/8');
+    expect(rawHeader(raw, 'referer')).toBe('https://r/');
+    expect(rawHeader(raw, 'cookie')).toBeUndefined();
+    expect(rawHeader([], 'referer')).toBeUndefined();
   });
 });
