@@ -338,16 +338,18 @@ export async function startSluiceProcess(
   const port = await freePort();
   const adminPort = await freePort();
   const file = join(dir, 'sluice.json');
+  // `extra.listen` adds to the listener (tls); the port is always the one chosen here.
+  const { listen: listenExtra = {}, ...rest } = extra;
   writeFileSync(
     file,
     JSON.stringify({
-      listen: { host: '127.0.0.1', port },
+      listen: { host: '127.0.0.1', ...listenExtra, port },
       admin: { host: '127.0.0.1', port: adminPort },
       pools: { blue: { endpoints: [blue] }, green: { endpoints: [green] } },
       stateFile: join(dir, 'state.json'),
       audit: { file: null },
       log: { level: 'warn', access: false },
-      ...extra,
+      ...rest,
     }),
   );
   const proc = startPinned(0, process.execPath, [...nodeFlags, ...nodeArgs, cli, '--config', file], {}, stdout);

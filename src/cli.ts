@@ -193,6 +193,17 @@ async function main(argv: readonly string[]): Promise<number> {
   const withFlags = (c: Config): Config => (workers === undefined ? c : { ...c, workers });
   const config = withFlags(readConfigOrExit(file));
   if (args.flags.has('--check')) {
+    // The certificate files too: a config that names a missing or mismatched one is not valid.
+    if (config.listen.tls !== null) {
+      const { loadTls, TlsError } = await import('./core/tls.js');
+      try {
+        loadTls(config.listen.tls);
+      } catch (err) {
+        if (!(err instanceof TlsError)) throw err;
+        process.stderr.write(`${err.message}\n${file}: invalid config (1 problem)\n`);
+        return 1;
+      }
+    }
     process.stdout.write(`${file}: ok\n`);
     return 0;
   }

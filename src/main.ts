@@ -13,6 +13,7 @@ import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { ConfigError } from './core/errors.js';
 import { configHash, poolsBase, reloadPlan, type ReloadResult } from './core/reload.js';
+import { loadTls, sameCertificates, TlsError, type TlsMaterial } from './core/tls.js';
 import { semiSpaceMiB } from './core/gc.js';
 import { currentRuntime, runtimeNotice, supportsReusePort } from './core/runtime.js';
 import { AccessSink, createLogger, flushDestination, stdoutDestination, type Logger } from './core/log.js';
@@ -100,6 +101,8 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const sink = destination ?? process.stdout;
   const accessSink = new AccessSink(sink);
   accessSink.use(config.log.accessFile);
+  // Certificates read once here; each worker gets them as a value (and each reload, anew).
+  let tlsMaterial = config.listen.tls === null ? null : loadTls(config.listen.tls);
   const logger = opts.logger ?? createLogger(config.log.level, destination);
   const clock = opts.clock ?? systemClock;
   const runtime = currentRuntime();
@@ -119,14 +122,19 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const list: Member[] = [];
   const threads: WorkerMember[] = [];
   if (layout.count === 1) {
-    local = new DataPlane(planeOptions(config), table.current, { clock, logger, access: accessSink, report });
+    local = new DataPlane(planeOptions(config, tlsMaterial), table.current, {
+      clock,
+      logger,
+      access: accessSink,
+      report,
+    });
     list.push(new LocalMember(local));
   } else {
     const conns = config.limits.maxConnectionsPerClient > 0 ? clientConnBuffer(layout.count) : undefined;
     for (let i = 0; i < layout.count; i++) {
       const w = new WorkerMember({
         index: i,
-        options: workerShare(planeOptions(config), layout.count),
+        options: workerShare(planeOptions(config, tlsMaterial), layout.count),
         host: config.listen.host,
         reusePort,
         table: () => table.current,
@@ -362,7 +370,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const configure = async (c: Config, restartChecks: boolean) => {
     const lists = effective(c);
     const moved = !sameLists(lists, book.urls);
-    const options = planeOptions(c);
+    const options = planeOptions(c, tlsMaterial);
     const share = workerShare(
       { ...options, pools: { blue: { endpoints: lists[0] }, green: { endpoints: lists[1] } } },
       layout.count,
@@ -536,7 +544,25 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         );
         return done('refused', plan.changed, problems);
       }
-      if (plan.changed.length === 0) {
+      // Certificates are read again on every reload, changed config or not: a renewed file at
+      // the same path is the common case. A bad one keeps the running ones.
+      let nextTls: TlsMaterial | null = null;
+      try {
+        if (next.listen.tls !== null) nextTls = loadTls(next.listen.tls, tlsMaterial?.ticketKeys);
+      } catch (err) {
+        if (!(err instanceof TlsError)) throw err;
+        logger.error(
+          { file: opts.configFile, problem: err.message },
+          `config reload: ${err.message}; the running certificates stay`,
+        );
+        return done('invalid', [], [err.message]);
+      }
+      const certs = !sameCertificates(nextTls, tlsMaterial);
+      const changed =
+        certs && !plan.changed.some((k) => k.startsWith('listen.tls.certificates'))
+          ? [...plan.changed, 'listen.tls.certificates (files)']
+          : plan.changed;
+      if (changed.length === 0) {
         logger.info({ file: opts.configFile, hash: loaded.hash }, 'config reload: nothing changed');
         return done('unchanged', [], []);
       }
@@ -547,11 +573,12 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         logger.error({ file: opts.configFile, problem }, `config reload: ${problem}`);
         return done('invalid', [], [problem]);
       }
-      await apply(next, plan.changed, by === 'SIGHUP' ? 'config' : by);
+      tlsMaterial = nextTls;
+      await apply(next, changed, by === 'SIGHUP' ? 'config' : by);
       running = next;
       loaded = { hash: configHash(next), at: clock(), file: opts.configFile ?? null };
-      logger.info({ file: opts.configFile, changed: plan.changed, hash: loaded.hash, by }, 'config reloaded');
-      return done('applied', plan.changed, []);
+      logger.info({ file: opts.configFile, changed, hash: loaded.hash, by }, 'config reloaded');
+      return done('applied', changed, []);
     };
     return serially(run);
   };

@@ -107,6 +107,42 @@ export const configSchema = z
       .object({
         host: z.string().default('0.0.0.0').describe('Address the proxy listens on for client traffic.'),
         port: z.number().int().min(0).max(65535).default(8080).describe('Port for client traffic.'),
+        tls: z
+          .object({
+            certificates: z
+              .array(
+                z
+                  .object({
+                    cert: z.string().min(1).describe('PEM certificate chain file.'),
+                    key: z.string().min(1).describe('PEM private key file.'),
+                    serverNames: z
+                      .array(z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'a host name, or *.domain'))
+                      .optional()
+                      .describe("SNI names it serves (*.domain allowed); default: the certificate's own DNS names."),
+                  })
+                  .strict(),
+              )
+              .min(1, 'at least one certificate')
+              .describe('Picked by SNI host name; the first is the default. Reloaded on SIGHUP.'),
+            minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version accepted.'),
+            http2: z.boolean().default(true).describe('Offer h2 by ALPN (else http/1.1 only).'),
+            ticketKeys: z
+              .string()
+              .min(1)
+              .nullable()
+              .default(null)
+              .describe(
+                'File of 48 bytes: session ticket keys shared by instances (workers of one instance share theirs anyway).',
+              ),
+            maxConcurrentStreams: count(100).describe('HTTP/2 streams a client may have open at once.'),
+            maxResetsPerSecond: count(200).describe(
+              'HTTP/2 streams a client may reset per second before its connection is closed (rapid reset, CVE-2023-44487).',
+            ),
+          })
+          .strict()
+          .nullable()
+          .default(null)
+          .describe('TLS (and HTTP/2) on the client listener; null: plain HTTP.'),
       })
       .strict()
       .prefault({}),

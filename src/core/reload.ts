@@ -31,6 +31,9 @@ export const RESTART_KEYS: readonly string[] = [
   'rollout.analysis.window',
 ];
 
+/** Under a restart key, what a reload applies all the same: certificates (read again each time). */
+export const RELOADABLE_KEYS: readonly string[] = ['listen.tls.certificates'];
+
 export interface ReloadPlan {
   /** Keys whose value differs, as dotted paths (leaves, or whole arrays). */
   changed: string[];
@@ -52,7 +55,8 @@ function diff(a: unknown, b: unknown, path: string, out: string[]): void {
 export function reloadPlan(running: Config, next: Config): ReloadPlan {
   const changed: string[] = [];
   diff(running, next, '', changed);
-  const restart = changed.filter((k) => RESTART_KEYS.some((r) => k === r || k.startsWith(`${r}.`)));
+  const under = (k: string, keys: readonly string[]) => keys.some((r) => k === r || k.startsWith(`${r}.`));
+  const restart = changed.filter((k) => under(k, RESTART_KEYS) && !under(k, RELOADABLE_KEYS));
   return { changed, restart };
 }
 

@@ -9,6 +9,7 @@
  * raw array, never from the object undici parses for this shape.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import { errors, type Dispatcher } from 'undici';
 import { classifyUpstreamError, QUEUE_TIMEOUT, type UpstreamFailure } from '../core/errors.js';
 import type { Recorder } from '../stats/recorder.js';
@@ -183,7 +184,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
       this.held = b.held;
       if (!Buffer.isBuffer(b.body)) {
         // Streamed: the socket gets timeouts.idle between chunks and the body a minimum rate.
-        r.req.socket.setTimeout(this.ctx.idleMs);
+        clientTimeout(this.res, this.ctx.idleMs);
         this.stopBody = watchRate(r.req, this.ctx.body, this.ctx.now, () =>
           this.cut(408, 'body_too_slow', 'request body slower than limits.minBodyRate'),
         );
@@ -340,7 +341,8 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     res.sendDate = false; // keep the upstream's Date
     const headers = responseHeaders(controller.rawHeaders as Buffer[], this);
     headers.push('x-sluice-pool', this.pool.name, 'x-request-id', this.requestId);
-    if (statusText) res.writeHead(statusCode, statusText, headers);
+    // HTTP/2 has no reason phrase (Node warns if one is given).
+    if (statusText && this.request.req.httpVersionMajor !== 2) res.writeHead(statusCode, statusText, headers);
     else res.writeHead(statusCode, headers);
   }
 
@@ -365,7 +367,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     res.once('drain', this.onDrainBound);
     // The client is not keeping up: it gets timeouts.idle to read again, else its socket is
     // closed (nginx send_timeout); undici's body timeout does not run while paused.
-    res.socket?.setTimeout(this.ctx.idleMs);
+    clientTimeout(res, this.ctx.idleMs);
   }
 
   /** Give back what the response held in memory: flushed, or dropped with it (res 'close'). */
@@ -381,7 +383,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
       return;
     }
     // A request body still streaming keeps its own idle timer (begin).
-    if (this.request.req.complete) socket?.setTimeout(0);
+    if (this.request.req.complete) clientTimeout(this.res, 0);
     this.controller?.resume();
   }
 
@@ -494,4 +496,18 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     }
     this.ctx.done();
   }
+}
+
+/**
+ * timeouts.idle on what the client holds: its socket, or with HTTP/2 its stream, since one
+ * connection carries many (a stream past it is reset; 0 turns it off).
+ */
+function clientTimeout(res: ServerResponse, ms: number): void {
+  const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
+  if (stream === undefined) {
+    res.socket?.setTimeout(ms);
+    return;
+  }
+  if (ms === 0) stream.setTimeout(0);
+  else stream.setTimeout(ms, () => stream.close(h2constants.NGHTTP2_CANCEL));
 }

@@ -8,6 +8,7 @@ import type { Histogram } from 'hdr-histogram-js';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/log.js';
+import type { TlsMaterial } from '../core/tls.js';
 import { Recorder } from '../stats/recorder.js';
 import type { IntervalSnapshot } from '../stats/snapshot.js';
 import type { Totals } from '../stats/totals.js';
@@ -23,9 +24,10 @@ export type PlaneOptions = ProxyOptions & Pick<Config, 'upstream' | 'pools' | 'l
 /** How long an endpoint removed by a reload may finish the requests it carries (a long download). */
 export const DRAIN_MS = 300_000;
 
-export function planeOptions(c: Config): PlaneOptions {
+/** A member's options from the config, with the TLS material the main thread read (or null). */
+export function planeOptions(c: Config, tls: TlsMaterial | null = null): PlaneOptions {
   const { split, forwarding, timeouts, limits, log, upstream, pools, listen } = c;
-  return { split, forwarding, timeouts, limits, log, upstream, pools, listen };
+  return { split, forwarding, timeouts, limits, log, upstream, pools, listen, tls };
 }
 
 /**

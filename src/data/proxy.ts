@@ -3,13 +3,23 @@
  * measurements; never awaits the controller and never logs synchronously per request.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import {
+  constants as h2,
+  createServer as createH2Server,
+  type Http2Server,
+  type Http2ServerRequest,
+  type ServerHttp2Session,
+} from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { CLIENT_ERRORS, type SluiceError } from '../core/errors.js';
 import { listenOn, TrustedSet } from '../core/net.js';
+import { contextOptions, sameCertificates, SniContexts, type TlsMaterial } from '../core/tls.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
 import { ClientConnections, type ConnColumn } from './client-conns.js';
@@ -31,8 +41,13 @@ import type { PoolId, TableMaintenance, TableSource } from './table.js';
 import type { UpstreamPool } from './upstream.js';
 import { WebSocketProxy } from './upgrade.js';
 
-/** The options the request path reads: nothing of the control plane's. */
-export type ProxyOptions = Pick<Config, 'split' | 'forwarding' | 'timeouts' | 'limits' | 'log'>;
+/**
+ * The options the request path reads: nothing of the control plane's. `tls` is the certificates
+ * as read by the main thread (core/tls.ts), or null for plain HTTP.
+ */
+export type ProxyOptions = Pick<Config, 'split' | 'forwarding' | 'timeouts' | 'limits' | 'log'> & {
+  tls: TlsMaterial | null;
+};
 
 export interface ProxyDeps {
   /** Replaced by a reload (configure). */
@@ -72,6 +87,13 @@ export class ProxyServer {
   private readonly ws: WebSocketProxy;
   private readonly idPrefix = `${randomBytes(4).toString('hex')}-`;
   private idCounter = 0;
+  /** TLS material in force (null: plain HTTP), its SNI contexts, and the HTTP/2 server behind ALPN h2. */
+  private tls: TlsMaterial | null;
+  private sni: SniContexts | undefined;
+  private h2: Http2Server | undefined;
+  private readonly h2Sessions = new Set<ServerHttp2Session>();
+  /** X-Forwarded-Proto for a client that is not a trusted proxy. */
+  private readonly proto: 'http' | 'https';
   private maint: { table: TableMaintenance; allow: TrustedSet } | undefined;
   private inflight = 0;
   private closing = false;
@@ -106,18 +128,36 @@ export class ProxyServer {
       const p = pools[id];
       return p.allUp || p.hasAvailable(p.clock());
     };
-    this.server = createServer(
-      {
-        maxHeaderSize: c.limits.maxHeaderBytes,
-        headersTimeout: c.timeouts.clientHeaders,
-        requestTimeout: 0,
-        keepAliveTimeout: c.timeouts.idle,
-        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(c.timeouts.clientHeaders / 4))),
-        requireHostHeader: true,
-        insecureHTTPParser: false,
-      },
-      this.handle,
-    );
+    const http1 = {
+      maxHeaderSize: c.limits.maxHeaderBytes,
+      headersTimeout: c.timeouts.clientHeaders,
+      requestTimeout: 0,
+      keepAliveTimeout: c.timeouts.idle,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(c.timeouts.clientHeaders / 4))),
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+      // Upgrade: h2c (curl --http2 on http://) is answered over HTTP/1.1, as nginx does; only
+      // WebSocket upgrades are taken (Node >= 24.9; older lines answer the others 400).
+      shouldUpgradeCallback: (req: IncomingMessage) => WebSocketProxy.wants(req),
+    };
+    const tls = c.tls;
+    this.tls = tls;
+    this.proto = tls === null ? 'http' : 'https';
+    if (tls === null) this.server = createServer(http1, this.handle);
+    else {
+      this.sni = new SniContexts(tls);
+      this.server = createHttpsServer(
+        {
+          ...http1,
+          ...contextOptions(tls),
+          ALPNProtocols: tls.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+          ticketKeys: tls.ticketKeys,
+          SNICallback: (name, cb) => cb(null, (this.sni as SniContexts).pick(name)),
+        },
+        this.handle,
+      );
+      this.dispatchAlpn(tls);
+    }
     // One more than allowed, so that "too many" is seen (Node silently truncates past the limit).
     this.server.maxHeadersCount = c.limits.maxHeaderCount + 1;
     // A connection flood must not exhaust descriptors: past this, Node closes new connections.
@@ -126,7 +166,9 @@ export class ProxyServer {
     // request. Idle keep-alive connections close at keepAliveTimeout; a socket gets timeouts.idle
     // only while sluice waits on its client: a streamed request body arriving (Exchange.begin) or
     // a response the client does not read (Exchange.awaitDrain).
-    this.server.on('connection', onConnection);
+    // Per-connection request order (pipelining) is tracked on the socket the parser reads: the
+    // TLS socket once the handshake is done (dispatchAlpn), else the TCP one.
+    if (tls === null) this.server.on('connection', onConnection);
     const perClient = c.limits.maxConnectionsPerClient;
     if (perClient > 0) this.limitPerClient(perClient);
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
@@ -162,6 +204,8 @@ export class ProxyServer {
       const slot = conns.slot(normalizeIp(socket.remoteAddress));
       if (!conns.open(slot)) {
         this.deps.recorder.reject('too_many_connections');
+        // Before a TLS handshake there is nobody to answer: the connection is closed.
+        if (this.tls !== null) return socket.destroy();
         (socket as Tracked)[kConn] = { last: undefined, waiting: [], broken: true };
         writeRaw(socket, 503, 'too_many_connections');
         return;
@@ -204,9 +248,81 @@ export class ProxyServer {
   configure(c: ProxyOptions): void {
     this.deps.config = c;
     this.derive(c);
+    // New certificates: the next handshake uses them; connections already open keep theirs.
+    if (c.tls !== null && this.tls !== null && !sameCertificates(c.tls, this.tls)) {
+      this.sni = new SniContexts(c.tls);
+      (this.server as unknown as { setSecureContext(o: object): void }).setSecureContext(contextOptions(c.tls));
+      this.tls = c.tls;
+    }
     this.server.headersTimeout = c.timeouts.clientHeaders;
     this.server.maxHeadersCount = c.limits.maxHeaderCount + 1;
     this.server.maxConnections = c.limits.maxConnections;
+  }
+
+  /**
+   * After the TLS handshake: ALPN h2 goes to an HTTP/2 server, everything else to the HTTP/1.1
+   * one (the same server as plain HTTP, with its limits, timeouts and request order).
+   */
+  private dispatchAlpn(tls: TlsMaterial): void {
+    const http1 = this.server.listeners('secureConnection') as ((s: TLSSocket) => void)[];
+    this.server.removeAllListeners('secureConnection');
+    if (tls.http2) this.h2 = this.http2Server(tls);
+    const h2server = this.h2;
+    this.server.on('secureConnection', (s: TLSSocket) => {
+      if (s.alpnProtocol === 'h2' && h2server !== undefined) {
+        h2server.emit('connection', s);
+        return;
+      }
+      onConnection(s);
+      for (const l of http1) l.call(this.server, s);
+    });
+  }
+
+  /**
+   * HTTP/2 from clients: each stream is one request on the same path as HTTP/1.1 (prepare maps
+   * its pseudo-headers). Limits: concurrent streams, the header list, and rapid resets
+   * (CVE-2023-44487): a session whose client resets more than maxResetsPerSecond streams in a
+   * second is sent GOAWAY and closed.
+   */
+  private http2Server(tls: TlsMaterial): Http2Server {
+    const c = this.deps.config;
+    const server = createH2Server(
+      {
+        settings: { maxConcurrentStreams: tls.maxConcurrentStreams, maxHeaderListSize: c.limits.maxHeaderBytes },
+        maxHeaderListPairs: c.limits.maxHeaderCount + 8,
+        maxSessionRejectedStreams: 100,
+        maxSessionInvalidFrames: 1000,
+      },
+      (req, res) => this.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse),
+    );
+    server.on('session', (session: ServerHttp2Session) => {
+      this.h2Sessions.add(session);
+      session.once('close', () => this.h2Sessions.delete(session));
+      if (this.closing) session.close();
+      let second = 0;
+      let resets = 0;
+      session.on('stream', (stream) => {
+        stream.once('aborted', () => {
+          const now = Math.floor(performance.now() / 1000);
+          if (now !== second) {
+            second = now;
+            resets = 0;
+          }
+          if (++resets === tls.maxResetsPerSecond + 1) {
+            this.deps.recorder.reject('rapid_reset');
+            this.deps.logger.warn(
+              { remote: session.socket?.remoteAddress, resets },
+              'HTTP/2 client reset too many streams: connection closed',
+            );
+            session.goaway(h2.NGHTTP2_ENHANCE_YOUR_CALM);
+            session.destroy();
+          }
+        });
+      });
+    });
+    // A stream's own timeout (timeouts.idle while the client does not read) closes the stream.
+    server.on('timeout', () => {});
+    return server;
   }
 
   listen(port: number, host: string, reusePort = false): Promise<number> {
@@ -273,8 +389,11 @@ export class ProxyServer {
 
   /** Validate the request, choose its pool and build its upstream headers; or the error to send. */
   prepare(req: IncomingMessage): Prepared | SluiceError {
-    // Node's parser also takes HTTP/0.9 and HTTP/2.0 request lines: only 1.x is spoken here.
-    if (req.httpVersionMajor !== 1) return CLIENT_ERRORS.httpVersion;
+    // Node's parser also takes HTTP/0.9 and HTTP/2.0 request lines: only 1.x is spoken there;
+    // HTTP/2 comes only as streams of the HTTP/2 server (ALPN h2).
+    const stream = (req as unknown as Http2ServerRequest).stream as Http2ServerRequest['stream'] | undefined;
+    if (req.httpVersionMajor !== 1 && (req.httpVersionMajor !== 2 || stream === undefined))
+      return CLIENT_ERRORS.httpVersion;
     // TRACE echoes the request, cookies and credentials included (cross-site tracing); nginx
     // answers 405. TRACK is IIS's alias (Node's parser already refuses it: this is a second lock).
     const method = req.method;
@@ -282,7 +401,13 @@ export class ProxyServer {
     let path = req.url as string;
     const peer = this.peerOf(req);
     const peerTrusted = this.trusted.has(peer);
-    const scanned = scanRequestHeaders(req.rawHeaders, this.names, peerTrusted);
+    const scanned = scanRequestHeaders(
+      stream === undefined ? req.rawHeaders : h2RawHeaders(req.rawHeaders),
+      this.names,
+      peerTrusted,
+    );
+    // HTTP/2 frames its body itself (DATA frames, END_STREAM): a body may come without a length.
+    if (stream !== undefined && !stream.endAfterHeaders) scanned.hasBody = true;
     if (scanned.headerCount > this.deps.config.limits.maxHeaderCount) return CLIENT_ERRORS.tooManyHeaders;
     if (scanned.hostCount > 1) return CLIENT_ERRORS.duplicateHost;
     if (scanned.host !== undefined && !validHost(scanned.host)) return CLIENT_ERRORS.badHost;
@@ -313,7 +438,7 @@ export class ProxyServer {
         : this.nextId();
     const out = scanned.out;
     out.push('x-forwarded-for', peerTrusted && scanned.xff !== undefined ? `${scanned.xff}, ${peer}` : peer);
-    out.push('x-forwarded-proto', peerTrusted && scanned.xfProto !== undefined ? scanned.xfProto : 'http');
+    out.push('x-forwarded-proto', peerTrusted && scanned.xfProto !== undefined ? scanned.xfProto : this.proto);
     const xfHost = peerTrusted && scanned.xfHost !== undefined ? scanned.xfHost : scanned.host;
     if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
     out.push('x-request-id', requestId);
@@ -333,7 +458,8 @@ export class ProxyServer {
   }
 
   private readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const conn = (req.socket as Tracked)[kConn];
+    // HTTP/2 streams share a connection without an order between them.
+    const conn = req.httpVersionMajor === 2 ? undefined : (req.socket as Tracked)[kConn];
     // Refused by limitPerClient: its 503 is on the way and the socket closes after it.
     if (conn?.broken) return;
     if (this.closing) {
@@ -399,6 +525,8 @@ export class ProxyServer {
     this.closing = true;
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     this.server.closeIdleConnections();
+    // HTTP/2 clients hear GOAWAY: streams under way finish, no new one starts.
+    for (const s of this.h2Sessions) s.close();
     if (this.inflight > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, graceMs);
@@ -410,6 +538,7 @@ export class ProxyServer {
       });
     }
     this.ws.closeAll();
+    for (const s of this.h2Sessions) s.destroy();
     this.server.closeAllConnections();
     this.ctx.deadlines?.stop();
     this.ctx.queue.stop();
@@ -493,4 +622,26 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket, recorder: Rec
 
 function rejectSocket(socket: Socket, e: SluiceError): void {
   writeRaw(socket, e.status, e.code);
+}
+
+/**
+ * An HTTP/2 request's headers as HTTP/1.1 ones for the same scan: pseudo-headers dropped,
+ * `:authority` as Host (RFC 9113 §8.3.1) unless a Host came too. Connection-specific headers
+ * cannot arrive (nghttp2 refuses them).
+ */
+export function h2RawHeaders(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  let authority: string | undefined;
+  let host = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i] as string;
+    if (k.charCodeAt(0) === 58 /* : */) {
+      if (k === ':authority') authority = raw[i + 1];
+      continue;
+    }
+    if (k === 'host') host = true;
+    out.push(k, raw[i + 1] as string);
+  }
+  if (!host && authority !== undefined) out.push('host', authority);
+  return out;
 }

@@ -39,9 +39,14 @@ export class WebSocketProxy {
     this.backend.on('error', () => {});
   }
 
-  isWebSocket(req: IncomingMessage): boolean {
+  /** A WebSocket handshake: the one upgrade sluice takes (the rest are answered as plain requests). */
+  static wants(req: IncomingMessage): boolean {
     const up = req.headers.upgrade;
     return req.method === 'GET' && typeof up === 'string' && up.toLowerCase() === 'websocket';
+  }
+
+  isWebSocket(req: IncomingMessage): boolean {
+    return WebSocketProxy.wants(req);
   }
 
   proxy(req: IncomingMessage, socket: Socket, head: Buffer, p: Prepared): void {

@@ -39,11 +39,6 @@ describe('malformed and hostile requests get a 4xx and reach no upstream', () =>
     ['absolute-form that disagrees with Host', 'GET http://evil.example/admin HTTP/1.1\r\nHost: a\r\n\r\n', 400],
     ['asterisk-form', 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n', 400],
     ['CONNECT', 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n', 405],
-    [
-      'non-WebSocket upgrade',
-      'GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n',
-      400,
-    ],
     ['bare LF in header value', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\nb\r\n\r\n', 400],
     ['NUL in header value', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\u0000b\r\n\r\n', 400],
     ['obs-fold', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n  folded\r\n\r\n', 400],

@@ -3,11 +3,13 @@
  * under load with no failed request, on one thread and on worker threads; new endpoints wait
  * for their health checks; a broken file or a change that needs a restart keeps everything.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
+import { makeCert } from '../helpers/certs.js';
 import { sha256Hex } from '../../src/admin/auth.js';
 import { supportsReusePort } from '../../src/core/runtime.js';
 import { startLoad } from '../helpers/load.js';
@@ -233,6 +235,88 @@ describe('reload', () => {
     await waitLog(again, '"config reloaded"');
     expect((await status(again)).pools.green?.endpoints.map((e) => e.url)).toEqual([g3.url]);
   });
+
+  it.each([1, THREADS].filter((n, i, a) => a.indexOf(n) === i))(
+    'a certificate renewed on disk is served to the next connection after SIGHUP; a bad one keeps the old (workers %i)',
+    async (workers) => {
+      const blue = await upstream('blue');
+      const green = await upstream('green');
+      const certDir = mkdtempSync(join(tmpdir(), 'sluice-certs-'));
+      const first = makeCert(certDir, ['a.test']);
+      const cert = join(certDir, 'live-cert.pem');
+      const key = join(certDir, 'live-key.pem');
+      copyFileSync(first.cert, cert);
+      copyFileSync(first.key, key);
+      const pools = { blue: { endpoints: [blue.url] }, green: { endpoints: [green.url] } };
+      const listen = { host: '127.0.0.1', port: 0, tls: { certificates: [{ cert, key }] } };
+      const { r } = await start({ pools, listen, workers });
+      const fingerprint = () =>
+        new Promise<string>((resolve, reject) => {
+          const sock = tlsConnect(
+            { port: r.proxyPort, host: '127.0.0.1', servername: 'a.test', rejectUnauthorized: false },
+            () => {
+              const f = sock.getPeerCertificate().fingerprint256;
+              sock.destroy();
+              resolve(f);
+            },
+          );
+          sock.once('error', reject);
+        });
+      const before = await fingerprint();
+      // Session tickets resume on any worker: the keys are shared (TLS 1.2 here, for a ticket at once).
+      const resumed = async (session?: Buffer) =>
+        new Promise<{ reused: boolean; session: Buffer | undefined }>((resolve, reject) => {
+          const sock = tlsConnect(
+            {
+              port: r.proxyPort,
+              host: '127.0.0.1',
+              servername: 'a.test',
+              rejectUnauthorized: false,
+              maxVersion: 'TLSv1.2',
+              session,
+            },
+            () => {
+              const out = { reused: sock.isSessionReused(), session: sock.getSession() };
+              sock.destroy();
+              resolve(out);
+            },
+          );
+          sock.once('error', reject);
+        });
+      const firstSession = (await resumed()).session;
+      const reuses = await Promise.all(Array.from({ length: 8 }, () => resumed(firstSession)));
+      expect(reuses.map((x) => x.reused)).toEqual(Array(8).fill(true));
+      // A connection opened before the renewal, kept alive across it.
+      const agent = new Agent({ connect: { rejectUnauthorized: false, servername: 'a.test' }, connections: 1 });
+      const get = async () => {
+        const res = await request(`https://127.0.0.1:${r.proxyPort}/x`, { dispatcher: agent });
+        await res.body.dump();
+        return res.statusCode;
+      };
+      try {
+        expect(await get()).toBe(200);
+        const second = makeCert(certDir, ['a.test']);
+        copyFileSync(second.cert, cert);
+        copyFileSync(second.key, key);
+        r.proc.kill('SIGHUP');
+        const line = await waitLog(r, '"config reloaded"');
+        expect(line).toContain('listen.tls.certificates (files)');
+        const after = await fingerprint();
+        expect(after).not.toBe(before);
+        // The old connection was not dropped.
+        expect(await get()).toBe(200);
+        // A broken certificate: the running one stays, the log says which file.
+        writeFileSync(cert, 'not a certificate');
+        r.proc.kill('SIGHUP');
+        const bad = await waitLog(r, 'the running certificates stay');
+        expect(bad).toContain('listen.tls.certificates.0');
+        expect(await fingerprint()).toBe(after);
+        expect(await get()).toBe(200);
+      } finally {
+        await agent.close();
+      }
+    },
+  );
 
   it('POST /api/v1/reload applies thresholds and tokens, answers 400 and 409 with the keys, and is audited', async () => {
     const blue = await upstream('blue');

@@ -21,7 +21,7 @@ function problems(raw: unknown): string[] {
 describe('config', () => {
   it('fills every default from the schema', () => {
     const c = parseConfig({ pools });
-    expect(c.listen).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(c.listen).toEqual({ host: '0.0.0.0', port: 8080, tls: null });
     expect(c.admin).toMatchObject({ host: '127.0.0.1', port: 9901, tokens: [] });
     expect(c.stable).toBe('blue');
     expect(c.split).toEqual({
