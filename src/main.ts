@@ -60,6 +60,8 @@ export interface Sluice {
   /** The config in force (the latest reload's). */
   readonly config: Config;
   proxyPort: number;
+  /** listen.http's port, when it is set. */
+  httpPort: number | undefined;
   adminPort: number;
   controller: Controller;
   /** Threads serving requests (1: the main thread itself). */
@@ -409,14 +411,20 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   await syncEndpoints();
 
   let proxyPort: number;
+  let httpPort: number | undefined;
+  const second = config.listen.http;
   let adminPort: number;
   try {
     adminPort = await admin.listen(config.admin.port, config.admin.host);
-    if (local !== undefined) proxyPort = await local.listen(config.listen.port, config.listen.host);
-    else {
-      // The first worker binds (port 0: any free one); the others join it on the same port.
-      proxyPort = await (threads[0] as WorkerMember).start(config.listen.port);
-      await Promise.all(threads.slice(1).map((w) => w.start(proxyPort)));
+    if (local !== undefined) {
+      proxyPort = await local.listen(config.listen.port, config.listen.host);
+      if (second !== null) httpPort = await local.listenSecond(second.port, second.host ?? config.listen.host);
+    } else {
+      // The first worker binds (port 0: any free one); the others join it on the same ports.
+      const first = threads[0] as WorkerMember;
+      proxyPort = await first.start(config.listen.port, second?.port ?? 0);
+      if (second !== null) httpPort = first.httpPort;
+      await Promise.all(threads.slice(1).map((w) => w.start(proxyPort, first.httpPort)));
     }
   } catch (err) {
     await admin.close().catch(() => {});
@@ -436,6 +444,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   logger.info(
     {
       proxy: `${config.listen.host}:${proxyPort}`,
+      ...(httpPort === undefined ? {} : { http: `${second?.host ?? config.listen.host}:${httpPort}` }),
       admin: `${config.admin.host}:${adminPort}`,
       weights: controller.state.weights,
       stable: controller.state.stable,
@@ -592,6 +601,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       return running;
     },
     proxyPort,
+    httpPort,
     adminPort,
     controller,
     workers: layout.count,

@@ -143,6 +143,21 @@ export const configSchema = z
           .nullable()
           .default(null)
           .describe('TLS (and HTTP/2) on the client listener; null: plain HTTP.'),
+        http: z
+          .object({
+            port: z.number().int().min(0).max(65535).default(80).describe('Port of the plain HTTP listener.'),
+            host: z.string().optional().describe('Its address (default: listen.host).'),
+            redirect: z
+              .boolean()
+              .default(true)
+              .describe(
+                'true: answer every request with a redirect to https; false: serve it as the TLS listener does.',
+              ),
+          })
+          .strict()
+          .nullable()
+          .default(null)
+          .describe('With listen.tls: a second, plain HTTP listener; null: none.'),
       })
       .strict()
       .prefault({}),
@@ -520,6 +535,8 @@ export const configSchema = z
         message: `required when admin.host (${c.admin.host}) is not loopback`,
       });
     }
+    if (c.listen.http !== null && c.listen.tls === null)
+      ctx.addIssue({ code: 'custom', path: ['listen', 'http'], message: 'a second listener needs listen.tls' });
     if (c.fleet !== null && c.fleet.redis === undefined && !process.env.SLUICE_REDIS_URL)
       ctx.addIssue({ code: 'custom', path: ['fleet', 'redis'], message: 'required (or $SLUICE_REDIS_URL)' });
     const ids = new Set<string>();

@@ -161,6 +161,11 @@ export class DataPlane {
     return this.proxy.listen(port, host, reusePort);
   }
 
+  /** listen.http's listener, after `listen` (undefined when there is none). */
+  listenSecond(port: number, host: string, reusePort = false): Promise<number | undefined> {
+    return this.proxy.listenSecond(port, host, reusePort);
+  }
+
   /** Stop accepting, drain within `graceMs`, then close the upstream connections. */
   async close(graceMs: number): Promise<void> {
     await this.proxy.close(graceMs);

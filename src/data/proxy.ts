@@ -45,7 +45,7 @@ import { WebSocketProxy } from './upgrade.js';
  * The options the request path reads: nothing of the control plane's. `tls` is the certificates
  * as read by the main thread (core/tls.ts), or null for plain HTTP.
  */
-export type ProxyOptions = Pick<Config, 'split' | 'forwarding' | 'timeouts' | 'limits' | 'log'> & {
+export type ProxyOptions = Pick<Config, 'split' | 'forwarding' | 'timeouts' | 'limits' | 'log' | 'listen'> & {
   tls: TlsMaterial | null;
 };
 
@@ -85,6 +85,12 @@ export class ProxyServer {
   private names!: HeaderNames;
   private readonly ctx: ForwardContext;
   private readonly ws: WebSocketProxy;
+  /** Every HTTP/1.1 server that serves requests (the first listener, listen.http when it serves). */
+  private readonly servers: Server[] = [];
+  /** listen.http: the plain second listener (a redirect, or serving), and the TLS port it names. */
+  private plain: Server | undefined;
+  private tlsPort = 443;
+  private conns: ClientConnections | undefined;
   private readonly idPrefix = `${randomBytes(4).toString('hex')}-`;
   private idCounter = 0;
   /** TLS material in force (null: plain HTTP), its SNI contexts, and the HTTP/2 server behind ALPN h2. */
@@ -92,8 +98,7 @@ export class ProxyServer {
   private sni: SniContexts | undefined;
   private h2: Http2Server | undefined;
   private readonly h2Sessions = new Set<ServerHttp2Session>();
-  /** X-Forwarded-Proto for a client that is not a trusted proxy. */
-  private readonly proto: 'http' | 'https';
+
   private maint: { table: TableMaintenance; allow: TrustedSet } | undefined;
   private inflight = 0;
   private closing = false;
@@ -142,7 +147,6 @@ export class ProxyServer {
     };
     const tls = c.tls;
     this.tls = tls;
-    this.proto = tls === null ? 'http' : 'https';
     if (tls === null) this.server = createServer(http1, this.handle);
     else {
       this.sni = new SniContexts(tls);
@@ -158,29 +162,49 @@ export class ProxyServer {
       );
       this.dispatchAlpn(tls);
     }
+    this.ws = new WebSocketProxy({
+      deadline: c.timeouts.connect + c.timeouts.response,
+      recorder: deps.recorder,
+      logger: deps.logger,
+    });
+    this.wire(this.server, tls !== null);
+    // listen.http: a second, plain listener that redirects to https, or serves as the first does.
+    const second = c.listen.http;
+    if (tls !== null && second !== null) {
+      if (second.redirect)
+        this.plain = createServer(
+          http1,
+          redirectToHttps(() => this.tlsPort),
+        );
+      else {
+        this.plain = createServer(http1, this.handle);
+        this.wire(this.plain, false);
+      }
+    }
+  }
+
+  /** The handlers and limits every request-serving HTTP/1.1 server gets (plain, TLS, listen.http). */
+  private wire(server: Server, encrypted: boolean): void {
+    const c = this.deps.config;
+    this.servers.push(server);
     // One more than allowed, so that "too many" is seen (Node silently truncates past the limit).
-    this.server.maxHeadersCount = c.limits.maxHeaderCount + 1;
+    server.maxHeadersCount = c.limits.maxHeaderCount + 1;
     // A connection flood must not exhaust descriptors: past this, Node closes new connections.
-    this.server.maxConnections = c.limits.maxConnections;
+    server.maxConnections = c.limits.maxConnections;
     // No server-wide socket timeout: it would re-arm a timer on every read and write of every
     // request. Idle keep-alive connections close at keepAliveTimeout; a socket gets timeouts.idle
     // only while sluice waits on its client: a streamed request body arriving (Exchange.begin) or
     // a response the client does not read (Exchange.awaitDrain).
     // Per-connection request order (pipelining) is tracked on the socket the parser reads: the
     // TLS socket once the handshake is done (dispatchAlpn), else the TCP one.
-    if (tls === null) this.server.on('connection', onConnection);
+    if (!encrypted) server.on('connection', onConnection);
     const perClient = c.limits.maxConnectionsPerClient;
-    if (perClient > 0) this.limitPerClient(perClient);
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
-      onClientError(err, socket, deps.recorder),
+    if (perClient > 0) this.limitPerClient(server, perClient, encrypted);
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+      onClientError(err, socket, this.deps.recorder),
     );
-    this.server.on('connect', (_req: IncomingMessage, socket: Socket) => rejectSocket(socket, CLIENT_ERRORS.connect));
-    this.ws = new WebSocketProxy({
-      deadline: c.timeouts.connect + c.timeouts.response,
-      recorder: deps.recorder,
-      logger: deps.logger,
-    });
-    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    server.on('connect', (_req: IncomingMessage, socket: Socket) => rejectSocket(socket, CLIENT_ERRORS.connect));
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.closing) return writeRaw(socket, 503, 'shutting_down');
       const p = this.prepare(req);
       if (!('pool' in p)) return rejectSocket(socket, p);
@@ -198,14 +222,15 @@ export class ProxyServer {
    * limits.maxConnectionsPerClient: count connections by peer address, over every worker
    * (client-conns.ts); one past the limit is answered 503 and closed before any request is read.
    */
-  private limitPerClient(max: number): void {
-    const conns = new ClientConnections(max, this.deps.connColumn);
-    this.server.prependListener('connection', (socket: Socket) => {
+  private limitPerClient(server: Server, max: number, encrypted: boolean): void {
+    this.conns ??= new ClientConnections(max, this.deps.connColumn);
+    const conns = this.conns;
+    server.prependListener('connection', (socket: Socket) => {
       const slot = conns.slot(normalizeIp(socket.remoteAddress));
       if (!conns.open(slot)) {
         this.deps.recorder.reject('too_many_connections');
         // Before a TLS handshake there is nobody to answer: the connection is closed.
-        if (this.tls !== null) return socket.destroy();
+        if (encrypted) return socket.destroy();
         (socket as Tracked)[kConn] = { last: undefined, waiting: [], broken: true };
         writeRaw(socket, 503, 'too_many_connections');
         return;
@@ -254,9 +279,11 @@ export class ProxyServer {
       (this.server as unknown as { setSecureContext(o: object): void }).setSecureContext(contextOptions(c.tls));
       this.tls = c.tls;
     }
-    this.server.headersTimeout = c.timeouts.clientHeaders;
-    this.server.maxHeadersCount = c.limits.maxHeaderCount + 1;
-    this.server.maxConnections = c.limits.maxConnections;
+    for (const server of this.servers) {
+      server.headersTimeout = c.timeouts.clientHeaders;
+      server.maxHeadersCount = c.limits.maxHeaderCount + 1;
+      server.maxConnections = c.limits.maxConnections;
+    }
   }
 
   /**
@@ -328,7 +355,16 @@ export class ProxyServer {
   listen(port: number, host: string, reusePort = false): Promise<number> {
     this.ctx.deadlines?.start();
     this.ctx.queue.start();
-    return listenOn(this.server, port, host, reusePort);
+    return listenOn(this.server, port, host, reusePort).then((p) => {
+      this.tlsPort = p;
+      return p;
+    });
+  }
+
+  /** listen.http's listener (after the first one listens: a redirect names its port). */
+  listenSecond(port: number, host: string, reusePort = false): Promise<number | undefined> {
+    if (this.plain === undefined) return Promise.resolve(undefined);
+    return listenOn(this.plain, port, host, reusePort);
   }
 
   get inFlight(): number {
@@ -438,7 +474,8 @@ export class ProxyServer {
         : this.nextId();
     const out = scanned.out;
     out.push('x-forwarded-for', peerTrusted && scanned.xff !== undefined ? `${scanned.xff}, ${peer}` : peer);
-    out.push('x-forwarded-proto', peerTrusted && scanned.xfProto !== undefined ? scanned.xfProto : this.proto);
+    const proto = (req.socket as TLSSocket).encrypted === true ? 'https' : 'http';
+    out.push('x-forwarded-proto', peerTrusted && scanned.xfProto !== undefined ? scanned.xfProto : proto);
     const xfHost = peerTrusted && scanned.xfHost !== undefined ? scanned.xfHost : scanned.host;
     if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
     out.push('x-request-id', requestId);
@@ -523,8 +560,13 @@ export class ProxyServer {
   /** Stop accepting, let in-flight requests finish within `graceMs`, then cut the rest. */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
-    const closed = new Promise<void>((r) => this.server.close(() => r()));
-    this.server.closeIdleConnections();
+    const closed = Promise.all(
+      [this.server, ...(this.plain === undefined ? [] : [this.plain])].map(
+        (srv) => new Promise<void>((r) => srv.close(() => r())),
+      ),
+    );
+    for (const srv of this.servers) srv.closeIdleConnections();
+    this.plain?.closeIdleConnections();
     // HTTP/2 clients hear GOAWAY: streams under way finish, no new one starts.
     for (const s of this.h2Sessions) s.close();
     if (this.inflight > 0) {
@@ -539,7 +581,8 @@ export class ProxyServer {
     }
     this.ws.closeAll();
     for (const s of this.h2Sessions) s.destroy();
-    this.server.closeAllConnections();
+    for (const srv of this.servers) srv.closeAllConnections();
+    this.plain?.closeAllConnections();
     this.ctx.deadlines?.stop();
     this.ctx.queue.stop();
     await closed;
@@ -644,4 +687,32 @@ export function h2RawHeaders(raw: readonly string[]): string[] {
   }
   if (!host && authority !== undefined) out.push('host', authority);
   return out;
+}
+
+/**
+ * listen.http with redirect: every request to its https URL, as nginx's `return 301
+ * https://$host$request_uri` (308 for methods other than GET and HEAD, so a body is sent again).
+ */
+function redirectToHttps(tlsPort: () => number) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const host = req.headers.host;
+    if (host === undefined || !validHost(host)) {
+      res.shouldKeepAlive = false;
+      sendError(res, 400, 'bad_host', '-');
+      return;
+    }
+    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : (host.split(':')[0] as string);
+    const port = tlsPort();
+    const location = `https://${name}${port === 443 ? '' : `:${port}`}${req.url ?? '/'}`;
+    const body = `redirecting to ${location}\n`;
+    res.writeHead(req.method === 'GET' || req.method === 'HEAD' ? 301 : 308, [
+      'location',
+      location,
+      'content-type',
+      'text/plain',
+      'content-length',
+      String(Buffer.byteLength(body)),
+    ]);
+    res.end(body);
+  };
 }

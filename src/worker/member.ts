@@ -63,6 +63,8 @@ export class WorkerMember implements Member {
   /** Intervals that arrived after their collect gave up: merged into the next one, not lost. */
   private late: MemberReport<EncodedInterval>['interval'][] = [];
   private port = 0;
+  /** listen.http's port (as bound by the first worker). */
+  httpPort = 0;
   private stopping = false;
   private deaths: number[] = [];
   private restartTimer: NodeJS.Timeout | undefined;
@@ -77,9 +79,13 @@ export class WorkerMember implements Member {
     this.info = { id: `w${o.index}`, state: 'starting', restarts: 0, inflight: 0, requests: 0 };
   }
 
-  /** Start the thread on `port` (0: any; the first worker's port is then given to the others). */
-  start(port: number): Promise<number> {
+  /**
+   * Start the thread on `port` (0: any; the first worker's port is then given to the others), and
+   * listen.http's listener on `httpPort`. Resolves with the ports it listens on.
+   */
+  start(port: number, httpPort = this.httpPort): Promise<number> {
     this.port = port;
+    this.httpPort = httpPort;
     return new Promise((resolve, reject) => {
       const w = this.spawn();
       const onExit = (code: number) => reject(new Error(`worker ${this.o.index} exited with code ${code} at start`));
@@ -92,6 +98,7 @@ export class WorkerMember implements Member {
         w.off('error', onError);
         w.off('exit', onExit);
         this.port = m.port;
+        if (m.httpPort !== undefined) this.httpPort = m.httpPort;
         this.watch(w);
         resolve(m.port);
       };
@@ -105,6 +112,7 @@ export class WorkerMember implements Member {
       options: this.options,
       table: this.o.table(),
       port: this.port,
+      httpPort: this.httpPort,
       host: this.o.host,
       reusePort: this.o.reusePort,
       level: this.o.level(),

@@ -15,6 +15,8 @@ export interface WorkerInit {
   options: PlaneOptions;
   table: RoutingTable;
   port: number;
+  /** listen.http's port, when it is set. */
+  httpPort: number;
   host: string;
   reusePort: boolean;
   level: string;
@@ -32,7 +34,7 @@ export type ToWorker =
   | { t: 'stop'; graceMs: number };
 
 export type FromWorker =
-  | { t: 'listening'; port: number }
+  | { t: 'listening'; port: number; httpPort?: number | undefined }
   | { t: 'ack'; seq: number }
   | { t: 'report'; seq: number; report: MemberReport<EncodedInterval> }
   | { t: 'event'; event: EndpointEvent }

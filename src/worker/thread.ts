@@ -61,4 +61,9 @@ port.on('message', (m: ToWorker) => {
 });
 
 // A failed listen is an unhandled rejection: the thread ends, and the main thread gets the error.
-void plane.listen(init.port, init.host, init.reusePort).then((p) => post({ t: 'listening', port: p }));
+const second = init.options.listen.http;
+void plane.listen(init.port, init.host, init.reusePort).then(async (p) => {
+  const httpPort =
+    second === null ? undefined : await plane.listenSecond(init.httpPort, second.host ?? init.host, init.reusePort);
+  post({ t: 'listening', port: p, httpPort });
+});

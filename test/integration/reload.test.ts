@@ -248,8 +248,16 @@ describe('reload', () => {
       copyFileSync(first.cert, cert);
       copyFileSync(first.key, key);
       const pools = { blue: { endpoints: [blue.url] }, green: { endpoints: [green.url] } };
-      const listen = { host: '127.0.0.1', port: 0, tls: { certificates: [{ cert, key }] } };
+      const listen = { host: '127.0.0.1', port: 0, tls: { certificates: [{ cert, key }] }, http: { port: 0 } };
       const { r } = await start({ pools, listen, workers });
+      // listen.http on every worker: a redirect to the TLS port.
+      const started = JSON.parse(await waitLog(r, '"sluice listening"')) as { http: string };
+      const httpPort = Number(started.http.split(':').pop());
+      for (let i = 0; i < 4; i++) {
+        const res = await request(`http://127.0.0.1:${httpPort}/p`, { headers: { host: 'a.test' } });
+        await res.body.dump();
+        expect([res.statusCode, res.headers.location]).toEqual([301, `https://a.test:${r.proxyPort}/p`]);
+      }
       const fingerprint = () =>
         new Promise<string>((resolve, reject) => {
           const sock = tlsConnect(

@@ -176,6 +176,46 @@ describe('TLS and HTTP/2', () => {
 });
 
 describe('TLS at the edge, more', () => {
+  it('listen.http redirects to https (301, 308 for a POST), or serves plain with X-Forwarded-Proto http', async () => {
+    const { s, blue } = await setup({}, {});
+    // The listener of setup() has no listen.http: start one that has.
+    await s.stop();
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-http-'));
+    const a = makeCert(dir, ['a.test']);
+    for (const redirect of [true, false]) {
+      const r = (h.sluice = await startTestSluice(blue.url, blue.url, {
+        listen: {
+          host: '127.0.0.1',
+          port: 0,
+          tls: { certificates: [{ cert: a.cert, key: a.key }] },
+          http: { port: 0, redirect },
+        },
+      }));
+      expect(r.httpPort).toBeGreaterThan(0);
+      const before = blue.seen.length;
+      const get = await request(`http://127.0.0.1:${r.httpPort}/path?q=1`, {
+        headers: { host: `a.test:${r.httpPort}` },
+      });
+      await get.body.dump();
+      if (redirect) {
+        expect(get.statusCode).toBe(301);
+        expect(get.headers.location).toBe(`https://a.test:${r.proxyPort}/path?q=1`);
+        const post = await request(`http://127.0.0.1:${r.httpPort}/form`, { method: 'POST', body: 'x=1' });
+        await post.body.dump();
+        expect(post.statusCode).toBe(308);
+        expect(post.headers.location).toBe(`https://127.0.0.1:${r.proxyPort}/form`);
+        expect(blue.seen.length).toBe(before);
+      } else {
+        expect(get.statusCode).toBe(200);
+        const seen = blue.seen.at(-1);
+        expect(seen?.url).toBe('/path?q=1');
+        expect(seen?.headers['x-forwarded-proto']).toBe('http');
+      }
+      await r.stop();
+      h.sluice = undefined;
+    }
+  });
+
   it('--check reads the certificate files: a missing or mismatched one is a problem naming its key', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-check-'));
     const a = makeCert(dir, ['a.test']);
@@ -191,7 +231,10 @@ describe('TLS at the edge, more', () => {
     const missing = check([{ cert: join(dir, 'nope.pem'), key: a.key }]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('listen.tls.certificates.0.cert: cannot read');
-    const mismatched = check([{ cert: a.cert, key: a.key }, { cert: a.cert, key: b.key }]);
+    const mismatched = check([
+      { cert: a.cert, key: a.key },
+      { cert: a.cert, key: b.key },
+    ]);
     expect(mismatched.code).toBe(1);
     expect(mismatched.stderr).toMatch(/^listen\.tls\.certificates\.1: /);
   });

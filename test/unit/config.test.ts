@@ -21,7 +21,7 @@ function problems(raw: unknown): string[] {
 describe('config', () => {
   it('fills every default from the schema', () => {
     const c = parseConfig({ pools });
-    expect(c.listen).toEqual({ host: '0.0.0.0', port: 8080, tls: null });
+    expect(c.listen).toEqual({ host: '0.0.0.0', port: 8080, tls: null, http: null });
     expect(c.admin).toMatchObject({ host: '127.0.0.1', port: 9901, tokens: [] });
     expect(c.stable).toBe('blue');
     expect(c.split).toEqual({
@@ -91,6 +91,8 @@ describe('config', () => {
     [{ pools, split: { override: { header: 'x pool' } } }, 'split.override.header: a header name'],
     [{ pools, workers: 0 }, 'workers:'],
     [{ pools, fleet: { redis: 'http://x', name: 'a' } }, 'fleet.redis: a redis:// or rediss:// URL'],
+    [{ pools, listen: { http: { port: 80 } } }, 'listen.http: a second listener needs listen.tls'],
+    [{ pools, listen: { tls: { certificates: [] } } }, 'listen.tls.certificates: at least one certificate'],
     [{ pools, fleet: { redis: 'redis://x:6379', name: 'a b' } }, 'fleet.name: 1-64 letters'],
     [{ pools, fleet: { redis: 'redis://x:6379', name: 'a', leader: true } }, 'fleet.leader: unknown key'],
   ])('names the key: %j', (raw, expected) => {
