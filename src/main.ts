@@ -101,7 +101,9 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   // One ordered writer for app logs and access lines (unless a test hands in its own logger).
   const destination = opts.logger === undefined ? stdoutDestination() : undefined;
   const sink = destination ?? process.stdout;
-  const accessSink = new AccessSink(sink);
+  const accessSink = new AccessSink(sink, (err, path) =>
+    logger.error({ err, file: path }, 'access log file write failed: lines are being dropped'),
+  );
   accessSink.use(config.log.accessFile);
   // Certificates read once here; each worker gets them as a value (and each reload, anew).
   let tlsMaterial = config.listen.tls === null ? null : loadTls(config.listen.tls);
@@ -329,10 +331,16 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     routes: apiRoutes(controller, status, events, logSettings, {
       refresh,
       reload: (by) => reload(by),
-      setEndpoints: async (pool, endpoints, by, expectedVersion) => {
-        await controller.command({ type: 'endpoints', pool, endpoints, base: poolsBase(running) }, by, expectedVersion);
-        await syncEndpoints();
-      },
+      // In turn with reloads: the lists it replaces are the config's in force when it runs.
+      setEndpoints: (pool, endpoints, by, expectedVersion) =>
+        serially(async () => {
+          await controller.command(
+            { type: 'endpoints', pool, endpoints, base: poolsBase(running) },
+            by,
+            expectedVersion,
+          );
+          await syncNow();
+        }),
     }),
     assets: loadAssets(),
     ready: () => ready,
@@ -369,10 +377,16 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
    * availability, in one step (Controller.reconfigure). New endpoints wait for their first passing
    * checks when checks run; others take traffic at once.
    */
-  const configure = async (c: Config, restartChecks: boolean) => {
+  const configure = async (c: Config, restartChecks: boolean, tls = tlsMaterial) => {
     const lists = effective(c);
     const moved = !sameLists(lists, book.urls);
-    const options = planeOptions(c, tlsMaterial);
+    const options = planeOptions(c, tls);
+    const swapChecks = moved || restartChecks;
+    // The running checker names endpoints by their place in the old lists: it stops first.
+    if (swapChecks) {
+      await health?.stop();
+      health = undefined;
+    }
     const share = workerShare(
       { ...options, pools: { blue: { endpoints: lists[0] }, green: { endpoints: lists[1] } } },
       layout.count,
@@ -384,10 +398,14 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         if (moved) book.setUrls(lists, c.healthCheck.path !== null);
       },
     );
-    if (moved || restartChecks) {
-      await health?.stop();
+    if (swapChecks) {
       health = checker(c);
-      health?.start();
+      if (health !== undefined) health.start();
+      else {
+        // Checks turned off: an endpoint they took out would otherwise stay out until a restart.
+        book.clearActive();
+        controller.republish();
+      }
     }
   };
 
@@ -399,10 +417,10 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     return p;
   };
   /** After a state change (an API call here, or another instance's): use the lists it says. */
-  const syncEndpoints = () =>
-    serially(async () => {
-      if (!sameLists(effective(running), book.urls)) await configure(running, false);
-    });
+  const syncNow = async () => {
+    if (!sameLists(effective(running), book.urls)) await configure(running, false);
+  };
+  const syncEndpoints = () => serially(syncNow);
   controller.onChange(() => {
     void syncEndpoints().catch((err: unknown) => logger.error({ err }, 'could not apply new endpoint lists'));
   });
@@ -486,25 +504,30 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     logger.info({ audit: config.audit.file, access: running.log.accessFile }, 'log files reopened');
   };
   /** Apply a valid config whose changes need no restart: each part gets its new value. */
-  const apply = async (next: Config, changed: readonly string[], by: string) => {
+  const apply = async (next: Config, changed: readonly string[], by: string, tls: TlsMaterial | null) => {
     const touched = (k: string) => changed.some((c) => c === k || c.startsWith(`${k}.`));
-    logSettings.set({ level: next.log.level, access: next.log.access });
+    // Only what the file changed: a level set through PUT /api/v1/log stays otherwise.
+    if (touched('log.level')) logSettings.set({ level: next.log.level });
+    if (touched('log.access')) logSettings.set({ access: next.log.access });
     auth.setTokens(next.admin.tokens);
     if (notifier instanceof WebhookNotifier) notifier.setTargets(next.webhooks);
-    await configure(next, touched('healthCheck'));
-    // The file's maintenance: was edited: the operator's intent, as a command (fleet-wide).
+    await configure(next, touched('healthCheck'), tls);
+    // The file's maintenance: was edited: the operator's intent, as a command (fleet-wide). The
+    // rest is in force already; a refused command (Redis away) is logged, not half-undone.
     if (touched('maintenance')) {
       const m = next.maintenance;
-      await controller.command(
-        {
-          type: 'maintenance',
-          enabled: m.enabled,
-          message: m.message ?? undefined,
-          retryAfter: m.retryAfter,
-          allowFrom: m.allowFrom,
-        },
-        by,
-      );
+      await controller
+        .command(
+          {
+            type: 'maintenance',
+            enabled: m.enabled,
+            message: m.message ?? undefined,
+            retryAfter: m.retryAfter,
+            allowFrom: m.allowFrom,
+          },
+          by,
+        )
+        .catch((err: unknown) => logger.error({ err }, 'config reload: maintenance could not be changed'));
     }
   };
 
@@ -582,8 +605,8 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         logger.error({ file: opts.configFile, problem }, `config reload: ${problem}`);
         return done('invalid', [], [problem]);
       }
+      await apply(next, changed, by === 'SIGHUP' ? 'config' : by, nextTls);
       tlsMaterial = nextTls;
-      await apply(next, changed, by === 'SIGHUP' ? 'config' : by);
       running = next;
       loaded = { hash: configHash(next), at: clock(), file: opts.configFile ?? null };
       logger.info({ file: opts.configFile, changed, hash: loaded.hash, by }, 'config reloaded');

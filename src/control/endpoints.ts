@@ -56,10 +56,27 @@ export class EndpointBook {
     for (const pool of [0, 1] as const) {
       const before = new Map(this.lists[pool].map((u, i) => [u, this.states[pool][i]]));
       const list = urls[pool].map(trimUrl);
+      // A pool whose every endpoint is new is not emptied while their first checks run: that
+      // would send all its traffic to the other pool, or fail a canary for having none healthy.
+      const keepsOne = list.some((u) => before.get(u)?.up === true);
+      const fresh = Object.freeze({ up: !checked || !keepsOne, ejectedUntil: 0 });
       this.lists[pool] = list;
-      this.states[pool] = list.map((u) => before.get(u) ?? Object.freeze({ up: !checked, ejectedUntil: 0 }));
+      this.states[pool] = list.map((u) => before.get(u) ?? fresh);
     }
     this.version++;
+  }
+
+  /** Health checks were turned off: no endpoint stays out for a verdict nobody will revise. */
+  clearActive(): void {
+    let changed = false;
+    for (const pool of [0, 1] as const)
+      if (this.states[pool].some((s) => !s.up)) {
+        this.states[pool] = this.states[pool].map((s) =>
+          s.up ? s : Object.freeze({ up: true, ejectedUntil: s.ejectedUntil }),
+        );
+        changed = true;
+      }
+    if (changed) this.version++;
   }
 
   /** The current availability: a value (the arrays are copied on every change, never mutated). */

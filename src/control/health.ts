@@ -48,6 +48,7 @@ export class HealthChecker {
   }
 
   start(): void {
+    if (this.timer !== undefined) return; // started once: a second timer would never be cleared
     const run = () => {
       this.running ??= this.checkAll().finally(() => (this.running = undefined));
     };

@@ -49,7 +49,10 @@ export class AccessSink implements Sink {
   private file: LogDestination | undefined;
   private path: string | null = null;
 
-  constructor(private readonly stdout: Sink) {}
+  constructor(
+    private readonly stdout: Sink,
+    private readonly onError: (err: Error, path: string) => void = () => {},
+  ) {}
 
   write(chunk: string): void {
     (this.file ?? this.stdout).write(chunk);
@@ -68,6 +71,8 @@ export class AccessSink implements Sink {
         throw new Error(`log.accessFile: cannot open ${path}: ${(err as Error).message}`);
       }
       next = pino.destination({ dest: path, sync: false, append: true, maxLength: 8 * 1024 * 1024 });
+      // A full disk or a failed reopen must not end the proxy: the lines are lost, and said so.
+      next.on('error', (err: Error) => this.onError(err, path));
     }
     const old = this.file;
     this.file = next;

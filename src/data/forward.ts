@@ -503,11 +503,23 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
  * connection carries many (a stream past it is reset; 0 turns it off).
  */
 function clientTimeout(res: ServerResponse, ms: number): void {
-  const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
+  const stream = (res as unknown as { stream?: ServerHttp2Stream & Marked }).stream;
   if (stream === undefined) {
     res.socket?.setTimeout(ms);
     return;
   }
-  if (ms === 0) stream.setTimeout(0);
-  else stream.setTimeout(ms, () => stream.close(h2constants.NGHTTP2_CANCEL));
+  // One handler per stream, however often the client falls behind.
+  if (ms !== 0 && stream[kIdleHandler] === undefined) {
+    stream[kIdleHandler] = true;
+    stream.on('timeout', () => {
+      stream[kSelfReset] = true;
+      stream.close(h2constants.NGHTTP2_CANCEL);
+    });
+  }
+  stream.setTimeout(ms);
 }
+
+const kIdleHandler = Symbol('sluice.idleHandler');
+/** Set on an HTTP/2 stream sluice resets itself, so the rapid-reset guard does not count it. */
+export const kSelfReset = Symbol('sluice.selfReset');
+type Marked = { [kIdleHandler]?: true; [kSelfReset]?: boolean };

@@ -26,7 +26,7 @@ import { ClientConnections, type ConnColumn } from './client-conns.js';
 import { ResponseDeadlines } from './deadlines.js';
 import { BodyBudget } from './body.js';
 import { ALLOW, sendError, sendMaintenance, writeRaw } from './answers.js';
-import { Exchange, type ForwardContext } from './forward.js';
+import { Exchange, kSelfReset, type ForwardContext } from './forward.js';
 import {
   headerNames,
   rawHeader,
@@ -155,6 +155,9 @@ export class ProxyServer {
           ...http1,
           ...contextOptions(tls),
           ALPNProtocols: tls.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+          // A client that opens a connection and never completes the handshake is cut as one
+          // that never sends its headers.
+          handshakeTimeout: c.timeouts.clientHeaders,
           ticketKeys: tls.ticketKeys,
           SNICallback: (name, cb) => cb(null, (this.sni as SniContexts).pick(name)),
         },
@@ -171,12 +174,15 @@ export class ProxyServer {
     // listen.http: a second, plain listener that redirects to https, or serves as the first does.
     const second = c.listen.http;
     if (tls !== null && second !== null) {
-      if (second.redirect)
-        this.plain = createServer(
+      if (second.redirect) {
+        const r = createServer(
           http1,
           redirectToHttps(() => this.tlsPort),
         );
-      else {
+        r.maxConnections = c.limits.maxConnections;
+        r.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
+        this.plain = r;
+      } else {
         this.plain = createServer(http1, this.handle);
         this.wire(this.plain, false);
       }
@@ -279,6 +285,7 @@ export class ProxyServer {
       (this.server as unknown as { setSecureContext(o: object): void }).setSecureContext(contextOptions(c.tls));
       this.tls = c.tls;
     }
+    if (this.plain !== undefined) this.plain.maxConnections = c.limits.maxConnections;
     for (const server of this.servers) {
       server.headersTimeout = c.timeouts.clientHeaders;
       server.maxHeadersCount = c.limits.maxHeaderCount + 1;
@@ -326,10 +333,15 @@ export class ProxyServer {
       this.h2Sessions.add(session);
       session.once('close', () => this.h2Sessions.delete(session));
       if (this.closing) session.close();
+      // An HTTP/2 connection with no frames for timeouts.idle is closed (GOAWAY), as HTTP/1.1
+      // keep-alive connections are: idle sessions must not hold maxConnections.
+      session.setTimeout(this.deps.config.timeouts.idle, () => session.close());
       let second = 0;
       let resets = 0;
       session.on('stream', (stream) => {
         stream.once('aborted', () => {
+          // sluice's own resets (a client too slow to read) are not the client's.
+          if ((stream as { [kSelfReset]?: boolean })[kSelfReset] === true) return;
           const now = Math.floor(performance.now() / 1000);
           if (now !== second) {
             second = now;
@@ -347,8 +359,6 @@ export class ProxyServer {
         });
       });
     });
-    // A stream's own timeout (timeouts.idle while the client does not read) closes the stream.
-    server.on('timeout', () => {});
     return server;
   }
 
@@ -676,15 +686,22 @@ export function h2RawHeaders(raw: readonly string[]): string[] {
   const out: string[] = [];
   let authority: string | undefined;
   let host = false;
+  let cookie: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const k = raw[i] as string;
     if (k.charCodeAt(0) === 58 /* : */) {
       if (k === ':authority') authority = raw[i + 1];
       continue;
     }
+    // Browsers split Cookie over HTTP/2; one HTTP/1.1 Cookie line joins them with "; " (§8.2.3).
+    if (k === 'cookie') {
+      cookie = cookie === undefined ? (raw[i + 1] as string) : `${cookie}; ${raw[i + 1] as string}`;
+      continue;
+    }
     if (k === 'host') host = true;
     out.push(k, raw[i + 1] as string);
   }
+  if (cookie !== undefined) out.push('cookie', cookie);
   if (!host && authority !== undefined) out.push('host', authority);
   return out;
 }

@@ -113,7 +113,8 @@ describe('TLS and HTTP/2', () => {
     try {
       expect(c.alpnProtocol).toBe('h2');
       expect(c.remoteSettings.maxConcurrentStreams).toBe(100);
-      const r = await h2get(c, '/h2/one?x=1', { 'user-agent': 'h2-test' });
+      // Two cookie fields (as browsers send them over HTTP/2) reach the upstream as one line.
+      const r = await h2get(c, '/h2/one?x=1', { 'user-agent': 'h2-test', cookie: ['a=1', 'b=2'] as unknown as string });
       expect(r.status).toBe(200);
       expect(r.headers['x-sluice-pool']).toBe('blue');
       expect(r.headers.connection).toBeUndefined();
@@ -138,6 +139,9 @@ describe('TLS and HTTP/2', () => {
     expect(hdr('host')).toMatch(/^a\.test(:\d+)?$/);
     expect(hdr('x-forwarded-proto')).toBe('https');
     expect(hdr('user-agent')).toBe('h2-test');
+    expect(up?.rawHeaders.filter((_, i, a) => i % 2 === 1 && a[i - 1]?.toLowerCase() === 'cookie')).toEqual([
+      'a=1; b=2',
+    ]);
     expect(green.seen.some((x) => x.url === '/h2/forced')).toBe(true);
     const posted = blue.seen.find((x) => x.url === '/h2/post');
     expect(posted?.method).toBe('POST');

@@ -69,6 +69,23 @@ describe('EndpointBook', () => {
     // Without checks, a new endpoint takes traffic at once.
     b.setUrls([['http://b', 'http://c', 'http://d'], ['http://g']], false);
     expect(b.state(0, 2)).toEqual({ up: true, ejectedUntil: 0 });
+    // A pool whose endpoints are all new keeps taking traffic while their checks run: emptying
+    // it would move its traffic to the other pool, or fail a canary with no endpoint healthy.
+    b.setUrls([['http://b'], ['http://x', 'http://y']], true);
+    expect([b.state(1, 0)?.up, b.state(1, 1)?.up]).toEqual([true, true]);
+  });
+
+  it('turning health checks off puts every endpoint they took out back, keeping ejections', () => {
+    const { b } = book();
+    b.setActive(0, 0, false);
+    b.report({ kind: 'failing', pool: 0, index: 1, url: 'http://b' });
+    const v = b.current.health;
+    b.clearActive();
+    expect(b.state(0, 0)).toEqual({ up: true, ejectedUntil: 0 });
+    expect(b.state(0, 1)).toEqual({ up: true, ejectedUntil: 1500 });
+    expect(b.current.health).toBe(v + 1);
+    b.clearActive(); // nothing left to clear: no new version
+    expect(b.current.health).toBe(v + 1);
   });
 
   it('takes active verdicts, and a pool with none available says so', () => {
