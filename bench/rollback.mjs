@@ -8,7 +8,8 @@
 // (sluice's `workers`: the verdict then comes from the merge of N threads' measurements), --fleet N
 // (N sluice processes sharing one rollout through a redis-server started here, the load split
 // evenly over them: breach → 0 % on every instance, against the same scenarios on one instance,
-// and the time for a survivor to take over from a leader killed with SIGKILL).
+// and the time for a survivor to take over from a leader killed with SIGKILL), --retry (a canary
+// failing every GET at the first step, 10 %, with retry.toStable on and off: failed responses).
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +33,7 @@ const log = (s) => process.stderr.write(`${s}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** `instances` sluice processes; with more than one, they form a fleet of their own name. */
-async function startSluices(blue, green, stepHold, instances) {
+async function startSluices(blue, green, stepHold, instances, retry = true) {
   const name = `bench-${process.pid}-${++fleets}`;
   const list = [];
   for (let i = 0; i < instances; i++)
@@ -40,6 +41,7 @@ async function startSluices(blue, green, stepHold, instances) {
       await startSluiceProcess(blue.url, green.url, {
         split: { trustedProxies: ['127.0.0.1/32'] },
         rollout: { steps: [10, 25, 50, 100], stepHold },
+        retry: { toStable: retry },
         workers,
         ...(instances > 1 ? { fleet: { redis: redis.url, name } } : {}),
       }),
@@ -118,14 +120,24 @@ function startLoads(list, rps) {
 }
 
 /** One scenario: start a rollout, break green at step 2 (25 %), measure until it is at 0 % everywhere. */
-async function scenario({ name, rps, failRate = 0, delayMs = 0, healthy = false, stepHold, instances = 1 }) {
+async function scenario({
+  name,
+  rps,
+  failRate = 0,
+  delayMs = 0,
+  healthy = false,
+  stepHold,
+  instances = 1,
+  atStep = 1,
+  retry = true,
+}) {
   const blue = await startDemoUpstream('blue');
   const green = await startDemoUpstream('green');
   for (const u of [blue, green]) {
     u.delayMs = 3;
     u.jitterMs = 4;
   }
-  const list = await startSluices(blue, green, stepHold, instances);
+  const list = await startSluices(blue, green, stepHold, instances, retry);
   const s = list[0];
   const load = startLoads(list, rps);
   try {
@@ -149,9 +161,9 @@ async function scenario({ name, rps, failRate = 0, delayMs = 0, healthy = false,
         reason: st.rollout.reason,
       };
     }
-    // Wait for step 2 (25 %) on every instance, then break green.
+    // Wait for the step (default 2: 25 %) on every instance, then break green.
     const all = () => Promise.all(list.map((x) => status(x.admin)));
-    while (Date.now() < deadline && (await all()).some((x) => x.rollout.stepIndex < 1)) await sleep(50);
+    while (Date.now() < deadline && (await all()).some((x) => x.rollout.stepIndex < atStep)) await sleep(50);
     const breach = Date.now();
     green.failRate = failRate;
     green.delayMs = delayMs || green.delayMs;
@@ -170,7 +182,8 @@ async function scenario({ name, rps, failRate = 0, delayMs = 0, healthy = false,
       name,
       rps,
       instances,
-      canaryRps: Math.round(rps * 0.25),
+      canaryRps: Math.round(rps * [0.1, 0.25, 0.5][atStep]),
+      retry,
       outcome: st[0]?.rollout.phase,
       statusMs: done ? Math.max(...zeroAt) - breach : NaN,
       firstMs: done ? Math.min(...zeroAt) - breach : NaN,
@@ -267,7 +280,21 @@ async function main() {
           { name: 'p95 past maxP95Ms (800 ms)', rps: 400, delayMs: 800 },
         ];
   // With --fleet N: each scenario on one instance, then on N sharing the same total load.
-  const list = fleetSize ? base.flatMap((sc) => [sc, { ...sc, instances: fleetSize }]) : base;
+  // With --retry: the first step (10 %) failing every GET, with retry.toStable and without.
+  const retryRuns = process.argv.includes('--retry');
+  const list = retryRuns
+    ? [100, 400].flatMap((rps) =>
+        [true, false].map((retry) => ({
+          name: `100 % 5xx at 10 %, retry ${retry ? 'on' : 'off'}`,
+          rps,
+          failRate: 1,
+          atStep: 0,
+          retry,
+        })),
+      )
+    : fleetSize
+      ? base.flatMap((sc) => [sc, { ...sc, instances: fleetSize }])
+      : base;
   const results = [];
   for (const sc of list) {
     const r = await scenario({ ...sc, stepHold });
@@ -294,9 +321,9 @@ async function main() {
   const fo = failovers.length
     ? `\nLeader killed with SIGKILL mid-rollout (lease 3 s, analysis interval 1 s), ${fleetSize} instances, 300 req/s over the survivors:\n\n| run | a survivor leads after | its first verdict after | epoch | failed responses (survivors) |\n| --- | --- | --- | --- | --- |\n${failovers.map((f, i) => `| ${i + 1} | ${f.tookOverMs} ms | ${f.decidedMs} ms | ${f.epochs} | ${f.failed} |`).join('\n')}\n`
     : '';
-  const md = `Rollback bench ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, default analysis (1 s interval, 10 s window, minRequests 50, maxErrorRate 1 %, maxP95Ms 500), canary broken at step 2 (25 %)${fleetSize ? `; the same total load on one instance and on a fleet of ${fleetSize} (split evenly)` : ''}.\n\n| scenario | instances | req/s | canary req/s | outcome | breach → 0 % on every instance (status API) | breach → last green answer | failed responses after the breach |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n${rows.join('\n')}\n${fo}`;
+  const md = `Rollback bench ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, default analysis (1 s interval, 10 s window, minRequests 50, maxErrorRate 1 %, maxP95Ms 500), canary broken at ${retryRuns ? 'step 1 (10 %), with retry.toStable on and off' : 'step 2 (25 %)'}${fleetSize ? `; the same total load on one instance and on a fleet of ${fleetSize} (split evenly)` : ''}.\n\n| scenario | instances | req/s | canary req/s | outcome | breach → 0 % on every instance (status API) | breach → last green answer | failed responses after the breach |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n${rows.join('\n')}\n${fo}`;
   mkdirSync(join(here, 'results'), { recursive: true });
-  const file = fleetSize ? 'rollback-fleet' : 'rollback';
+  const file = retryRuns ? 'rollback-retry' : fleetSize ? 'rollback-fleet' : 'rollback';
   writeFileSync(
     join(here, 'results', `${file}.json`),
     JSON.stringify(

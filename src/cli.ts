@@ -22,7 +22,8 @@ const USAGE = `usage:
                                       admin.tokens line to paste (default role viewer)
   sluice status [--json]              show a running sluice's state
   sluice weights green=30             set weights (or blue=70, or both)
-  sluice rollout start|pause|resume|promote|abort
+  sluice rollout start [--steps 10,50,100] [--step-hold 1m] [--dry-run]
+  sluice rollout pause|resume|promote|abort
   sluice history
   sluice log [level=<level>] [access=on|off]
                                       show or change logging until the next restart

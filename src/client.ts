@@ -9,7 +9,14 @@ interface StatusDoc {
   stable: string;
   canary: string;
   weights: Record<string, number>;
-  rollout: { phase: string; stepIndex: number; steps: number[]; reason: string | null };
+  rollout: {
+    phase: string;
+    stepIndex: number;
+    steps: number[];
+    reason: string | null;
+    dryRun?: boolean;
+    wouldRollBack?: string | null;
+  };
   pools: Record<
     string,
     {
@@ -99,6 +106,10 @@ function summary(s: StatusDoc): string {
         : ''),
   ];
   if (s.rollout.reason) lines.push(`reason: ${s.rollout.reason}`);
+  if (s.rollout.dryRun && s.rollout.phase === 'progressing')
+    lines.push(
+      `dry run: ${s.rollout.wouldRollBack ? `would roll back: ${s.rollout.wouldRollBack}` : 'no rollback so far at this step'}`,
+    );
   if (s.maintenance?.enabled) lines.push(maintenanceLine(s.maintenance));
   for (const name of ['blue', 'green']) {
     const p = s.pools[name];
@@ -163,6 +174,7 @@ export async function runClient(positional: readonly string[], flags: Map<string
         if (action === 'start' && typeof steps === 'string') body.steps = steps.split(',').map(Number);
         const hold = flags.get('--step-hold');
         if (action === 'start' && typeof hold === 'string') body.stepHold = hold;
+        if (action === 'start' && flags.has('--dry-run')) body.dryRun = true;
         const s = (await call(base, token, 'POST', `/api/v1/rollout/${action}`, body)) as StatusDoc;
         process.stdout.write(`${summary(s)}\n`);
         return 0;

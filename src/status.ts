@@ -24,6 +24,9 @@ export interface StatusDocument {
     stepStartedAt: number | null;
     rollbacks: number;
     analysis: AnalysisStatus;
+    /** This rollout runs dry; and what it would have done at this step. */
+    dryRun: boolean;
+    wouldRollBack: string | null;
   };
   pools: Record<
     string,
@@ -40,6 +43,8 @@ export interface StatusDocument {
   inflight: number;
   /** Requests sluice answered or cut itself since start, by reason (sluice_rejected_requests_total). */
   rejected: Record<string, number>;
+  /** retry.toStable since start: canary failures sent to stable, and those the budget refused. */
+  retried: { toStable: number; refused: number };
   /** The members of the data plane: `main` with `workers: 1`, else one per worker thread. */
   workers: MemberInfo[];
   /** The routing table in force: its versions, and how long the last one took to reach every member. */
@@ -105,12 +110,15 @@ export function statusDocument(
       stepStartedAt: s.stepStartedAt,
       rollbacks: s.rollbacks,
       analysis: { ...analysis },
+      dryRun: s.dryRun,
+      wouldRollBack: s.wouldRollBack,
     },
     pools: {},
     windowMs: ctx.windowMs,
     thresholds: { ...ctx.thresholds },
     inflight: ctx.view.inflight,
     rejected: Object.fromEntries(ctx.view.totals.rejected),
+    retried: { ...ctx.view.totals.retried },
     workers: ctx.workers.map((w) => ({ ...w })),
     table: { ...ctx.table },
     fleet: ctx.fleet,

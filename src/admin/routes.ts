@@ -86,7 +86,7 @@ export function apiRoutes(
       handle: async (ctx) => {
         const b = ctx.parse(startBody);
         await controller.command(
-          { type: 'start', steps: b.steps, stepHold: b.stepHold },
+          { type: 'start', steps: b.steps, stepHold: b.stepHold, dryRun: b.dryRun },
           ctx.principal.id,
           b.expectedVersion,
         );

@@ -25,6 +25,7 @@ export const startBody = z
       .refine((s) => s.every((v, i) => i === 0 || v > (s[i - 1] as number)), 'steps must increase')
       .optional(),
     stepHold: duration().optional(),
+    dryRun: z.boolean().optional(),
     expectedVersion: z.number().int().nonnegative().optional(),
   })
   .strict();

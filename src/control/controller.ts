@@ -100,6 +100,8 @@ export function initialState(config: ControlOptions, now = 0): ControllerState {
     rollbacks: 0,
     maintenance: maintenanceOf(config.maintenance, now),
     endpoints: null,
+    dryRun: false,
+    wouldRollBack: null,
     history: [],
   };
 }
@@ -115,6 +117,7 @@ export function policyOf(config: Pick<Config, 'rollout'>): RolloutPolicy {
   return {
     steps: config.rollout.steps,
     stepHold: config.rollout.stepHold,
+    dryRun: config.rollout.dryRun,
     minRequests: a.minRequests,
     maxErrorRate: a.maxErrorRate,
     maxP95Ms: a.maxP95Ms,
@@ -137,6 +140,7 @@ const WEBHOOK_EVENTS: Record<Change['event'], string> = {
   weights: 'weights.changed',
   maintenance: 'maintenance.changed',
   endpoints: 'endpoints.changed',
+  would_roll_back: 'rollout.would_roll_back',
 };
 
 /** The outcome's state as the next version of `prev`, its changes at the head of the history. */
@@ -342,7 +346,11 @@ export class Controller {
     if (cmd.type === 'weights' && Math.abs(cmd.weights.blue + cmd.weights.green - 100) > 1e-6) {
       throw new SluiceError('invalid_weights', 400, 'weights must sum to 100', { field: 'weights' });
     }
-    const r = command(this.s, cmd, by, this.deps.clock(), { steps: this.policy.steps, stepHold: this.policy.stepHold });
+    const r = command(this.s, cmd, by, this.deps.clock(), {
+      steps: this.policy.steps,
+      stepHold: this.policy.stepHold,
+      dryRun: this.policy.dryRun,
+    });
     const fleet = this.deps.fleet;
     if (fleet !== undefined && !fleet.connected) {
       // An abort (a rollback) is always safe: here now, written to the fleet when Redis returns.

@@ -28,6 +28,8 @@ import {
 export interface RolloutPolicy extends AnalysisPolicy {
   steps: number[];
   stepHold: number;
+  /** rollout.dryRun: the default for a start that does not say. */
+  dryRun: boolean;
 }
 
 /** What happened, for history, logs and webhooks. */
@@ -41,7 +43,8 @@ export type ChangeEvent =
   | 'aborted'
   | 'weights'
   | 'maintenance'
-  | 'endpoints';
+  | 'endpoints'
+  | 'would_roll_back';
 
 export interface Change {
   event: ChangeEvent;
@@ -56,7 +59,7 @@ export interface Outcome {
 }
 
 export type Command =
-  | { type: 'start'; steps?: number[] | undefined; stepHold?: number | undefined }
+  | { type: 'start'; steps?: number[] | undefined; stepHold?: number | undefined; dryRun?: boolean | undefined }
   | { type: 'pause' }
   | { type: 'resume' }
   | { type: 'promote' }
@@ -120,7 +123,17 @@ export function decide(
   if (!guarded(s)) return { state: s, changes: [], verdict: undefined };
   const name = canaryOf(s.stable);
   const verdict = analyze(name, o, p);
-  if (verdict.kind === 'fail') return { ...rollback(s, verdict.reason, 'rolled_back', verdict.evidence), verdict };
+  if (verdict.kind === 'fail') {
+    if (!s.dryRun) return { ...rollback(s, verdict.reason, 'rolled_back', verdict.evidence), verdict };
+    // A dry run records the decision it would take, once per step, and changes no weight.
+    if (s.wouldRollBack !== null) return { state: s, changes: [], verdict };
+    const reason = `would roll back: ${verdict.reason}`;
+    return {
+      state: { ...s, wouldRollBack: verdict.reason },
+      changes: [{ event: 'would_roll_back', reason, evidence: verdict.evidence }],
+      verdict,
+    };
+  }
   if (s.phase !== 'progressing' || verdict.kind !== 'pass') return { state: s, changes: [], verdict };
   const startedAt = s.stepStartedAt ?? now;
   if (now - startedAt < s.stepHold) return { state: s, changes: [], verdict };
@@ -135,6 +148,7 @@ export function decide(
     weights: weightsFor(s.stable, w),
     stepStartedAt: now,
     reason: null,
+    wouldRollBack: null,
   };
   return {
     state,
@@ -159,7 +173,7 @@ export function command(
   cmd: Command,
   by: string,
   now: number,
-  defaults: { steps: number[]; stepHold: number },
+  defaults: { steps: number[]; stepHold: number; dryRun?: boolean },
 ): Outcome {
   const name = canaryOf(s.stable);
   switch (cmd.type) {
@@ -178,13 +192,15 @@ export function command(
         stepStartedAt: now,
         weights: weightsFor(s.stable, first),
         reason: null,
+        dryRun: cmd.dryRun ?? defaults.dryRun ?? false,
+        wouldRollBack: null,
       };
       return {
         state,
         changes: [
           {
             event: 'started',
-            reason: `${name} rollout started by ${by}: ${steps.join(' → ')}%, ${formatDuration(stepHold)} per step`,
+            reason: `${name} rollout started by ${by}: ${steps.join(' → ')}%, ${formatDuration(stepHold)} per step${state.dryRun ? ' (dry run: no rollback, only a record of one)' : ''}`,
           },
         ],
       };

@@ -95,6 +95,10 @@ export interface ControllerState {
   rollbacks: number;
   maintenance: Maintenance;
   endpoints: EndpointOverride | null;
+  /** This rollout runs dry: failing verdicts are recorded, never acted on. */
+  dryRun: boolean;
+  /** In a dry run: the reason it would have rolled back at the current step (one record per step). */
+  wouldRollBack: string | null;
   history: HistoryEntry[];
 }
 
@@ -122,6 +126,8 @@ export const controllerStateSchema = z.object({
       since: z.number().nullable(),
     })
     .default({ ...MAINTENANCE_OFF, allowFrom: [] }),
+  dryRun: z.boolean().default(false),
+  wouldRollBack: z.string().nullable().default(null),
   endpoints: z
     .object({
       base: z.string(),

@@ -99,6 +99,7 @@ const webhookEvents = z.enum([
   'weights.changed',
   'maintenance.changed',
   'endpoints.changed',
+  'rollout.would_roll_back',
 ]);
 
 export const configSchema = z
@@ -253,6 +254,12 @@ export const configSchema = z
           .refine((s) => s.every((v, i) => i === 0 || v > (s[i - 1] as number)), 'steps must increase')
           .describe('Canary percent at each step.'),
         stepHold: duration().default(30_000).describe('Time at a step, with passing analysis, before the next.'),
+        dryRun: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Judge and decide, but never roll back: a failing verdict is recorded and notified as "would roll back: …" (also per start).',
+          ),
         analysis: z
           .object({
             interval: duration().default(1000).describe('How often the controller judges.'),
@@ -455,6 +462,24 @@ export const configSchema = z
           .describe(
             'Past this size of audit.file, denials are no longer written (one line says so; mutations still are) until it is rotated: SIGUSR1 reopens it.',
           ),
+      })
+      .strict()
+      .prefault({}),
+    retry: z
+      .object({
+        toStable: z
+          .boolean()
+          .default(true)
+          .describe(
+            'A canary failure before any byte reached the client (connect, reset, timeout, any 5xx) is sent once to stable, for GET/HEAD/OPTIONS or a request with Idempotency-Key (body buffered whole); the canary is still judged on it.',
+          ),
+        budget: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.2)
+          .describe("Retries under way at most this share of the requests in flight (Envoy's retry budget default)."),
+        minRetries: count(3).describe('...and at least this many at once, so thin traffic can still be retried.'),
       })
       .strict()
       .prefault({}),

@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import { errors, type Dispatcher } from 'undici';
-import { classifyUpstreamError, QUEUE_TIMEOUT, type UpstreamFailure } from '../core/errors.js';
+import { classifyUpstreamError, QUEUE_TIMEOUT, type UpstreamErrorKind, type UpstreamFailure } from '../core/errors.js';
 import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
 import { type Body, type BodyBudget, type BodyPolicy, readBody, watchRate } from './body.js';
@@ -44,11 +44,27 @@ export interface ForwardContext {
   bodyBudget: BodyBudget;
   /** Slow clients: limits.bufferResponseBytes, limits.minResponseRate (pace.ts). */
   pace: PacePolicy;
+  /** retry.toStable, its budget, and the retries under way in this member. */
+  retry: RetryBudget;
   /** limits.bufferResponseTotalBytes: what all responses may hold together for slow clients. */
   responseBudget: BodyBudget;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/**
+ * retry.toStable's budget (Envoy's retry budget, whose default is 20 % of active requests with
+ * at least 3 at once): a failing canary may add at most that share of stable's load in retries.
+ */
+export interface RetryBudget {
+  toStable: boolean;
+  budget: number;
+  minRetries: number;
+  /** Retries to stable under way now. */
+  active: number;
+  /** Client requests in flight now. */
+  inflight: () => number;
+}
 
 /** The exchange a response belongs to, so shared listeners serve every request. */
 const kExchange = Symbol('sluice.exchange');
@@ -119,6 +135,10 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   private sent = 0;
   private status = 0;
   private attempts = 0;
+  /** A canary's 5xx being read and dropped: stable answers instead (retry.toStable). */
+  private discarding = false;
+  /** This exchange holds a place in the retry budget. */
+  private reserved = false;
   private endpoint: Endpoint | undefined;
   /** Stops reading the body (Stage.Body) or watching a streamed body's rate. */
   private stopBody: (() => void) | undefined;
@@ -136,13 +156,19 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   constructor(
     private readonly ctx: ForwardContext,
     readonly res: ServerResponse,
-    readonly pool: UpstreamPool,
+    /** The pool answering: the one chosen, or stable after a canary failure (retry.toStable). */
+    public pool: UpstreamPool,
     readonly request: ExchangeRequest,
     readonly requestId: string,
     readonly remote: string,
     /** Placed by the override: served, counted apart, never judged. */
     readonly forced: boolean,
     private readonly start: number,
+    /**
+     * Stable, when this request went to the canary and may be sent again (retry.toStable: a safe
+     * method or an Idempotency-Key, the override not used); spent by the retry.
+     */
+    private fallback?: UpstreamPool | undefined,
   ) {
     (res as Tagged)[kExchange] = this;
     res.on('close', onResponseClose);
@@ -338,6 +364,11 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
       controller.abort(new Error('client closed'));
       return;
     }
+    // A canary's 5xx before any byte reached the client: read it to its end, drop it, ask stable.
+    if (statusCode >= 500 && this.fallback !== undefined && this.reserveRetry()) {
+      this.discarding = true;
+      return;
+    }
     res.sendDate = false; // keep the upstream's Date
     const headers = responseHeaders(controller.rawHeaders as Buffer[], this);
     headers.push('x-sluice-pool', this.pool.name, 'x-request-id', this.requestId);
@@ -347,6 +378,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.discarding) return;
     this.sent += chunk.length;
     const left = this.bodyLength;
     if (left === chunk.length) {
@@ -388,6 +420,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   }
 
   onResponseEnd(): void {
+    if (this.discarding) return this.toStable(this.status, undefined);
     if (!this.res.writableEnded) this.res.end(); // else the last chunk ended it (onResponseData)
     this.finish(undefined);
   }
@@ -399,6 +432,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
       this.finish(undefined, true);
       return;
     }
+    if (this.discarding) return this.toStable(this.status, undefined);
     const failure = classifyUpstreamError(err);
     const ep = this.endpoint as Endpoint;
     if (this.status === 0) {
@@ -418,6 +452,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
         }
       }
       this.headerMicros = (this.ctx.now() - this.start) * 1000;
+      if (this.fallback !== undefined && this.reserveRetry()) return this.toStable(failure.status, failure.kind);
       this.status = failure.status;
       sendError(this.res, failure.status, failure.code, this.requestId);
     } else {
@@ -443,6 +478,46 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     return f.kind === 'reset' && this.attempts === 1 && IDEMPOTENT.has(this.request.method);
   }
 
+  /** A place in the retry budget for this exchange, if the budget and its body allow one. */
+  private reserveRetry(): boolean {
+    const body = this.request.body;
+    if ((body !== null && !Buffer.isBuffer(body)) || this.clientGone) return false;
+    const r = this.ctx.retry;
+    if (r.active >= Math.max(r.minRetries, r.budget * r.inflight())) {
+      this.ctx.recorder.retried.refused++;
+      this.fallback = undefined;
+      return false;
+    }
+    r.active++;
+    this.reserved = true;
+    return true;
+  }
+
+  /**
+   * The canary failed before any byte reached the client: its failure counts in its verdict, as
+   * if the client had seen it, and the request goes to stable, once.
+   */
+  private toStable(status: number, kind: UpstreamErrorKind | undefined): void {
+    const canary = this.pool;
+    const stable = this.fallback as UpstreamPool;
+    this.fallback = undefined;
+    this.discarding = false;
+    const rec = this.ctx.recorder;
+    rec.record(canary.id, status, this.headerMicros, kind);
+    rec.retried.toStable++;
+    if (this.endpoint !== undefined && this.stage >= Stage.Dispatched) {
+      this.endpoint.inflight--;
+      canary.released();
+    }
+    this.pool = stable;
+    this.endpoint = undefined;
+    this.controller = undefined;
+    this.status = 0;
+    this.attempts = 0;
+    this.headerMicros = 0;
+    this.go();
+  }
+
   /**
    * Record, log and release, exactly once. `rejected` names why sluice answered without any
    * upstream (nothing is recorded for the pool then).
@@ -450,6 +525,10 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   private finish(failure: UpstreamFailure | undefined, clientAborted = false, rejected?: string): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.reserved) {
+      this.reserved = false;
+      this.ctx.retry.active--;
+    }
     this.unlink();
     this.stopBody?.();
     this.stopBody = undefined;

@@ -45,7 +45,7 @@ import { WebSocketProxy } from './upgrade.js';
  * The options the request path reads: nothing of the control plane's. `tls` is the certificates
  * as read by the main thread (core/tls.ts), or null for plain HTTP.
  */
-export type ProxyOptions = Pick<Config, 'split' | 'forwarding' | 'timeouts' | 'limits' | 'log' | 'listen'> & {
+export type ProxyOptions = Pick<Config, 'split' | 'forwarding' | 'timeouts' | 'limits' | 'log' | 'listen' | 'retry'> & {
   tls: TlsMaterial | null;
 };
 
@@ -126,6 +126,7 @@ export class ProxyServer {
       bodyBudget: new BodyBudget(c.limits.bufferBodyTotalBytes),
       pace: { maxHeld: 0, minRate: 0, graceMs: 0 },
       responseBudget: new BodyBudget(c.limits.bufferResponseTotalBytes),
+      retry: { ...c.retry, active: 0, inflight: () => this.inflight },
     };
     this.derive(c);
     const pools = deps.pools;
@@ -269,6 +270,9 @@ export class ProxyServer {
     ctx.bodyBudget.total = c.limits.bufferBodyTotalBytes;
     ctx.responseBudget.total = c.limits.bufferResponseTotalBytes;
     ctx.queue.retime(t.queue);
+    ctx.retry.toStable = c.retry.toStable;
+    ctx.retry.budget = c.retry.budget;
+    ctx.retry.minRetries = c.retry.minRetries;
   }
 
   /**
@@ -347,7 +351,7 @@ export class ProxyServer {
             second = now;
             resets = 0;
           }
-          if (++resets === tls.maxResetsPerSecond + 1) {
+          if (++resets === tls.maxResetsPerSecond + 1 && !session.destroyed) {
             this.deps.recorder.reject('rapid_reset');
             this.deps.logger.warn(
               { remote: session.socket?.remoteAddress, resets },
@@ -394,6 +398,20 @@ export class ProxyServer {
     this.inflight--;
     if (this.closing && this.inflight === 0) this.drained?.();
   };
+
+  /**
+   * retry.toStable: stable, for a request the table sent to the canary that may be sent twice (a
+   * safe method, or an Idempotency-Key); never for one the override placed.
+   */
+  private fallbackFor(req: IncomingMessage, p: Prepared): UpstreamPool | undefined {
+    if (!this.ctx.retry.toStable || p.forced) return undefined;
+    const t = this.deps.table.current;
+    if (p.pool.id !== t.canary) return undefined;
+    const m = req.method;
+    if (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS' && rawHeader(req.rawHeaders, 'idempotency-key') === undefined)
+      return undefined;
+    return this.deps.pools[t.stable];
+  }
 
   /** An access line for an answer sluice made itself, before any upstream (no pool, no endpoint). */
   private logOwn(req: IncomingMessage, status: number, code: string, requestId: string, remote: string): void {
@@ -555,6 +573,7 @@ export class ProxyServer {
       p.ip,
       p.forced,
       now,
+      this.fallbackFor(req, p),
     );
     exchange.begin();
     if (conn !== undefined) {

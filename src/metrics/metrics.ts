@@ -197,6 +197,22 @@ export function registerMetrics(registry: Registry, source: MetricsSource): void
     }),
   );
   reg(
+    collector(
+      'sluice_retried_to_stable_total',
+      'Canary failures sent again to stable before any byte reached the client (retry.toStable).',
+      'counter',
+      () => [{ labels: {}, value: source.totals().retried.toStable }],
+    ),
+  );
+  reg(
+    collector(
+      'sluice_retry_budget_refused_total',
+      'Canary failures the retry budget did not send to stable: the client got the canary answer.',
+      'counter',
+      () => [{ labels: {}, value: source.totals().retried.refused }],
+    ),
+  );
+  reg(
     collector('sluice_maintenance', 'Maintenance mode: 1 while proxied requests get 503.', 'gauge', () => [
       { labels: {}, value: source.maintenance() ? 1 : 0 },
     ]),

@@ -89,6 +89,8 @@ export class Recorder {
    * sluice_rejected_requests_total. Rare, so a Map is fine.
    */
   readonly rejected = new Map<string, number>();
+  /** retry.toStable: canary failures sent again to stable, and those the budget refused. */
+  readonly retried = { toStable: 0, refused: 0 };
 
   /** A request the override placed: counted apart, never judged (no interval, no histogram). */
   recordForced(pool: PoolId, status: number, errorKind: UpstreamErrorKind | undefined): void {
@@ -131,7 +133,11 @@ export class Recorder {
         forced: { ...p.forced },
       };
     };
-    return { pools: [pool(this.pools[0]), pool(this.pools[1])], rejected: [...this.rejected] };
+    return {
+      pools: [pool(this.pools[0]), pool(this.pools[1])],
+      rejected: [...this.rejected],
+      retried: { ...this.retried },
+    };
   }
 
   reject(reason: string): void {

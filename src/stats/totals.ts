@@ -22,6 +22,8 @@ export interface Totals {
   pools: [PoolTotals, PoolTotals];
   /** [reason, count]: requests sluice answered or cut itself. */
   rejected: [string, number][];
+  /** Canary failures sent again to stable (retry.toStable), and those the retry budget refused. */
+  retried: { toStable: number; refused: number };
 }
 
 export function emptyTotals(): Totals {
@@ -33,7 +35,7 @@ export function emptyTotals(): Totals {
     count: 0,
     forced: { requests: 0, errors: 0 },
   });
-  return { pools: [pool(), pool()], rejected: [] };
+  return { pools: [pool(), pool()], rejected: [], retried: { toStable: 0, refused: 0 } };
 }
 
 /** Requests answered through a pool (judged and forced), both pools. */
@@ -54,6 +56,7 @@ export function addTotals(a: Totals, b: Totals): Totals {
   return {
     pools: [pool(a.pools[0], b.pools[0]), pool(a.pools[1], b.pools[1])],
     rejected: addPairs(a.rejected, b.rejected),
+    retried: { toStable: a.retried.toStable + b.retried.toStable, refused: a.retried.refused + b.retried.refused },
   };
 }
 

@@ -81,7 +81,7 @@ describe('forced traffic', () => {
   });
 
   it('cannot rescue a broken canary: forced successes do not dilute its errors', async () => {
-    const s = await start();
+    const s = await start({ retry: { toStable: false } }); // real users must meet the broken path
     await startRollout(s);
     // Real users, half of them on green (50 %), on the broken path; a flood of forced successes.
     const real = await send(s, 200, '/api', (i) => ({ 'x-user': `user-${i}` }));

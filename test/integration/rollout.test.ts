@@ -184,3 +184,45 @@ describe('rollout on real sockets', () => {
     }
   });
 });
+
+describe('dry run on real sockets', () => {
+  it('a green failing every request is recorded and notified as "would roll back", and keeps its weight', async () => {
+    const blue = h.track(await startUpstream('blue'));
+    const g = flaky('green');
+    g.state.failRate = 1;
+    const green = h.track(await startUpstream('green', g.behaviour));
+    const hooks = await webhookSink();
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      ...fast,
+      rollout: { ...fast.rollout, stepHold: '10m' },
+      webhooks: [{ url: hooks.url }],
+    }));
+    const load = startLoad(s.base, 8);
+    try {
+      const r = await request(`${s.admin}/api/v1/rollout/start`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ dryRun: true }),
+      });
+      expect(r.statusCode).toBe(200);
+      await r.body.dump();
+      expect(await until(() => s.controller.state.wouldRollBack !== null, 5000)).toBe(true);
+      // Well past the first verdict: still at its step, never rolled back.
+      await new Promise((res) => setTimeout(res, 500));
+    } finally {
+      await load.stop();
+    }
+    const st = s.status();
+    expect(st.rollout.phase).toBe('progressing');
+    expect(st.weights).toEqual({ blue: 90, green: 10 });
+    expect(st.rollout.dryRun).toBe(true);
+    expect(st.rollout.wouldRollBack).toMatch(/^green error rate/);
+    expect(s.controller.state.rollbacks).toBe(0);
+    const recorded = s.controller.state.history.filter((e) => e.event === 'would_roll_back');
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]?.reason).toMatch(/^would roll back: green error rate/);
+    // Green kept its share (its failures went on to blue: retry.toStable).
+    expect(green.seen.length).toBeGreaterThan(30);
+    expect(await until(() => hooks.events.some((e) => e.event === 'rollout.would_roll_back'), 3000)).toBe(true);
+  });
+});

@@ -33,6 +33,7 @@ async function status(admin: string) {
     weights: { blue: number; green: number };
     rollout: { phase: string; reason: string | null };
     workers: { id: string; state: string; restarts: number; requests: number }[];
+    retried: { toStable: number; refused: number };
     pools: Record<string, { window: { requests: number; errors: number }; endpoints: { ejected: boolean }[] }>;
   };
 }
@@ -86,7 +87,9 @@ describe('workers: 2', () => {
     expect(st.pools.blue!.window.requests).toBe(blue.seen.length);
     expect(st.pools.green!.window.requests).toBe(greenServed);
     expect(st.pools.green!.window.errors).toBe(greenFailed);
-    expect(blue.seen.length + greenServed).toBe(200);
+    // Every client request once, and each green 503 once more on blue (retry.toStable).
+    expect(blue.seen.length + greenServed).toBe(200 + greenFailed);
+    expect(st.retried.toStable).toBe(greenFailed);
     expect(green.seen.length).toBe(greenServed);
   });
 

@@ -30,9 +30,12 @@ describe('config', () => {
       override: { header: 'x-sluice-pool', cookie: 'sluice-pool', allowFrom: null },
       initialCanaryWeight: 0,
     });
+    expect(c.retry).toEqual({ toStable: true, budget: 0.2, minRetries: 3 });
+    expect(c.maintenance).toEqual({ enabled: false, message: null, retryAfter: 600_000, allowFrom: [] });
     expect(c.rollout).toEqual({
       steps: [10, 25, 50, 100],
       stepHold: 30_000,
+      dryRun: false,
       analysis: {
         interval: 1000,
         window: 10_000,

@@ -8,6 +8,7 @@ import type { WindowStats } from '../../src/stats/window.js';
 const policy: RolloutPolicy = {
   steps: [10, 25, 50, 100],
   stepHold: 30_000,
+  dryRun: false,
   minRequests: 50,
   maxErrorRate: 0.01,
   maxP95Ms: 500,
@@ -32,6 +33,8 @@ function st(over: Partial<ControllerState> = {}): ControllerState {
     rollbacks: 0,
     maintenance: { ...MAINTENANCE_OFF, allowFrom: [] },
     endpoints: null,
+    dryRun: false,
+    wouldRollBack: null,
     history: [],
     ...over,
   };
@@ -534,5 +537,41 @@ describe('endpoints command', () => {
     );
     expect(c.state.endpoints).toEqual({ base: 'c2', blue: ['http://b3'] });
     expect(c.state.weights).toEqual(st().weights);
+  });
+});
+
+describe('dry run', () => {
+  const dry = (stepIndex = 0, over: Partial<ControllerState> = {}) =>
+    st({ phase: 'progressing', stepIndex, stepStartedAt: 0, weights: { blue: 90, green: 10 }, dryRun: true, ...over });
+
+  it('records what it would do, once per step, and changes no weight', () => {
+    const a = decide(dry(), broken, policy, 1000);
+    expect(a.state.weights).toEqual({ blue: 90, green: 10 });
+    expect(a.state.phase).toBe('progressing');
+    expect(a.state.rollbacks).toBe(0);
+    expect(a.changes).toHaveLength(1);
+    expect(a.changes[0]?.event).toBe('would_roll_back');
+    expect(a.changes[0]?.reason).toMatch(/^would roll back: green error rate/);
+    expect(a.state.wouldRollBack).toMatch(/^green error rate/);
+    // Still failing on the next tick: no second record at this step.
+    const b = decide(a.state, broken, policy, 2000);
+    expect(b.changes).toEqual([]);
+    expect(b.state).toBe(a.state);
+    // Passing again, the hold over: the next step, with a clean slate for it.
+    const c = decide(b.state, healthy, policy, 31_000);
+    expect(c.changes[0]?.event).toBe('step');
+    expect(c.state.wouldRollBack).toBeNull();
+    expect(decide(c.state, broken, policy, 32_000).changes[0]?.event).toBe('would_roll_back');
+  });
+
+  it('a start takes dryRun from the command, else from the policy; an abort still rolls back', () => {
+    const fromCmd = command(st(), { type: 'start', dryRun: true }, 'ops', 0, { ...defaults, dryRun: false });
+    expect([fromCmd.state.dryRun, fromCmd.state.wouldRollBack]).toEqual([true, null]);
+    expect(fromCmd.changes[0]?.reason).toContain('dry run');
+    const fromPolicy = command(st(), { type: 'start' }, 'ops', 0, { ...defaults, dryRun: true });
+    expect(fromPolicy.state.dryRun).toBe(true);
+    expect(command(st(), { type: 'start' }, 'ops', 0, defaults).state.dryRun).toBe(false);
+    const aborted = command(dry(), { type: 'abort' }, 'ops', 5, defaults);
+    expect(aborted.state.weights).toEqual({ blue: 100, green: 0 });
   });
 });

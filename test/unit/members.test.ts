@@ -343,6 +343,7 @@ describe('totals: the arithmetic', () => {
         forced: { requests: 0, errors: 0 },
       })),
       rejected: [],
+      retried: { toStable: 0, refused: 0 },
     });
     expect(served(emptyTotals())).toBe(0);
   });
@@ -363,6 +364,7 @@ describe('totals: the arithmetic', () => {
         pool({ codes: [[404, 1]], count: 1 }),
       ],
       rejected: [['queue_timeout', 1]],
+      retried: { toStable: 3, refused: 1 },
     };
     const b: Totals = {
       pools: [
@@ -385,8 +387,10 @@ describe('totals: the arithmetic', () => {
         ['body_too_slow', 3],
         ['queue_timeout', 4],
       ],
+      retried: { toStable: 2, refused: 0 },
     };
     const t = addTotals(a, b);
+    expect(t.retried).toEqual({ toStable: 5, refused: 1 });
     expect(t.pools[0]).toEqual({
       codes: [
         [0, 1],

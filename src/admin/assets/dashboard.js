@@ -134,7 +134,11 @@ function render(s) {
       return `<span class="step ${cls}">${w}%</span>`;
     })
     .join('→');
-  $('reason').textContent = s.rollout.reason || '';
+  $('reason').textContent =
+    s.rollout.reason ||
+    (s.rollout.dryRun && phase === 'progressing'
+      ? `dry run${s.rollout.wouldRollBack ? ` — would roll back: ${s.rollout.wouldRollBack}` : ': no rollback so far at this step'}`
+      : '');
   $('reason').className = `reason ${phase === 'rolled_back' ? 'bad' : ''}`;
   const a = s.rollout.analysis;
   $('analysis').textContent = a?.reason ? `analysis: ${a.verdict} — ${a.reason}` : '';
