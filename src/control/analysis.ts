@@ -21,6 +21,10 @@ export interface AnalysisPolicy {
   maxP95Ratio: number;
   /** The ratio test also needs canary p95 − stable p95 above this (ms): sub-ms noise is not a regression. */
   minP95DeltaMs: number;
+  /** Fail a canary whose error rate is significantly above stable's by this factor... */
+  maxErrorRatio: number;
+  /** ...and by at least this much (absolute). */
+  minErrorDelta: number;
   /** Two-sided confidence level of the bounds on the whole window (0.99). */
   confidence: number;
   /**
@@ -117,11 +121,14 @@ function judge(
   minErrors = 1,
 ): Verdict | undefined {
   const confidence = `${+(level * 100).toFixed(1)}%`;
-  const errLow = wilsonLower(w.errors, w.requests, zFor(level));
+  const z = zFor(level);
+  const errLow = wilsonLower(w.errors, w.requests, z);
   if (errLow > p.maxErrorRate && w.errors >= minErrors) {
+    // Stable failing as badly over the same span: a shared dependency, said in the verdict.
+    const shared = stable.requests >= p.minRequests && wilsonLower(stable.errors, stable.requests, z) > p.maxErrorRate;
     return {
       kind: 'fail',
-      reason: `${name} error rate ${pct(w.errors / w.requests)} (${w.errors}/${w.requests}, ${confidence} lower bound ${pct(errLow)}) > ${pct(p.maxErrorRate)} over ${secs(spanMs)}`,
+      reason: `${shared ? 'both pools failing: ' : ''}${name} error rate ${pct(w.errors / w.requests)} (${w.errors}/${w.requests}, ${confidence} lower bound ${pct(errLow)}) > ${pct(p.maxErrorRate)} over ${secs(spanMs)}${shared ? `, stable ${pct(stable.errors / stable.requests)} (${stable.errors}/${stable.requests})` : ''}`,
       evidence: {
         check: 'errorRate',
         errors: w.errors,
@@ -130,7 +137,18 @@ function judge(
         lowerBound: errLow,
         threshold: p.maxErrorRate,
         spanMs,
+        ...(shared ? { shared: true, stableErrors: stable.errors, stableRequests: stable.requests } : {}),
       },
+    };
+  }
+  // Compared with stable over the same span: a canary well under the threshold can still be
+  // much worse than what it replaces (0.8 % beside 0.01 %).
+  const worse = w.errors >= minErrors ? worseThanStable(w, stable, p, z) : undefined;
+  if (worse !== undefined) {
+    return {
+      kind: 'fail',
+      reason: `${name} error rate ${pct(worse.canaryRate)} (${w.errors}/${w.requests}, ${confidence} lower bound ${pct(worse.canaryLow)}) > ${p.maxErrorRatio}× stable ${pct(worse.stableRate)} (${stable.errors}/${stable.requests}, upper bound ${pct(worse.stableHigh)}) over ${secs(spanMs)}`,
+      evidence: { check: 'errorRatio', ...worse, errors: w.errors, requests: w.requests, spanMs },
     };
   }
   // Latency is compared with stable measured over the same span: a slowdown of the whole machine
@@ -173,6 +191,37 @@ function judge(
     }
   }
   return undefined;
+}
+
+/** Wilson score interval upper bound for k successes in n trials. */
+export function wilsonUpper(k: number, n: number, z: number): number {
+  if (n === 0) return 1;
+  const p = k / n;
+  const z2 = z * z;
+  const centre = p + z2 / (2 * n);
+  const margin = z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
+  return Math.min(1, (centre + margin) / (1 + z2 / n));
+}
+
+/**
+ * Whether the canary's error rate is clearly above stable's over the same span: the lower end of
+ * the canary's Wilson interval above `maxErrorRatio` × the upper end of stable's, and above
+ * `minErrorDelta`. Bounds on both sides rather than a z test of the difference: on a few errors
+ * the normal approximation alarms on bursts a healthy canary produces (the seeded simulation saw
+ * it); stable needs minRequests over the span.
+ */
+export function worseThanStable(
+  c: WindowStats,
+  s: WindowStats,
+  p: Pick<AnalysisPolicy, 'minRequests' | 'maxErrorRatio' | 'minErrorDelta'>,
+  z: number,
+): { canaryRate: number; canaryLow: number; stableRate: number; stableHigh: number; limit: number } | undefined {
+  if (c.requests === 0 || s.requests < p.minRequests) return undefined;
+  const canaryLow = wilsonLower(c.errors, c.requests, z);
+  const stableHigh = wilsonUpper(s.errors, s.requests, z);
+  const limit = Math.max(p.maxErrorRatio * stableHigh, p.minErrorDelta);
+  if (canaryLow <= limit) return undefined;
+  return { canaryRate: c.errors / c.requests, canaryLow, stableRate: s.errors / s.requests, stableHigh, limit };
 }
 
 /** The verdict on the canary named `name`. */

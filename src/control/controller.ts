@@ -123,6 +123,9 @@ export function policyOf(config: Pick<Config, 'rollout'>): RolloutPolicy {
     maxP95Ms: a.maxP95Ms,
     maxP95Ratio: a.maxP95Ratio,
     minP95DeltaMs: a.minP95DeltaMs,
+    maxErrorRatio: a.maxErrorRatio,
+    minErrorDelta: a.minErrorDelta,
+    onSharedFailure: a.onSharedFailure,
     confidence: a.confidence,
     // Ten times stricter for the fast check (0.99 → 0.999).
     fastConfidence: 1 - (1 - a.confidence) / 10,

@@ -30,6 +30,8 @@ export interface RolloutPolicy extends AnalysisPolicy {
   stepHold: number;
   /** rollout.dryRun: the default for a start that does not say. */
   dryRun: boolean;
+  /** analysis.onSharedFailure: when stable fails as badly, roll back or pause. */
+  onSharedFailure: 'rollback' | 'pause';
 }
 
 /** What happened, for history, logs and webhooks. */
@@ -124,6 +126,16 @@ export function decide(
   const name = canaryOf(s.stable);
   const verdict = analyze(name, o, p);
   if (verdict.kind === 'fail') {
+    // Both pools failing, and the policy says pause: hold the rollout where it is, say why.
+    if (verdict.evidence.shared === true && p.onSharedFailure === 'pause' && !s.dryRun) {
+      if (s.phase === 'paused') return { state: s, changes: [], verdict };
+      const reason = `paused: ${verdict.reason}`;
+      return {
+        state: { ...s, phase: 'paused', reason },
+        changes: [{ event: 'paused', reason, evidence: verdict.evidence }],
+        verdict,
+      };
+    }
     if (!s.dryRun) return { ...rollback(s, verdict.reason, 'rolled_back', verdict.evidence), verdict };
     // A dry run records the decision it would take, once per step, and changes no weight.
     if (s.wouldRollBack !== null) return { state: s, changes: [], verdict };

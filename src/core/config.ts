@@ -289,6 +289,25 @@ export const configSchema = z
               .describe(
                 "The ratio check also needs canary p95 to exceed stable's by this many ms (sub-ms noise is not a regression).",
               ),
+            maxErrorRatio: z
+              .number()
+              .min(1)
+              .default(2)
+              .describe(
+                "Also fail a canary whose error rate's lower bound is above this many times the upper bound of stable's, over the same span...",
+              ),
+            minErrorDelta: z
+              .number()
+              .min(0)
+              .max(1)
+              .default(0.002)
+              .describe('...and above this (0.002 = 0.2 %): tiny rates are not a regression.'),
+            onSharedFailure: z
+              .enum(['rollback', 'pause'])
+              .default('rollback')
+              .describe(
+                'When stable fails as badly over the same span (a shared dependency down): roll back (as the runbooks do) or pause.',
+              ),
             confidence: z
               .number()
               .min(0.8)

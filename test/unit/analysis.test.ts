@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   analyze,
+  wilsonUpper,
+  worseThanStable,
   recentSuffix,
   wilsonLower,
   zFor,
@@ -17,6 +19,8 @@ const policy: AnalysisPolicy = {
   minP95DeltaMs: 5,
   confidence: 0.95,
   fastConfidence: 0.999,
+  maxErrorRatio: 2,
+  minErrorDelta: 0.002,
 };
 
 const w = (requests: number, errors: number, p95 = 10, bounds: [number, number] = [p95, p95]): WindowStats => ({
@@ -247,7 +251,12 @@ describe('analyze: boundaries and the exact words', () => {
   });
 
   it('fails only on a lower bound strictly over maxErrorRate', () => {
-    const atLimit = { ...policy, maxErrorRate: wilsonLower(41, 850, zFor(0.95)) };
+    // The threshold alone (the comparison with stable would fail 4.8 % beside 0.1 % anyway).
+    const atLimit = {
+      ...policy,
+      maxErrorRatio: Number.POSITIVE_INFINITY,
+      maxErrorRate: wilsonLower(41, 850, zFor(0.95)),
+    };
     expect(analyze('green', obs(w(850, 41)), atLimit).kind).toBe('pass');
     expect(analyze('green', obs(w(850, 41)), { ...atLimit, maxErrorRate: atLimit.maxErrorRate - 1e-9 }).kind).toBe(
       'fail',
@@ -376,5 +385,58 @@ describe('recentSuffix: boundaries', () => {
     expect(recentSuffix(recent, 3, 120)).toBeUndefined();
     expect(recentSuffix(recent, 4, 60)).toBe(2);
     expect(recentSuffix(recent, 0, 1)).toBeUndefined();
+  });
+});
+
+describe('compared with stable', () => {
+  const at99 = { ...policy, confidence: 0.99 };
+  it.each<[string, WindowStats, WindowStats, 'fail' | 'pass' | 'inconclusive', string | undefined]>([
+    ['0.8 % beside a clean stable: fails (under the 1 % threshold)', w(1000, 8), w(9000, 1), 'fail', 'errorRatio'],
+    ['0.8 % beside 0.6 %: not a regression (under 2×)', w(1000, 8), w(9000, 54), 'pass', undefined],
+    ['0.3 % beside 0 %: under minErrorDelta', w(1000, 3), w(9000, 0), 'pass', undefined],
+    [
+      '0.8 % on thin stable traffic (under minRequests): not judged against it',
+      w(1000, 8),
+      w(40, 0),
+      'pass',
+      undefined,
+    ],
+    ['1 error in 120: not evidence', w(120, 1), w(9000, 1), 'pass', undefined],
+    [
+      'a burst a healthy 0.2 % canary can show (13/1944 beside 30/18056): not evidence',
+      w(1944, 13),
+      w(18056, 30),
+      'pass',
+      undefined,
+    ],
+  ])('%s', (_name, canary, stable, kind, check) => {
+    const v = analyze('green', obs(canary, stable), at99);
+    expect(v.kind).toBe(kind);
+    expect(v.evidence.check).toBe(check);
+    if (kind === 'fail')
+      expect(v.reason).toMatch(
+        /^green error rate 0\.8% \(8\/1000, 99% lower bound 0\.3\d%\) > 2× stable 0\.01% \(1\/9000, upper bound 0\.0\d%\) over 10s$/,
+      );
+  });
+
+  it('worseThanStable: bounds on both sides, and nothing on equal rates (property over many counts)', () => {
+    const r = worseThanStable(w(1000, 8), w(9000, 1), policy, zFor(0.99));
+    expect(r?.canaryLow).toBeCloseTo(wilsonLower(8, 1000, zFor(0.99)), 9);
+    expect(r?.stableHigh).toBeCloseTo(wilsonUpper(1, 9000, zFor(0.99)), 9);
+    for (let n = 100; n <= 5000; n += 97)
+      for (const rate of [0, 0.001, 0.01, 0.05, 0.3]) {
+        const e = Math.round(n * rate);
+        expect(worseThanStable(w(n, e), w(n * 9, e * 9), policy, zFor(0.99))).toBeUndefined();
+      }
+    expect(wilsonUpper(0, 0, 2)).toBe(1);
+    expect(wilsonUpper(5, 100, 1.96)).toBeGreaterThan(0.05);
+  });
+
+  it('says when both pools fail at once (a shared dependency), in the reason and the evidence', () => {
+    const v = analyze('green', obs(w(1000, 100), w(9000, 900)), policy);
+    expect(v.kind).toBe('fail');
+    expect(v.reason).toMatch(/^both pools failing: green error rate 10% .*, stable 10% \(900\/9000\)$/);
+    expect(v.evidence.shared).toBe(true);
+    expect(analyze('green', obs(w(1000, 100), w(9000, 1)), policy).evidence.shared).toBeUndefined();
   });
 });

@@ -44,6 +44,9 @@ describe('config', () => {
         maxP95Ms: 500,
         maxP95Ratio: 2,
         minP95DeltaMs: 5,
+        maxErrorRatio: 2,
+        minErrorDelta: 0.002,
+        onSharedFailure: 'rollback',
         confidence: 0.99,
       },
     });

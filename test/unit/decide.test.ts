@@ -16,6 +16,9 @@ const policy: RolloutPolicy = {
   minP95DeltaMs: 5,
   confidence: 0.95,
   fastConfidence: 0.999,
+  maxErrorRatio: 2,
+  minErrorDelta: 0.005,
+  onSharedFailure: 'rollback',
 };
 const defaults = { steps: policy.steps, stepHold: policy.stepHold };
 
@@ -573,5 +576,29 @@ describe('dry run', () => {
     expect(command(st(), { type: 'start' }, 'ops', 0, defaults).state.dryRun).toBe(false);
     const aborted = command(dry(), { type: 'abort' }, 'ops', 5, defaults);
     expect(aborted.state.weights).toEqual({ blue: 100, green: 0 });
+  });
+});
+
+describe('both pools failing', () => {
+  const shared = ob(win(500, 100));
+  const sharedObs = { ...shared, stable: win(5000, 1000) };
+  const progressing = st({ phase: 'progressing', stepIndex: 0, stepStartedAt: 0, weights: { blue: 90, green: 10 } });
+
+  it('rolls back by default (as the runbooks do), with the words', () => {
+    const r = decide(progressing, sharedObs, policy, 1000);
+    expect(r.state.phase).toBe('rolled_back');
+    expect(r.changes[0]?.reason).toMatch(/^both pools failing: /);
+  });
+
+  it('pauses, once, with onSharedFailure: pause; a canary failing alone is then rolled back', () => {
+    const p = { ...policy, onSharedFailure: 'pause' as const };
+    const r = decide(progressing, sharedObs, p, 1000);
+    expect(r.state.phase).toBe('paused');
+    expect(r.state.weights).toEqual({ blue: 90, green: 10 });
+    expect(r.changes[0]).toMatchObject({ event: 'paused' });
+    expect(r.changes[0]?.reason).toMatch(/^paused: both pools failing: /);
+    expect(decide(r.state, sharedObs, p, 2000).changes).toEqual([]);
+    // Stable recovers, the canary does not: its own failure.
+    expect(decide(r.state, ob(win(500, 100)), p, 3000).state.phase).toBe('rolled_back');
   });
 });
