@@ -70,14 +70,22 @@ export const FAST_MIN_ERRORS = 5;
 
 const EMPTY: WindowStats = { requests: 0, errors: 0, errorRate: 0, p50Ms: 0, p95Ms: 0, p99Ms: 0 };
 
+/** The Wilson score interval's centre and half-width (both over 1 + z²/n) for k in n. */
+function wilson(k: number, n: number, z: number): { centre: number; margin: number; scale: number } {
+  const p = k / n;
+  const z2 = z * z;
+  return {
+    centre: p + z2 / (2 * n),
+    margin: z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n)),
+    scale: 1 + z2 / n,
+  };
+}
+
 /** Wilson score interval lower bound for k successes in n trials. */
 export function wilsonLower(k: number, n: number, z: number): number {
   if (n === 0) return 0;
-  const p = k / n;
-  const z2 = z * z;
-  const centre = p + z2 / (2 * n);
-  const margin = z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
-  return Math.max(0, (centre - margin) / (1 + z2 / n));
+  const w = wilson(k, n, z);
+  return Math.max(0, (w.centre - w.margin) / w.scale);
 }
 
 /** z for a two-sided confidence level (0.8 … 0.999), by Acklam's rational approximation of the normal quantile. */
@@ -196,11 +204,8 @@ function judge(
 /** Wilson score interval upper bound for k successes in n trials. */
 export function wilsonUpper(k: number, n: number, z: number): number {
   if (n === 0) return 1;
-  const p = k / n;
-  const z2 = z * z;
-  const centre = p + z2 / (2 * n);
-  const margin = z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
-  return Math.min(1, (centre + margin) / (1 + z2 / n));
+  const w = wilson(k, n, z);
+  return Math.min(1, (w.centre + w.margin) / w.scale);
 }
 
 /**
