@@ -21,6 +21,7 @@ import { recentSuffix, zFor, type Observation, type Verdict } from './analysis.j
 import {
   command,
   decide,
+  pauseWaiting,
   guarded,
   rollback,
   type Change,
@@ -126,6 +127,7 @@ export function policyOf(config: Pick<Config, 'rollout'>): RolloutPolicy {
     maxErrorRatio: a.maxErrorRatio,
     minErrorDelta: a.minErrorDelta,
     onSharedFailure: a.onSharedFailure,
+    maxInconclusive: a.maxInconclusive,
     confidence: a.confidence,
     // Ten times stricter for the fast check (0.99 → 0.999).
     fastConfidence: 1 - (1 - a.confidence) / 10,
@@ -273,6 +275,22 @@ export class Controller {
     };
   }
 
+  /** Since when the rollout has had no verdict (in memory: a restart or a new leader starts again). */
+  private inconclusiveSince: number | undefined;
+
+  /** analysis.maxInconclusive: a rollout waiting for a verdict too long is paused (decide.pauseWaiting). */
+  private limitWaiting(r: ReturnType<typeof decide>, now: number): ReturnType<typeof decide> {
+    const max = this.policy.maxInconclusive;
+    if (max <= 0 || r.verdict?.kind !== 'inconclusive' || r.state !== this.s || this.s.phase !== 'progressing') {
+      this.inconclusiveSince = undefined;
+      return r;
+    }
+    const since = (this.inconclusiveSince ??= now);
+    if (now - since < max) return r;
+    this.inconclusiveSince = undefined;
+    return { ...pauseWaiting(this.s, r.verdict.reason, now - since), verdict: r.verdict };
+  }
+
   /** Run `fn` after every tick and command before it. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn);
@@ -288,7 +306,7 @@ export class Controller {
       window.push(fleet === undefined ? local : await fleet.exchange(local));
       const now = this.deps.clock();
       const o = this.observe();
-      const r = decide(this.s, o, this.policy, now);
+      const r = this.limitWaiting(decide(this.s, o, this.policy, now), now);
       this.analysis = { at: now, verdict: r.verdict?.kind ?? null, reason: r.verdict?.reason ?? null };
       if (fleet === undefined) {
         if (r.state !== this.s) await this.apply(r, 'auto');

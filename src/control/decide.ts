@@ -32,6 +32,20 @@ export interface RolloutPolicy extends AnalysisPolicy {
   dryRun: boolean;
   /** analysis.onSharedFailure: when stable fails as badly, roll back or pause. */
   onSharedFailure: 'rollback' | 'pause';
+  /** analysis.maxInconclusive (ms): how long a rollout may go without a verdict; 0: no limit. */
+  maxInconclusive: number;
+}
+
+/**
+ * A rollout that had no verdict for maxInconclusive: paused, with the reason it is waiting, so
+ * that it does not sit at a step forever (Argo's inconclusiveLimit; Flagger's "no values found").
+ */
+export function pauseWaiting(s: ControllerState, waiting: string, waitedMs: number): Outcome {
+  const reason = `paused: no verdict for ${formatDuration(waitedMs)}: ${waiting}`;
+  return {
+    state: { ...s, phase: 'paused', reason },
+    changes: [{ event: 'paused', reason, evidence: { check: 'maxInconclusive', waitedMs } }],
+  };
 }
 
 /** What happened, for history, logs and webhooks. */

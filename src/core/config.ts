@@ -302,6 +302,11 @@ export const configSchema = z
               .max(1)
               .default(0.002)
               .describe('...and above this (0.002 = 0.2 %): tiny rates are not a regression.'),
+            maxInconclusive: duration()
+              .default(600_000)
+              .describe(
+                'A rollout with no verdict (waiting for traffic) for this long pauses and says why, instead of waiting forever; 0: no limit.',
+              ),
             onSharedFailure: z
               .enum(['rollback', 'pause'])
               .default('rollback')

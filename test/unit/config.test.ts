@@ -46,6 +46,7 @@ describe('config', () => {
         minP95DeltaMs: 5,
         maxErrorRatio: 2,
         minErrorDelta: 0.002,
+        maxInconclusive: 600_000,
         onSharedFailure: 'rollback',
         confidence: 0.99,
       },

@@ -19,6 +19,7 @@ const policy: RolloutPolicy = {
   maxErrorRatio: 2,
   minErrorDelta: 0.005,
   onSharedFailure: 'rollback',
+  maxInconclusive: 600_000,
 };
 const defaults = { steps: policy.steps, stepHold: policy.stepHold };
 

@@ -102,6 +102,23 @@ describe('rollout simulation', () => {
     expect(byRatio).toBeGreaterThan(10);
   });
 
+  it('pauses a rollout that has had no verdict for analysis.maxInconclusive, and says why', async () => {
+    const sim = await simulate(11, { rollout: { stepHold: '20s', analysis: { maxInconclusive: '30s' } } });
+    await sim.controller.command({ type: 'start' }, 'test');
+    let s = 0;
+    // 2 req/s: the canary's 10 % never reaches minRequests in the window.
+    while (sim.controller.state.phase === 'progressing' && s++ < 120) await sim.second(2, healthy, healthy);
+    expect(sim.controller.state.phase).toBe('paused');
+    expect(s).toBeGreaterThanOrEqual(30);
+    expect(s).toBeLessThanOrEqual(32);
+    expect(sim.controller.state.reason).toMatch(
+      /^paused: no verdict for 3\ds: waiting for traffic: \d+\/50 green requests/,
+    );
+    expect(sim.controller.state.weights.green).toBe(10);
+    expect(sim.controller.state.history[0]?.event).toBe('paused');
+    await sim.close();
+  });
+
   it('rolls back a canary whose p95 rises past maxP95Ms', async () => {
     const sim = await simulate(3, cfg);
     await sim.controller.command({ type: 'start' }, 'test');
