@@ -285,7 +285,8 @@ export class Controller {
       this.inconclusiveSince = undefined;
       return r;
     }
-    const since = (this.inconclusiveSince ??= now);
+    this.inconclusiveSince ??= now;
+    const since = this.inconclusiveSince;
     if (now - since < max) return r;
     this.inconclusiveSince = undefined;
     return { ...pauseWaiting(this.s, r.verdict.reason, now - since), verdict: r.verdict };

@@ -420,7 +420,10 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   }
 
   onResponseEnd(): void {
-    if (this.discarding) return this.toStable(this.status, undefined);
+    if (this.discarding) {
+      this.toStable(this.status, undefined);
+      return;
+    }
     if (!this.res.writableEnded) this.res.end(); // else the last chunk ended it (onResponseData)
     this.finish(undefined);
   }
@@ -432,7 +435,10 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
       this.finish(undefined, true);
       return;
     }
-    if (this.discarding) return this.toStable(this.status, undefined);
+    if (this.discarding) {
+      this.toStable(this.status, undefined);
+      return;
+    }
     const failure = classifyUpstreamError(err);
     const ep = this.endpoint as Endpoint;
     if (this.status === 0) {
@@ -452,7 +458,10 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
         }
       }
       this.headerMicros = (this.ctx.now() - this.start) * 1000;
-      if (this.fallback !== undefined && this.reserveRetry()) return this.toStable(failure.status, failure.kind);
+      if (this.fallback !== undefined && this.reserveRetry()) {
+        this.toStable(failure.status, failure.kind);
+        return;
+      }
       this.status = failure.status;
       sendError(this.res, failure.status, failure.code, this.requestId);
     } else {
