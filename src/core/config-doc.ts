@@ -1,8 +1,8 @@
 /**
  * The config reference, generated from the zod schema (keys and descriptions) and from parsing a
- * minimal config (defaults), so the README's table cannot drift from the code: a test compares
- * them. `node dist/core/config-doc.js` prints it; `--write README.md` replaces the block between
- * the config-reference markers.
+ * minimal config (defaults), so docs/config.md cannot drift from the code: a test compares
+ * them. `node dist/core/config-doc.js` prints it; `--write docs/config.md` replaces the block
+ * between the config-reference markers.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -81,18 +81,18 @@ export function configReference(): string {
   return rows.join('\n');
 }
 
-/** The README with its reference block replaced by a fresh one. */
-export function withReference(readme: string): string {
-  const a = readme.indexOf(START);
-  const b = readme.indexOf(END);
-  if (a < 0 || b < a) throw new Error('README has no config-reference markers');
-  return `${readme.slice(0, a + START.length)}\n${configReference()}\n${readme.slice(b)}`;
+/** A document with its reference block replaced by a fresh one. */
+export function withReference(doc: string): string {
+  const a = doc.indexOf(START);
+  const b = doc.indexOf(END);
+  if (a < 0 || b < a) throw new Error('no config-reference markers');
+  return `${doc.slice(0, a + START.length)}\n${configReference()}\n${doc.slice(b)}`;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const i = process.argv.indexOf('--write');
   if (i >= 0) {
-    const file = process.argv[i + 1] ?? 'README.md';
+    const file = process.argv[i + 1] ?? 'docs/config.md';
     writeFileSync(file, withReference(readFileSync(file, 'utf8')));
   } else process.stdout.write(`${configReference()}\n`);
 }
