@@ -75,6 +75,22 @@ async function settle<T>(read: () => Promise<T>, done: (v: T) => boolean, ms = 1
   return v;
 }
 
+/** Start a rollout on `a`, load both, and wait until both show it rolled back; the loads, stopped. */
+async function startUnderLoadUntilRolledBack(a: RunningSluice, c: RunningSluice) {
+  expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
+  const loads = [a, c].map((r) => startLoad(`http://127.0.0.1:${r.proxyPort}`, 4));
+  try {
+    const phases = await settle(
+      async () => (await Promise.all([status(a), status(c)])).map((s) => s.rollout.phase),
+      (ps) => ps.every((p) => p === 'rolled_back'),
+    );
+    expect(phases).toEqual(['rolled_back', 'rolled_back']);
+  } finally {
+    await Promise.all(loads.map((l) => l.stop()));
+  }
+  return loads;
+}
+
 /** `n` instances of one fleet in front of `blue` and `green`. */
 async function fleet(
   n: number,
@@ -170,17 +186,7 @@ describe('fleet', () => {
       rollout: { steps: [50, 100], stepHold: '10m', analysis: { interval: '200ms', window: '2s', minRequests: 30 } },
     });
     const [a, c] = instances as [RunningSluice, RunningSluice];
-    expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
-    const loads = instances.map((r) => startLoad(`http://127.0.0.1:${r.proxyPort}`, 4));
-    try {
-      const phases = await settle(
-        async () => (await Promise.all([status(a), status(c)])).map((s) => s.rollout.phase),
-        (ps) => ps.every((p) => p === 'rolled_back'),
-      );
-      expect(phases).toEqual(['rolled_back', 'rolled_back']);
-    } finally {
-      await Promise.all(loads.map((l) => l.stop()));
-    }
+    const loads = await startUnderLoadUntilRolledBack(a, c);
     const s = await status(c);
     expect(s.weights).toEqual({ blue: 100, green: 0 });
     expect(s.rollout.reason).toMatch(/error rate/);
@@ -219,17 +225,7 @@ describe('fleet', () => {
       (i) => (i === 1 ? { pools: { blue: { endpoints: [blue.url] }, green: { endpoints: [bad.url] } } } : {}),
     );
     const [a, c] = instances as [RunningSluice, RunningSluice];
-    expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
-    const loads = instances.map((r) => startLoad(`http://127.0.0.1:${r.proxyPort}`, 4));
-    try {
-      const phases = await settle(
-        async () => (await Promise.all([status(a), status(c)])).map((s) => s.rollout.phase),
-        (ps) => ps.every((p) => p === 'rolled_back'),
-      );
-      expect(phases).toEqual(['rolled_back', 'rolled_back']);
-    } finally {
-      await Promise.all(loads.map((l) => l.stop()));
-    }
+    await startUnderLoadUntilRolledBack(a, c);
     // Judged on the merge: the reason's error rate is the fleet's, well under c's 60 %.
     const reason = (await status(a)).rollout.reason ?? '';
     const rate = Number(/error rate ([\d.]+)%/.exec(reason)?.[1]);
