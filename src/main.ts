@@ -517,16 +517,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     if (touched('maintenance')) {
       const m = next.maintenance;
       await controller
-        .command(
-          {
-            type: 'maintenance',
-            enabled: m.enabled,
-            message: m.message ?? undefined,
-            retryAfter: m.retryAfter,
-            allowFrom: m.allowFrom,
-          },
-          by,
-        )
+        .command({ type: 'maintenance', ...m, message: m.message ?? undefined }, by)
         .catch((err: unknown) => logger.error({ err }, 'config reload: maintenance could not be changed'));
     }
   };

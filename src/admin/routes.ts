@@ -124,18 +124,8 @@ export function apiRoutes(
       role: 'operator',
       action: 'maintenance.set',
       handle: async (ctx) => {
-        const b = ctx.parse(maintenanceBody);
-        await controller.command(
-          {
-            type: 'maintenance',
-            enabled: b.enabled,
-            message: b.message,
-            retryAfter: b.retryAfter,
-            allowFrom: b.allowFrom,
-          },
-          ctx.principal.id,
-          b.expectedVersion,
-        );
+        const { expectedVersion, ...m } = ctx.parse(maintenanceBody);
+        await controller.command({ type: 'maintenance', ...m }, ctx.principal.id, expectedVersion);
         return controller.state.maintenance;
       },
     },
