@@ -133,7 +133,11 @@ function judge(
   const errLow = wilsonLower(w.errors, w.requests, z);
   if (errLow > p.maxErrorRate && w.errors >= minErrors) {
     // Stable failing as badly over the same span: a shared dependency, said in the verdict.
-    const shared = stable.requests >= p.minRequests && wilsonLower(stable.errors, stable.requests, z) > p.maxErrorRate;
+    // Not when the canary is clearly worse still: stable's trouble must not shield it.
+    const shared =
+      stable.requests >= p.minRequests &&
+      wilsonLower(stable.errors, stable.requests, z) > p.maxErrorRate &&
+      worseThanStable(w, stable, p, z) === undefined;
     return {
       kind: 'fail',
       reason: `${shared ? 'both pools failing: ' : ''}${name} error rate ${pct(w.errors / w.requests)} (${w.errors}/${w.requests}, ${confidence} lower bound ${pct(errLow)}) > ${pct(p.maxErrorRate)} over ${secs(spanMs)}${shared ? `, stable ${pct(stable.errors / stable.requests)} (${stable.errors}/${stable.requests})` : ''}`,

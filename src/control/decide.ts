@@ -41,11 +41,10 @@ export interface RolloutPolicy extends AnalysisPolicy {
  * that it does not sit at a step forever (Argo's inconclusiveLimit; Flagger's "no values found").
  */
 export function pauseWaiting(s: ControllerState, waiting: string, waitedMs: number): Outcome {
-  const reason = `paused: no verdict for ${formatDuration(waitedMs)}: ${waiting}`;
-  return {
-    state: { ...s, phase: 'paused', reason },
-    changes: [{ event: 'paused', reason, evidence: { check: 'maxInconclusive', waitedMs } }],
-  };
+  return pause(s, `paused: no verdict for ${formatDuration(waitedMs)}: ${waiting}`, {
+    check: 'maxInconclusive',
+    waitedMs,
+  });
 }
 
 /** What happened, for history, logs and webhooks. */
@@ -98,6 +97,11 @@ export function guarded(s: ControllerState): boolean {
   return canaryWeight(s) > 0;
 }
 
+/** Held at the current step, with the reason: an operator, both pools failing, or a wait too long. */
+function pause(s: ControllerState, reason: string, evidence?: unknown): Outcome {
+  return { state: { ...s, phase: 'paused', reason }, changes: [{ event: 'paused', reason, evidence }] };
+}
+
 /** Canary to 0 %, phase rolled_back, latched: an automatic rollback or an abort. */
 export function rollback(
   s: ControllerState,
@@ -112,6 +116,9 @@ export function rollback(
     reason,
     rollbacks: s.rollbacks + 1,
     stepStartedAt: null,
+    // A dry run ends with the rollout it belonged to.
+    dryRun: false,
+    wouldRollBack: null,
   };
   return { state, changes: [{ event, reason, evidence }] };
 }
@@ -125,6 +132,8 @@ function promote(s: ControllerState, reason: string, evidence?: unknown): Outcom
     phase: 'promoted',
     reason,
     stepStartedAt: null,
+    dryRun: false,
+    wouldRollBack: null,
   };
   return { state, changes: [{ event: 'promoted', reason, evidence }] };
 }
@@ -140,17 +149,14 @@ export function decide(
   const name = canaryOf(s.stable);
   const verdict = analyze(name, o, p);
   if (verdict.kind === 'fail') {
-    // Both pools failing, and the policy says pause: hold the rollout where it is, say why.
-    if (verdict.evidence.shared === true && p.onSharedFailure === 'pause' && !s.dryRun) {
+    // A dry run is its rollout's: a canary given traffic by hand afterwards is guarded for real.
+    const dry = s.dryRun && (s.phase === 'progressing' || s.phase === 'paused');
+    // Both pools failing, and the policy says pause: a rollout holds where it is, saying why.
+    if (verdict.evidence.shared === true && p.onSharedFailure === 'pause' && !dry) {
       if (s.phase === 'paused') return { state: s, changes: [], verdict };
-      const reason = `paused: ${verdict.reason}`;
-      return {
-        state: { ...s, phase: 'paused', reason },
-        changes: [{ event: 'paused', reason, evidence: verdict.evidence }],
-        verdict,
-      };
+      if (s.phase === 'progressing') return { ...pause(s, `paused: ${verdict.reason}`, verdict.evidence), verdict };
     }
-    if (!s.dryRun) return { ...rollback(s, verdict.reason, 'rolled_back', verdict.evidence), verdict };
+    if (!dry) return { ...rollback(s, verdict.reason, 'rolled_back', verdict.evidence), verdict };
     // A dry run records the decision it would take, once per step, and changes no weight.
     if (s.wouldRollBack !== null) return { state: s, changes: [], verdict };
     const reason = `would roll back: ${verdict.reason}`;
@@ -233,8 +239,7 @@ export function command(
     }
     case 'pause': {
       if (s.phase !== 'progressing') throw conflict('pause', s.phase, 'progressing');
-      const reason = `paused by ${by}`;
-      return { state: { ...s, phase: 'paused', reason }, changes: [{ event: 'paused', reason }] };
+      return pause(s, `paused by ${by}`);
     }
     case 'resume': {
       if (s.phase !== 'paused') throw conflict('resume', s.phase, 'paused');

@@ -137,6 +137,10 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   private attempts = 0;
   /** A canary's 5xx being read and dropped: stable answers instead (retry.toStable). */
   private discarding = false;
+  /** The canary's failure is in its verdict already (recorded when it was seen). */
+  private canaryRecorded = false;
+  /** When the answering pool was asked: latencies are each pool's own, not a retry's total. */
+  private attemptStart: number;
   /** This exchange holds a place in the retry budget. */
   private reserved = false;
   private endpoint: Endpoint | undefined;
@@ -170,6 +174,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
      */
     private fallback?: UpstreamPool | undefined,
   ) {
+    this.attemptStart = start;
     (res as Tagged)[kExchange] = this;
     res.on('close', onResponseClose);
   }
@@ -340,7 +345,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
       this.controller?.abort(new errors.HeadersTimeoutError());
       return;
     }
-    this.headerMicros = (this.ctx.now() - this.start) * 1000;
+    this.headerMicros = (this.ctx.now() - this.attemptStart) * 1000;
     this.status = QUEUE_TIMEOUT.status;
     this.res.shouldKeepAlive = false;
     sendError(this.res, QUEUE_TIMEOUT.status, QUEUE_TIMEOUT.code, this.requestId, undefined, 1);
@@ -355,7 +360,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   ): void {
     if (statusCode < 200) return; // 1xx informational: not forwarded
     this.unlink();
-    this.headerMicros = (this.ctx.now() - this.start) * 1000;
+    this.headerMicros = (this.ctx.now() - this.attemptStart) * 1000;
     this.status = statusCode;
     this.pool.answered(this.endpoint as Endpoint);
     const res = this.res;
@@ -367,6 +372,8 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     // A canary's 5xx before any byte reached the client: read it to its end, drop it, ask stable.
     if (statusCode >= 500 && this.fallback !== undefined && this.reserveRetry()) {
       this.discarding = true;
+      // Judged now: a client that leaves while the body is dropped does not hide it.
+      this.recordCanary(statusCode, undefined);
       return;
     }
     res.sendDate = false; // keep the upstream's Date
@@ -457,7 +464,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
           return;
         }
       }
-      this.headerMicros = (this.ctx.now() - this.start) * 1000;
+      this.headerMicros = (this.ctx.now() - this.attemptStart) * 1000;
       if (this.fallback !== undefined && this.reserveRetry()) {
         this.toStable(failure.status, failure.kind);
         return;
@@ -481,16 +488,20 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
    *   the whole pool down with it.
    */
   private mayRetry(f: UpstreamFailure): boolean {
-    const body = this.request.body;
-    if ((body !== null && !Buffer.isBuffer(body)) || this.clientGone) return false;
+    if (!this.resendable()) return false;
     if (f.retryable) return this.attempts < this.pool.endpoints.length;
     return f.kind === 'reset' && this.attempts === 1 && IDEMPOTENT.has(this.request.method);
   }
 
+  /** Whether the request can be sent again: no body, or one buffered whole, and its client still here. */
+  private resendable(): boolean {
+    const body = this.request.body;
+    return (body === null || Buffer.isBuffer(body)) && !this.clientGone;
+  }
+
   /** A place in the retry budget for this exchange, if the budget and its body allow one. */
   private reserveRetry(): boolean {
-    const body = this.request.body;
-    if ((body !== null && !Buffer.isBuffer(body)) || this.clientGone) return false;
+    if (!this.resendable()) return false;
     const r = this.ctx.retry;
     if (r.active >= Math.max(r.minRetries, r.budget * r.inflight())) {
       this.ctx.recorder.retried.refused++;
@@ -511,13 +522,17 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     const stable = this.fallback as UpstreamPool;
     this.fallback = undefined;
     this.discarding = false;
-    const rec = this.ctx.recorder;
-    rec.record(canary.id, status, this.headerMicros, kind);
-    rec.retried.toStable++;
-    if (this.endpoint !== undefined && this.stage >= Stage.Dispatched) {
-      this.endpoint.inflight--;
-      canary.released();
+    this.recordCanary(status, kind);
+    (this.endpoint as Endpoint).inflight--;
+    canary.released();
+    // Its client left while the canary's answer was dropped: nothing to send anywhere.
+    if (this.clientGone || this.res.destroyed) {
+      this.endpoint = undefined;
+      this.finish(undefined, true);
+      return;
     }
+    this.ctx.recorder.retried.toStable++;
+    this.attemptStart = this.ctx.now();
     this.pool = stable;
     this.endpoint = undefined;
     this.controller = undefined;
@@ -525,6 +540,13 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     this.attempts = 0;
     this.headerMicros = 0;
     this.go();
+  }
+
+  /** The canary's failure, in its verdict as if the client had seen it (once). */
+  private recordCanary(status: number, kind: UpstreamErrorKind | undefined): void {
+    if (this.canaryRecorded) return;
+    this.canaryRecorded = true;
+    this.ctx.recorder.record(this.pool.id, status, this.headerMicros, kind);
   }
 
   /**

@@ -126,7 +126,7 @@ export class ProxyServer {
       bodyBudget: new BodyBudget(c.limits.bufferBodyTotalBytes),
       pace: { maxHeld: 0, minRate: 0, graceMs: 0 },
       responseBudget: new BodyBudget(c.limits.bufferResponseTotalBytes),
-      retry: { ...c.retry, active: 0, inflight: () => this.inflight },
+      retry: { toStable: false, budget: 0, minRetries: 0, active: 0, inflight: () => this.inflight },
     };
     this.derive(c);
     const pools = deps.pools;
@@ -407,6 +407,8 @@ export class ProxyServer {
     if (!this.ctx.retry.toStable || p.forced) return undefined;
     const t = this.deps.table.current;
     if (p.pool.id !== t.canary) return undefined;
+    // A canary chosen because stable has no endpoint up: nowhere to retry.
+    if (!this.available(t.stable)) return undefined;
     const m = req.method;
     if (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS' && rawHeader(req.rawHeaders, 'idempotency-key') === undefined)
       return undefined;

@@ -91,6 +91,44 @@ describe('retry.toStable', () => {
     expect(s.status().retried.toStable).toBe(1);
   });
 
+  it("stable's latency is its own, not the canary's time before the retry; a stable with no endpoint up is not retried to", async () => {
+    const blue = h.track(await startUpstream('blue'));
+    const green = h.track(
+      await startUpstream('green', (_req, res) => {
+        setTimeout(() => {
+          res.writeHead(503);
+          res.end('slow failure');
+        }, 300);
+      }),
+    );
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, allCanary()));
+    for (let i = 0; i < 3; i++) {
+      const r = await request(`${s.base}/slow-${i}`);
+      await r.body.dump();
+      expect(r.headers['x-sluice-pool']).toBe('blue');
+    }
+    await s.controller.tick();
+    const st = s.status();
+    expect(st.pools.green!.window.p95Ms).toBeGreaterThanOrEqual(250);
+    expect(st.pools.blue!.window.requests).toBe(3);
+    expect(st.pools.blue!.window.p95Ms).toBeLessThan(250);
+    await s.stop();
+    h.sluice = undefined;
+    // Stable down: the canary's answer is all there is.
+    const down = (h.sluice = await startTestSluice(`http://127.0.0.1:${await deadPort()}`, green.url, {
+      ...allCanary(),
+      upstream: { ejectAfter: 1 },
+    }));
+    const first = await request(`${down.base}/a`);
+    await first.body.dump();
+    await new Promise((r) => setTimeout(r, 100)); // the ejection reaches the table
+    const before = down.status().retried.toStable;
+    const r = await request(`${down.base}/b`);
+    await r.body.dump();
+    expect([r.statusCode, r.headers['x-sluice-pool']]).toEqual([503, 'green']);
+    expect(down.status().retried.toStable).toBe(before);
+  });
+
   it('the budget refuses retries past its share: the client then gets the canary answer', async () => {
     const blue = h.track(await startUpstream('blue'));
     const green = h.track(await startUpstream('green', failing()));

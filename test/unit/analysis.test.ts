@@ -438,5 +438,7 @@ describe('compared with stable', () => {
     expect(v.reason).toMatch(/^both pools failing: green error rate 10% .*, stable 10% \(900\/9000\)$/);
     expect(v.evidence.shared).toBe(true);
     expect(analyze('green', obs(w(1000, 100), w(9000, 1)), policy).evidence.shared).toBeUndefined();
+    // Stable in trouble (3 %) does not shield a canary far worse still (60 %).
+    expect(analyze('green', obs(w(1000, 600), w(9000, 270)), policy).evidence.shared).toBeUndefined();
   });
 });

@@ -603,3 +603,28 @@ describe('both pools failing', () => {
     expect(decide(r.state, ob(win(500, 100)), p, 3000).state.phase).toBe('rolled_back');
   });
 });
+
+describe('dry run and shared failures, at the edges of a rollout', () => {
+  const dryProgressing = st({
+    phase: 'progressing',
+    stepIndex: 0,
+    stepStartedAt: 0,
+    weights: { blue: 90, green: 10 },
+    dryRun: true,
+  });
+
+  it('a dry run ends with its rollout: a canary given traffic by hand afterwards is rolled back for real', () => {
+    const aborted = command(dryProgressing, { type: 'abort' }, 'ops', 1, defaults);
+    expect([aborted.state.dryRun, aborted.state.wouldRollBack]).toEqual([false, null]);
+    // Even a state that kept the flag (saved before this fix): outside a rollout it is not honoured.
+    const byHand = st({ phase: 'idle', weights: { blue: 90, green: 10 }, dryRun: true });
+    expect(decide(byHand, broken, policy, 5).state.phase).toBe('rolled_back');
+  });
+
+  it('onSharedFailure: pause holds a rollout, but never turns a canary given traffic by hand into one', () => {
+    const p = { ...policy, onSharedFailure: 'pause' as const };
+    const sharedObs = { ...ob(win(500, 100)), stable: win(5000, 1000) };
+    const idle = st({ phase: 'idle', weights: { blue: 90, green: 10 } });
+    expect(decide(idle, sharedObs, p, 5).state.phase).toBe('rolled_back');
+  });
+});
