@@ -30,6 +30,10 @@ const USAGE = `usage:
   sluice maintenance [on|off] [--message M] [--retry-after 10m] [--allow-from CIDR,CIDR]
                                       503 + Retry-After for proxied requests (except --allow-from)
   sluice reload                       re-read the config file (as SIGHUP does)
+  sluice shadow start [--percent 10] [--duration 5m] [--then-rollout]
+                                      mirror a share of stable's requests to the canary and
+                                      judge its answers (clients only get stable's)
+  sluice shadow stop
 client options: --admin-url <url> ($SLUICE_ADMIN_URL, default http://127.0.0.1:9901)
                 --token <token> ($SLUICE_ADMIN_TOKEN)`;
 
@@ -55,6 +59,8 @@ function parseArgs(argv: readonly string[]): Args {
     '--retry-after',
     '--allow-from',
     '--step-hold',
+    '--percent',
+    '--duration',
     '--id',
     '--role',
     '--workers',

@@ -2,7 +2,16 @@
  * The CLI client: subcommands that talk to a running sluice's admin API. Non-zero exit with the
  * reason on stderr for any failure (unreachable, 401, 403, 409, 400).
  */
-export const CLIENT_COMMANDS = new Set(['status', 'weights', 'rollout', 'history', 'log', 'maintenance', 'reload']);
+export const CLIENT_COMMANDS = new Set([
+  'status',
+  'weights',
+  'rollout',
+  'history',
+  'log',
+  'maintenance',
+  'reload',
+  'shadow',
+]);
 
 interface StatusDoc {
   version: number;
@@ -26,6 +35,13 @@ interface StatusDoc {
   >;
   workers?: { id: string; state: string; restarts: number }[];
   maintenance?: Maintenance;
+  shadow?: {
+    active: boolean;
+    percent: number;
+    endsAt: number | null;
+    run: { pairs: number; mismatches: number; mirrored: number; dropped: number } | null;
+    last: { verdict: string; at: number; reason: string } | null;
+  };
   fleet?: {
     name: string;
     connected: boolean;
@@ -111,6 +127,15 @@ function summary(s: StatusDoc): string {
       `dry run: ${s.rollout.wouldRollBack ? `would roll back: ${s.rollout.wouldRollBack}` : 'no rollback so far at this step'}`,
     );
   if (s.maintenance?.enabled) lines.push(maintenanceLine(s.maintenance));
+  const sh = s.shadow;
+  if (sh?.active) {
+    const left =
+      sh.endsAt === null ? 'until stopped' : `${Math.max(0, Math.ceil((sh.endsAt - Date.now()) / 1000))} s left`;
+    const r = sh.run;
+    lines.push(
+      `SHADOW ${sh.percent}% of ${s.stable}'s requests mirrored to ${s.canary} (${left})${r === null ? '' : `: ${r.pairs} pairs, ${r.mismatches} mismatched, ${r.mirrored} mirrored, ${r.dropped} dropped`}`,
+    );
+  } else if (sh?.last) lines.push(`last shadow ${new Date(sh.last.at).toISOString()}: ${sh.last.reason}`);
   for (const name of ['blue', 'green']) {
     const p = s.pools[name];
     if (p === undefined) continue;
@@ -219,6 +244,22 @@ export async function runClient(positional: readonly string[], flags: Map<string
           action === undefined ? undefined : body,
         )) as Maintenance;
         process.stdout.write(`${maintenanceLine(m)}\n`);
+        return 0;
+      }
+      case 'shadow': {
+        const action = rest[0];
+        if (action !== 'start' && action !== 'stop') throw new ClientError('shadow needs start or stop');
+        const body: Record<string, unknown> = {};
+        const percent = flags.get('--percent');
+        if (action === 'start' && typeof percent === 'string') {
+          if (!/^\d+(\.\d{1,2})?$/.test(percent)) throw new ClientError(`bad --percent ${JSON.stringify(percent)}`);
+          body.percent = Number(percent);
+        }
+        const duration = flags.get('--duration');
+        if (action === 'start' && typeof duration === 'string') body.duration = duration;
+        if (action === 'start' && flags.has('--then-rollout')) body.thenRollout = true;
+        const s = (await call(base, token, 'POST', `/api/v1/shadow/${action}`, body)) as StatusDoc;
+        process.stdout.write(`${summary(s)}\n`);
         return 0;
       }
       case 'reload': {

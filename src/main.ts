@@ -244,6 +244,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         endpoints: book,
         workers: members.list.map((m) => m.info),
         table: { version: table.current.version, health: table.current.health, appliedInMs: controller.appliedInMs },
+        shadowRun: controller.shadowEvidence(),
       },
     );
   };
@@ -296,6 +297,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     fleet: () => (fleet === undefined ? undefined : { connected: fleet.connected, leader: fleet.leader }),
     reloads: () => reloads,
     maintenance: () => controller.state.maintenance.enabled,
+    shadowPercent: () => controller.state.shadow?.percent ?? 0,
   });
   // Reads of the status and metrics see every member's numbers as of now, not of the last tick.
   const refresh = async () => {

@@ -1,6 +1,8 @@
 /** The status document (contract), built from the controller's state, the pools and the last tick's windows. */
 import type { AnalysisStatus } from './control/controller.js';
-import type { ControllerState, Maintenance } from './control/state.js';
+import type { ControllerState, Maintenance, ShadowResult } from './control/state.js';
+import type { ShadowEvidence } from './control/shadow.js';
+import type { ShadowTotals } from './stats/totals.js';
 import { canaryOf } from './control/state.js';
 import { poolNameOf } from './data/table.js';
 import type { EndpointBook } from './control/endpoints.js';
@@ -59,6 +61,20 @@ export interface StatusDocument {
   config: ConfigStatus;
   /** Maintenance mode (off: enabled false). */
   maintenance: Maintenance;
+  /** Shadow rollouts: the one under way (null: none) with its numbers so far, the last verdict, totals. */
+  shadow: {
+    active: boolean;
+    percent: number;
+    startedAt: number | null;
+    endsAt: number | null;
+    thenRollout: boolean;
+    by: string | null;
+    run: ShadowEvidence | null;
+    /** How the last one ended: verdict shadow_passed, shadow_failed or shadow_stopped, with its numbers. */
+    last: ShadowResult | null;
+    /** Since start (sluice_shadow_requests_total, sluice_shadow_mismatches_total). */
+    totals: ShadowTotals;
+  };
 }
 
 export interface ConfigStatus {
@@ -78,6 +94,8 @@ export interface StatusContext {
   table: StatusDocument['table'];
   fleet: FleetStatus | null;
   config: ConfigStatus;
+  /** The shadow under way's numbers so far (Controller.shadowEvidence). */
+  shadowRun: ShadowEvidence | null;
 }
 
 const publicWindow = (w: WindowStats): WindowStats => ({
@@ -124,6 +142,17 @@ export function statusDocument(
     fleet: ctx.fleet,
     config: { ...ctx.config, reloads: { ...ctx.config.reloads } },
     maintenance: { ...s.maintenance, allowFrom: [...s.maintenance.allowFrom] },
+    shadow: {
+      active: s.shadow !== null,
+      percent: s.shadow?.percent ?? 0,
+      startedAt: s.shadow?.startedAt ?? null,
+      endsAt: s.shadow?.endsAt ?? null,
+      thenRollout: s.shadow?.thenRollout ?? false,
+      by: s.shadow?.by ?? null,
+      run: ctx.shadowRun,
+      last: s.lastShadow,
+      totals: { ...ctx.view.totals.shadow },
+    },
   };
   const book = ctx.endpoints;
   for (const id of [0, 1] as const) {

@@ -11,6 +11,7 @@ import {
   fullWeights,
   logBody,
   maintenanceBody,
+  shadowBody,
   startBody,
   weightsBody,
 } from './schemas.js';
@@ -97,6 +98,28 @@ export function apiRoutes(
     simple('resume'),
     simple('promote'),
     simple('abort'),
+    {
+      method: 'POST',
+      path: '/api/v1/shadow/start',
+      role: 'operator',
+      action: 'shadow.start',
+      handle: async (ctx) => {
+        const { expectedVersion, ...b } = ctx.parse(shadowBody);
+        await controller.command({ type: 'shadow_start', ...b }, ctx.principal.id, expectedVersion);
+        return status();
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/shadow/stop',
+      role: 'operator',
+      action: 'shadow.stop',
+      handle: async (ctx) => {
+        const b = ctx.parse(commandBody);
+        await controller.command({ type: 'shadow_stop' }, ctx.principal.id, b.expectedVersion);
+        return status();
+      },
+    },
     { method: 'GET', path: '/api/v1/history', role: 'viewer', handle: () => ({ history: controller.state.history }) },
     ...POOL_NAMES.map(
       (pool): Route => ({

@@ -30,6 +30,17 @@ export const startBody = z
   })
   .strict();
 
+export const shadowBody = z
+  .object({
+    percent: percent()
+      .refine((v) => v > 0, 'must be > 0')
+      .optional(),
+    duration: duration().optional(),
+    thenRollout: z.boolean().optional(),
+    expectedVersion: z.number().int().nonnegative().optional(),
+  })
+  .strict();
+
 export const commandBody = z
   .object({ expectedVersion: z.number().int().nonnegative().optional(), reason: z.string().max(500).optional() })
   .strict();

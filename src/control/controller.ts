@@ -26,6 +26,7 @@ import {
   rollback,
   type Change,
   type Command,
+  type CommandDefaults,
   type Outcome,
   type RolloutPolicy,
 } from './decide.js';
@@ -40,6 +41,8 @@ import {
 } from './state.js';
 import { StaleWriteError, type StateStore, StoreUnavailableError } from './state-store.js';
 import type { Notifier } from './webhooks.js';
+import { evidenceOf, judgeShadow, type ShadowEvidence, type ShadowPolicy } from './shadow.js';
+import { addTally, emptyTally, type ShadowTally } from '../stats/snapshot.js';
 
 /** What the controller reads of the config: the rollout, the first stable and the first split. */
 export type ControlOptions = Pick<Config, 'stable' | 'rollout' | 'maintenance'> & {
@@ -103,6 +106,8 @@ export function initialState(config: ControlOptions, now = 0): ControllerState {
     endpoints: null,
     dryRun: false,
     wouldRollBack: null,
+    shadow: null,
+    lastShadow: null,
     history: [],
   };
 }
@@ -146,7 +151,22 @@ const WEBHOOK_EVENTS: Record<Change['event'], string> = {
   maintenance: 'maintenance.changed',
   endpoints: 'endpoints.changed',
   would_roll_back: 'rollout.would_roll_back',
+  shadow_started: 'shadow.started',
+  shadow_stopped: 'shadow.stopped',
+  shadow_passed: 'shadow.passed',
+  shadow_failed: 'shadow.failed',
 };
+
+/** rollout.shadow as the shadow's judgement reads it. */
+export function shadowPolicyOf(config: Pick<Config, 'rollout'>): ShadowPolicy {
+  const sh = config.rollout.shadow;
+  return {
+    percent: sh.percent,
+    duration: sh.duration,
+    thenRollout: sh.thenRollout,
+    maxMismatchRate: sh.maxMismatchRate,
+  };
+}
 
 /** The outcome's state as the next version of `prev`, its changes at the head of the history. */
 function recorded(prev: Readonly<ControllerState>, r: Outcome, by: string, at: number): ControllerState {
@@ -169,6 +189,9 @@ export class Controller {
   private s: ControllerState;
   private readonly listeners = new Set<Listener>();
   private policy: RolloutPolicy;
+  private shadowPolicy: ShadowPolicy;
+  /** The shadow under way's pairs and mirrors so far (in memory: a restart counts again). */
+  private shadowTally: { startedAt: number; tally: ShadowTally } | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Window statistics of both pools as of the last tick. */
   windows: { blue: WindowStats; green: WindowStats };
@@ -186,6 +209,7 @@ export class Controller {
 
   private constructor(private readonly deps: ControllerDeps) {
     this.policy = policyOf(deps.config);
+    this.shadowPolicy = shadowPolicyOf(deps.config);
     this.s = initialState(deps.config, deps.clock());
     const empty = deps.window.query(0);
     this.windows = { blue: empty, green: empty };
@@ -292,6 +316,36 @@ export class Controller {
     return { ...pauseWaiting(this.s, r.verdict.reason, now - since), verdict: r.verdict };
   }
 
+  /** Add an interval's shadow traffic to the tally of the shadow under way (none: undefined). */
+  private tallyShadow(t: ShadowTally | undefined): ShadowTally | undefined {
+    const run = this.s.shadow;
+    if (run === null) {
+      this.shadowTally = undefined;
+      return undefined;
+    }
+    if (this.shadowTally?.startedAt !== run.startedAt)
+      this.shadowTally = { startedAt: run.startedAt, tally: emptyTally() };
+    return addTally(this.shadowTally.tally, t);
+  }
+
+  /** The shadow under way's numbers so far (this instance's tally; the leader's in a fleet), or null. */
+  shadowEvidence(): ShadowEvidence | null {
+    const t = this.s.shadow === null ? undefined : this.shadowTally?.tally;
+    return t === undefined ? null : evidenceOf(t, zFor(this.policy.confidence));
+  }
+
+  /** What commands fall back on (the config's rollout and shadow, the shadow's tally so far). */
+  private defaults(): CommandDefaults {
+    return {
+      steps: this.policy.steps,
+      stepHold: this.policy.stepHold,
+      dryRun: this.policy.dryRun,
+      shadow: this.shadowPolicy,
+      shadowTally: this.shadowTally?.tally,
+      confidence: this.policy.confidence,
+    };
+  }
+
   /** Run `fn` after every tick and command before it. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn);
@@ -304,10 +358,16 @@ export class Controller {
     return this.serial(async () => {
       const { window, fleet } = this.deps;
       const local = await this.deps.intervals(window.spare());
-      window.push(fleet === undefined ? local : await fleet.exchange(local));
+      const merged = fleet === undefined ? local : await fleet.exchange(local);
+      window.push(merged);
       const now = this.deps.clock();
       const o = this.observe();
-      const r = this.limitWaiting(decide(this.s, o, this.policy, now), now);
+      const tally = this.tallyShadow(merged.shadow);
+      let r = this.limitWaiting(decide(this.s, o, this.policy, now), now);
+      if (tally !== undefined && r.state === this.s)
+        r = judgeShadow(this.s, o, tally, { ...this.policy, shadow: this.shadowPolicy }, now, (s) =>
+          command(s, { type: 'start' }, 'auto', now, this.defaults()),
+        );
       this.analysis = { at: now, verdict: r.verdict?.kind ?? null, reason: r.verdict?.reason ?? null };
       if (fleet === undefined) {
         if (r.state !== this.s) await this.apply(r, 'auto');
@@ -368,11 +428,7 @@ export class Controller {
     if (cmd.type === 'weights' && Math.abs(cmd.weights.blue + cmd.weights.green - 100) > 1e-6) {
       throw new SluiceError('invalid_weights', 400, 'weights must sum to 100', { field: 'weights' });
     }
-    const r = command(this.s, cmd, by, this.deps.clock(), {
-      steps: this.policy.steps,
-      stepHold: this.policy.stepHold,
-      dryRun: this.policy.dryRun,
-    });
+    const r = command(this.s, cmd, by, this.deps.clock(), this.defaults());
     const fleet = this.deps.fleet;
     if (fleet !== undefined && !fleet.connected) {
       // An abort (a rollback) is always safe: here now, written to the fleet when Redis returns.
@@ -514,7 +570,14 @@ export class Controller {
 
   /** The table for the current state and endpoint availability. */
   private table(): RoutingTable {
-    return makeTable(this.s.version, this.s.stable, this.s.weights, this.deps.endpoints.current, this.s.maintenance);
+    return makeTable(
+      this.s.version,
+      this.s.stable,
+      this.s.weights,
+      this.deps.endpoints.current,
+      this.s.maintenance,
+      this.s.shadow?.percent ?? 0,
+    );
   }
 
   /** How long the last table took to reach every member (ms): a rollback's time to take hold. */
@@ -541,6 +604,7 @@ export class Controller {
   ): Promise<void> {
     return this.serial(async () => {
       this.policy = policyOf(config);
+      this.shadowPolicy = shadowPolicyOf(config);
       // The new endpoint lists, the table that carries them and its hand-over, in one synchronous
       // run: no other table can reach a member between them.
       before();

@@ -14,7 +14,9 @@
 import type { PoolName } from '../core/config.js';
 import { formatDuration } from '../core/duration.js';
 import { SluiceError } from '../core/errors.js';
-import { analyze, type AnalysisPolicy, type Observation, type Verdict } from './analysis.js';
+import type { ShadowTally } from '../stats/snapshot.js';
+import { analyze, zFor, type AnalysisPolicy, type Observation, type Verdict } from './analysis.js';
+import { startShadow, stopShadow, type ShadowPolicy } from './shadow.js';
 import {
   canaryOf,
   MAINTENANCE_OFF,
@@ -59,7 +61,11 @@ export type ChangeEvent =
   | 'weights'
   | 'maintenance'
   | 'endpoints'
-  | 'would_roll_back';
+  | 'would_roll_back'
+  | 'shadow_started'
+  | 'shadow_stopped'
+  | 'shadow_passed'
+  | 'shadow_failed';
 
 export interface Change {
   event: ChangeEvent;
@@ -81,6 +87,13 @@ export type Command =
   | { type: 'abort'; reason?: string | undefined }
   | { type: 'weights'; weights: WeightsState }
   | { type: 'endpoints'; pool: PoolName; endpoints: string[]; base: string }
+  | {
+      type: 'shadow_start';
+      percent?: number | undefined;
+      duration?: number | undefined;
+      thenRollout?: boolean | undefined;
+    }
+  | { type: 'shadow_stop' }
   | {
       type: 'maintenance';
       enabled: boolean;
@@ -199,16 +212,42 @@ function conflict(cmd: string, phase: Phase, allowed: string): SluiceError {
   return new SluiceError('phase_conflict', 409, `cannot ${cmd} while ${phase} (allowed when ${allowed})`);
 }
 
+/** What a command falls back on: the config's rollout, and the shadow's options and tally so far. */
+export interface CommandDefaults {
+  steps: number[];
+  stepHold: number;
+  dryRun?: boolean;
+  shadow?: ShadowPolicy;
+  shadowTally?: ShadowTally | undefined;
+  confidence?: number;
+}
+
+const DEFAULT_SHADOW: ShadowPolicy = { percent: 10, duration: 300_000, thenRollout: false, maxMismatchRate: 0.01 };
+
+/** Commands that give the canary traffic or swap the roles: a shadow under way ends first. */
+function endsShadow(s: ControllerState, cmd: Command): string | undefined {
+  if (s.shadow === null) return undefined;
+  if (cmd.type === 'start') return 'by the rollout start';
+  if (cmd.type === 'promote') return 'by the promotion';
+  if (cmd.type === 'weights' && cmd.weights[canaryOf(s.stable)] > 0) return 'by a weight change';
+  return undefined;
+}
+
 /** An operator command. Throws a 409 SluiceError when the phase does not allow it. */
-export function command(
-  s: ControllerState,
-  cmd: Command,
-  by: string,
-  now: number,
-  defaults: { steps: number[]; stepHold: number; dryRun?: boolean },
-): Outcome {
+export function command(s: ControllerState, cmd: Command, by: string, now: number, defaults: CommandDefaults): Outcome {
   const name = canaryOf(s.stable);
+  const z = zFor(defaults.confidence ?? 0.99);
+  const ending = endsShadow(s, cmd);
+  if (ending !== undefined) {
+    const stopped = stopShadow(s, `${ending} (${by})`, now, defaults.shadowTally, z);
+    const r = command(stopped.state, cmd, by, now, defaults);
+    return { state: r.state, changes: [...stopped.changes, ...r.changes] };
+  }
   switch (cmd.type) {
+    case 'shadow_start':
+      return startShadow(s, cmd, by, now, defaults.shadow ?? DEFAULT_SHADOW);
+    case 'shadow_stop':
+      return stopShadow(s, `by ${by}`, now, defaults.shadowTally, z);
     case 'start': {
       if (s.phase === 'progressing' || s.phase === 'paused')
         throw conflict('start', s.phase, 'idle, promoted or rolled_back');

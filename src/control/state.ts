@@ -99,7 +99,31 @@ export interface ControllerState {
   dryRun: boolean;
   /** In a dry run: the reason it would have rolled back at the current step (one record per step). */
   wouldRollBack: string | null;
+  /** A shadow rollout under way (control/shadow.ts); null when none is. */
+  shadow: ShadowRun | null;
+  /** How the last shadow rollout ended: its verdict, or stopped. */
+  lastShadow: ShadowResult | null;
   history: HistoryEntry[];
+}
+
+/** A shadow rollout: `percent` of stable's requests (by the split key) mirrored to the canary. */
+export interface ShadowRun {
+  percent: number;
+  startedAt: number;
+  /** When it is judged (ms); null: until stopped or failed. */
+  endsAt: number | null;
+  /** Start the rollout when it passes. */
+  thenRollout: boolean;
+  by: string;
+}
+
+export interface ShadowResult {
+  verdict: 'shadow_passed' | 'shadow_failed' | 'shadow_stopped';
+  at: number;
+  reason: string;
+  percent: number;
+  startedAt: number;
+  evidence: unknown;
 }
 
 export const canaryOf = (stable: PoolName): PoolName => (stable === 'blue' ? 'green' : 'blue');
@@ -128,6 +152,28 @@ export const controllerStateSchema = z.object({
     .default({ ...MAINTENANCE_OFF, allowFrom: [] }),
   dryRun: z.boolean().default(false),
   wouldRollBack: z.string().nullable().default(null),
+  // Saved before shadow rollouts existed: none.
+  shadow: z
+    .object({
+      percent: z.number().min(0).max(100),
+      startedAt: z.number(),
+      endsAt: z.number().nullable(),
+      thenRollout: z.boolean(),
+      by: z.string(),
+    })
+    .nullable()
+    .default(null),
+  lastShadow: z
+    .object({
+      verdict: z.enum(['shadow_passed', 'shadow_failed', 'shadow_stopped']),
+      at: z.number(),
+      reason: z.string(),
+      percent: z.number(),
+      startedAt: z.number(),
+      evidence: z.any(),
+    })
+    .nullable()
+    .default(null),
   endpoints: z
     .object({
       base: z.string(),

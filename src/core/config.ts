@@ -100,7 +100,18 @@ const webhookEvents = z.enum([
   'maintenance.changed',
   'endpoints.changed',
   'rollout.would_roll_back',
+  'shadow.started',
+  'shadow.stopped',
+  'shadow.passed',
+  'shadow.failed',
 ]);
+
+/** Methods a shadow may mirror: GET, HEAD and OPTIONS unless widened (a mirrored write is a duplicate). */
+const method = z
+  .string()
+  .toUpperCase()
+  .regex(/^[A-Z]+$/, 'expected an HTTP method')
+  .refine((m) => m !== 'TRACE' && m !== 'CONNECT', 'TRACE and CONNECT are never proxied');
 
 export const configSchema = z
   .object({
@@ -259,6 +270,61 @@ export const configSchema = z
           .default(false)
           .describe(
             'Judge and decide, but never roll back: a failing verdict is recorded and notified as "would roll back: …" (also per start).',
+          ),
+        shadow: z
+          .object({
+            percent: percent()
+              .default(10)
+              .describe(
+                "Share of stable's requests mirrored to the canary when a start does not say (by the split key).",
+              ),
+            duration: duration()
+              .default(300_000)
+              .describe(
+                'How long a shadow runs before its verdict, when a start does not say; 0: until stopped or failed.',
+              ),
+            methods: z
+              .array(method)
+              .min(1)
+              .default(['GET', 'HEAD', 'OPTIONS'])
+              .describe(
+                'Methods mirrored. Widen only for writes the canary may safely repeat: a mirrored write is done twice.',
+              ),
+            maxBodyBytes: byteCount(64 * 1024, 16 * 1024 * 1024).describe(
+              'Requests with a larger body (or a streamed one) are not mirrored.',
+            ),
+            maxInFlight: z
+              .number()
+              .int()
+              .min(1)
+              .default(64)
+              .describe('Mirrors under way at once, per worker; past it a mirror is dropped and counted.'),
+            timeout: duration()
+              .default(10_000)
+              .describe("A mirror's own limit for the canary's headers and each body chunk: it never holds a client."),
+            maxMismatchRate: z
+              .number()
+              .min(0)
+              .max(1)
+              .default(0.01)
+              .describe(
+                'Fail the shadow when paired requests mismatch (stable ok, canary 5xx; another status class; much slower) more often than this, at analysis.confidence.',
+              ),
+            slowRatio: z
+              .number()
+              .min(1)
+              .default(3)
+              .describe('A pair is slower when the canary took this many times as long as stable...'),
+            slowDeltaMs: z.number().min(0).default(50).describe('...and this many ms more.'),
+            thenRollout: z
+              .boolean()
+              .default(false)
+              .describe('A shadow that passes starts the rollout at once (also per start).'),
+          })
+          .strict()
+          .prefault({})
+          .describe(
+            "Shadow rollouts (POST /api/v1/shadow/start): a copy of a share of stable's requests goes to the canary, whose answers are judged and dropped; clients only get stable's.",
           ),
         analysis: z
           .object({

@@ -19,6 +19,7 @@ import type { Awaiting, ResponseDeadlines } from './deadlines.js';
 import { sendError } from './answers.js';
 import { ClientPace, type PacePolicy } from './pace.js';
 import { rawHeader, responseHeaders, type ResponseMeta } from './headers.js';
+import type { Mirror, Shadowing } from './mirror.js';
 import type { Endpoint, UpstreamPool, Waiter } from './upstream.js';
 
 /** What every exchange shares: set once at start. */
@@ -48,6 +49,8 @@ export interface ForwardContext {
   retry: RetryBudget;
   /** limits.bufferResponseTotalBytes: what all responses may hold together for slow clients. */
   responseBudget: BodyBudget;
+  /** Shadow traffic: mirrors of stable requests to the canary (mirror.ts). */
+  shadow: Shadowing;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -156,6 +159,9 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   awaitNext: Awaiting | undefined = undefined;
   awaitLinked = false;
   sentTick = 0;
+  /** The canary, when this request is to be mirrored there once its body is known (a shadow). */
+  mirrorTo: UpstreamPool | undefined = undefined;
+  private mirror: Mirror | undefined;
 
   constructor(
     private readonly ctx: ForwardContext,
@@ -231,6 +237,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     r.body = body;
     // A streamed body restarts undici's headers timeout as it goes out: give it its own.
     if (body !== null && !Buffer.isBuffer(body)) r.headersTimeout = this.ctx.deadlines?.timeoutMs;
+    if (this.mirrorTo !== undefined) this.mirror = this.ctx.shadow.launch(r, this.requestId, body, this.mirrorTo);
     this.go();
   }
 
@@ -576,6 +583,8 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     if (this.onDrainBound !== undefined) this.res.removeListener('drain', this.onDrainBound);
     // The 'close' listener stays: it is shared, still gives back a held response's budget, and a
     // finished exchange ignores the rest.
+    // The mirror's pair: stable's answer as the client got it (none when it left or was refused).
+    this.mirror?.original(rejected !== undefined || clientAborted ? -1 : this.status, this.headerMicros);
     const rec = this.ctx.recorder;
     if (rejected !== undefined) rec.reject(rejected);
     else if (!clientAborted) {

@@ -27,7 +27,7 @@ export const DRAIN_MS = 300_000;
 /** A member's options from the config, with the TLS material the main thread read (or null). */
 export function planeOptions(c: Config, tls: TlsMaterial | null = null): PlaneOptions {
   const { split, forwarding, timeouts, limits, log, upstream, pools, listen, retry } = c;
-  return { split, forwarding, timeouts, limits, log, upstream, pools, listen, retry, tls };
+  return { split, forwarding, timeouts, limits, log, upstream, pools, listen, retry, tls, shadow: c.rollout.shadow };
 }
 
 /**

@@ -36,10 +36,12 @@ import {
   type HeaderNames,
   type ScannedRequest,
 } from './headers.js';
-import { choosePool, clientIp, FORCED, normalizeIp, parseSplitKey, type Selector } from './select.js';
+import { choosePool, clientIp, FORCED, normalizeIp, parseSplitKey, routingKey, type Selector } from './select.js';
 import type { PoolId, TableMaintenance, TableSource } from './table.js';
 import type { UpstreamPool } from './upstream.js';
 import { WebSocketProxy } from './upgrade.js';
+import { Shadowing, type ShadowOptions } from './mirror.js';
+import { bucketOf } from './murmur.js';
 
 /**
  * The options the request path reads: nothing of the control plane's. `tls` is the certificates
@@ -47,6 +49,8 @@ import { WebSocketProxy } from './upgrade.js';
  */
 export type ProxyOptions = Pick<Config, 'split' | 'forwarding' | 'timeouts' | 'limits' | 'log' | 'listen' | 'retry'> & {
   tls: TlsMaterial | null;
+  /** rollout.shadow: what a shadow mirrors and how (the share comes with the routing table). */
+  shadow: ShadowOptions;
 };
 
 export interface ProxyDeps {
@@ -127,6 +131,7 @@ export class ProxyServer {
       pace: { maxHeld: 0, minRate: 0, graceMs: 0 },
       responseBudget: new BodyBudget(c.limits.bufferResponseTotalBytes),
       retry: { toStable: false, budget: 0, minRetries: 0, active: 0, inflight: () => this.inflight },
+      shadow: new Shadowing(c.shadow, deps.recorder, now),
     };
     this.derive(c);
     const pools = deps.pools;
@@ -273,6 +278,7 @@ export class ProxyServer {
     ctx.retry.toStable = c.retry.toStable;
     ctx.retry.budget = c.retry.budget;
     ctx.retry.minRetries = c.retry.minRetries;
+    ctx.shadow.configure(c.shadow);
   }
 
   /**
@@ -413,6 +419,18 @@ export class ProxyServer {
     if (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS' && rawHeader(req.rawHeaders, 'idempotency-key') === undefined)
       return undefined;
     return this.deps.pools[t.stable];
+  }
+
+  /**
+   * A shadow under way: the canary, when this request is one to mirror. Stable's requests whose
+   * split key falls in the shadow's buckets (so a user's session is mirrored whole), of a method
+   * rollout.shadow.methods allows; never one the override placed.
+   */
+  private mirrorTo(req: IncomingMessage, p: Prepared): UpstreamPool | undefined {
+    const t = this.deps.table.current;
+    if (p.forced || p.pool.id !== t.stable || !this.ctx.shadow.methods.has(req.method as string)) return undefined;
+    if (bucketOf(routingKey(this.selector, p.scanned, p.ip)) >= t.shadowBuckets) return undefined;
+    return this.deps.pools[t.canary];
   }
 
   /** An access line for an answer sluice made itself, before any upstream (no pool, no endpoint). */
@@ -577,6 +595,7 @@ export class ProxyServer {
       now,
       this.fallbackFor(req, p),
     );
+    if (this.deps.table.current.shadowBuckets > 0) exchange.mirrorTo = this.mirrorTo(req, p);
     exchange.begin();
     if (conn !== undefined) {
       conn.last = exchange;

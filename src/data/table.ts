@@ -38,6 +38,8 @@ export interface RoutingTable {
   readonly weights: Weights;
   /** Maintenance mode: answer 503 to every client outside `allowFrom`; null when off. */
   readonly maintenance: TableMaintenance | null;
+  /** A shadow: stable's requests in buckets [0, shadowBuckets) are mirrored to the canary; 0: none. */
+  readonly shadowBuckets: number;
 }
 
 export interface TableMaintenance {
@@ -66,6 +68,8 @@ export function makeTable(
   weights: Weights,
   avail: Availability = { health: 0, endpoints: [[], []] },
   maintenance?: { enabled: boolean; message: string | null; retryAfter: number; allowFrom: readonly string[] },
+  /** A shadow's percent of stable's requests mirrored to the canary (0: none). */
+  shadowPercent = 0,
 ): RoutingTable {
   const s = poolIdOf(stable);
   const c = otherPool(s);
@@ -86,6 +90,7 @@ export function makeTable(
             allowFrom: Object.freeze([...maintenance.allowFrom]),
           })
         : null,
+    shadowBuckets: Math.round(shadowPercent * 100),
   });
 }
 

@@ -48,6 +48,8 @@ export interface MetricsSource {
   reloads(): Readonly<Record<string, number>>;
   /** Whether maintenance mode is on. */
   maintenance(): boolean;
+  /** The shadow under way's percent of stable's requests mirrored (0: none). */
+  shadowPercent(): number;
 }
 
 export function registerMetrics(registry: Registry, source: MetricsSource): void {
@@ -210,6 +212,39 @@ export function registerMetrics(registry: Registry, source: MetricsSource): void
       'Canary failures the retry budget did not send to stable: the client got the canary answer.',
       'counter',
       () => [{ labels: {}, value: source.totals().retried.refused }],
+    ),
+  );
+  reg(
+    collector(
+      'sluice_shadow_requests_total',
+      'Shadow mirrors of stable requests to the canary: mirrored, dropped (no room), skipped (body too large or streamed).',
+      'counter',
+      () => {
+        const t = source.totals().shadow;
+        return (['mirrored', 'dropped', 'skipped'] as const).map((result) => ({
+          labels: { result },
+          value: t[result],
+        }));
+      },
+    ),
+  );
+  reg(
+    collector(
+      'sluice_shadow_mismatches_total',
+      'Shadow pairs whose answers differ: failed (stable ok, canary 5xx or none), status (another class), slow.',
+      'counter',
+      () => {
+        const t = source.totals().shadow;
+        return (['failed', 'status', 'slow'] as const).map((kind) => ({ labels: { kind }, value: t[kind] }));
+      },
+    ),
+  );
+  reg(
+    collector(
+      'sluice_shadow_percent',
+      "Percent of stable's requests mirrored to the canary now (0: no shadow).",
+      'gauge',
+      () => [{ labels: {}, value: source.shadowPercent() }],
     ),
   );
   reg(

@@ -8,8 +8,8 @@
 import * as hdr from 'hdr-histogram-js';
 import type { UpstreamErrorKind } from '../core/errors.js';
 import type { PoolId } from '../data/table.js';
-import type { IntervalSnapshot, PoolInterval } from './snapshot.js';
-import type { PoolTotals, Totals } from './totals.js';
+import type { IntervalSnapshot, PoolInterval, ShadowTally } from './snapshot.js';
+import { emptyShadowTotals, type PoolTotals, type Totals } from './totals.js';
 
 export const ERROR_KINDS: readonly UpstreamErrorKind[] = ['connect', 'timeout', 'reset', 'protocol', 'other'];
 const KIND_INDEX: Readonly<Record<UpstreamErrorKind, number>> = {
@@ -91,6 +91,21 @@ export class Recorder {
   readonly rejected = new Map<string, number>();
   /** retry.toStable: canary failures sent again to stable, and those the budget refused. */
   readonly retried = { toStable: 0, refused: 0 };
+  /** Shadow traffic of the current interval (data/mirror.ts writes it); undefined until a mirror. */
+  shadow: ShadowTally | undefined;
+  /** Shadow traffic since start (sluice_shadow_*). */
+  readonly shadowTotals = emptyShadowTotals();
+
+  /**
+   * A mirror's answer from the canary: in the interval (so the canary is judged on its shadow
+   * traffic by the same analysis), never in the pool's cumulative counts, which are what clients got.
+   */
+  recordShadow(pool: PoolId, status: number, micros: number, errorKind: UpstreamErrorKind | undefined): void {
+    const p = this.pools[pool];
+    p.interval.recordValue(micros < 1 ? 1 : Math.min(micros, MAX_MICROS));
+    p.intervalRequests++;
+    if (errorKind !== undefined || status >= 500) p.intervalErrors++;
+  }
 
   /** A request the override placed: counted apart, never judged (no interval, no histogram). */
   recordForced(pool: PoolId, status: number, errorKind: UpstreamErrorKind | undefined): void {
@@ -116,7 +131,10 @@ export class Recorder {
       p.intervalErrors = 0;
       return out;
     };
-    return { pools: [take(0), take(1)] };
+    const shadow = this.shadow;
+    this.shadow = undefined;
+    const pools: IntervalSnapshot['pools'] = [take(0), take(1)];
+    return shadow === undefined ? { pools } : { pools, shadow };
   }
 
   /** Everything counted since start, as a value (read on each tick and scrape, never per request). */
@@ -137,6 +155,7 @@ export class Recorder {
       pools: [pool(this.pools[0]), pool(this.pools[1])],
       rejected: [...this.rejected],
       retried: { ...this.retried },
+      shadow: { ...this.shadowTotals },
     };
   }
 

@@ -24,6 +24,72 @@ export interface PoolInterval {
 export interface IntervalSnapshot {
   /** Indexed by PoolId: 0 blue, 1 green. */
   readonly pools: readonly [PoolInterval, PoolInterval];
+  /** Shadow traffic over the interval (data/mirror.ts); absent when nothing was mirrored. */
+  readonly shadow?: ShadowTally | undefined;
+}
+
+/** One mismatching pair, as an example for the verdict (a few per interval at most). */
+export interface ShadowSample {
+  kind: 'failed' | 'status' | 'slow';
+  method: string;
+  path: string;
+  requestId: string;
+  stable: number;
+  canary: number;
+  stableMs: number;
+  canaryMs: number;
+}
+
+/**
+ * What the shadow saw over an interval. A pair is one request answered by stable (for the client)
+ * and by its mirror on the canary: `failed` stable answered and the canary failed (5xx, no
+ * answer); `status` another status class; `slow` the canary much slower (rollout.shadow.slowRatio).
+ */
+export interface ShadowTally {
+  mirrored: number;
+  /** Not sent: rollout.shadow.maxInFlight reached, or no free canary connection. */
+  dropped: number;
+  /** Not sent: a body too large or streamed. */
+  skipped: number;
+  pairs: number;
+  failed: number;
+  status: number;
+  slow: number;
+  samples: ShadowSample[];
+}
+
+/** Samples kept per tally: enough to name a few failing paths, never a log of them. */
+export const MAX_SHADOW_SAMPLES = 5;
+
+export const emptyTally = (): ShadowTally => ({
+  mirrored: 0,
+  dropped: 0,
+  skipped: 0,
+  pairs: 0,
+  failed: 0,
+  status: 0,
+  slow: 0,
+  samples: [],
+});
+
+const TALLY_COUNTS = ['mirrored', 'dropped', 'skipped', 'pairs', 'failed', 'status', 'slow'] as const;
+
+/** `into` plus `t` (counts summed, samples up to MAX_SHADOW_SAMPLES); `into` is changed and returned. */
+export function addTally(into: ShadowTally, t: ShadowTally | undefined): ShadowTally {
+  if (t === undefined) return into;
+  for (const k of TALLY_COUNTS) into[k] += t[k];
+  for (const x of t.samples) if (into.samples.length < MAX_SHADOW_SAMPLES) into.samples.push(x);
+  return into;
+}
+
+/** A tally that crossed from a worker or an instance: checked, not trusted. */
+function checkTally(t: unknown): ShadowTally {
+  const o = t as ShadowTally;
+  if (typeof o !== 'object' || o === null) throw new Error('a shadow tally is an object');
+  for (const k of TALLY_COUNTS)
+    if (!Number.isInteger(o[k]) || o[k] < 0) throw new Error(`bad shadow count ${k}: ${String(o[k])}`);
+  if (!Array.isArray(o.samples) || o.samples.length > MAX_SHADOW_SAMPLES) throw new Error('bad shadow samples');
+  return o;
 }
 
 /**
@@ -33,6 +99,7 @@ export interface IntervalSnapshot {
  */
 export interface EncodedInterval {
   readonly pools: readonly { buckets: ArrayLike<number>; requests: number; errors: number }[];
+  readonly shadow?: ShadowTally | undefined;
 }
 
 /** What the encoding reads and writes of hdr-histogram-js's JsHistogram (public members of the class). */
@@ -98,12 +165,16 @@ export function addBuckets(buckets: ArrayLike<number>, into: Histogram): void {
 
 /** An encoded interval as plain JSON (arrays, not typed arrays): for a crossing that is text. */
 export function intervalJSON(e: EncodedInterval): EncodedInterval {
-  return { pools: e.pools.map((p) => ({ ...p, buckets: Array.from(p.buckets) })) };
+  return {
+    pools: e.pools.map((p) => ({ ...p, buckets: Array.from(p.buckets) })),
+    ...(e.shadow === undefined ? {} : { shadow: e.shadow }),
+  };
 }
 
 export function encodeInterval(s: IntervalSnapshot): EncodedInterval {
   return {
     pools: s.pools.map((p) => ({ buckets: encodeBuckets(p.hist), requests: p.requests, errors: p.errors })),
+    ...(s.shadow === undefined ? {} : { shadow: s.shadow }),
   };
 }
 
@@ -125,7 +196,8 @@ export function decodeInterval(e: EncodedInterval, into?: readonly [Histogram, H
       throw new Error(`pool ${i}: ${p.requests} requests but ${hist.totalCount} latencies`);
     return { hist, requests: p.requests, errors: p.errors };
   };
-  return { pools: [pool(0), pool(1)] };
+  const pools: IntervalSnapshot['pools'] = [pool(0), pool(1)];
+  return e.shadow === undefined ? { pools } : { pools, shadow: checkTally(e.shadow) };
 }
 
 /**
@@ -154,5 +226,8 @@ export function mergeIntervals(
       throw new Error(`pool ${i}: ${requests} requests but ${hist.totalCount} latencies`);
     return { hist, requests, errors };
   };
-  return { pools: [pool(0), pool(1)] };
+  const pools: IntervalSnapshot['pools'] = [pool(0), pool(1)];
+  let shadow: ShadowTally | undefined;
+  for (const s of parts) if (s.shadow !== undefined) shadow = addTally(shadow ?? emptyTally(), checkTally(s.shadow));
+  return shadow === undefined ? { pools } : { pools, shadow };
 }

@@ -24,7 +24,29 @@ export interface Totals {
   rejected: [string, number][];
   /** Canary failures sent again to stable (retry.toStable), and those the retry budget refused. */
   retried: { toStable: number; refused: number };
+  /** Shadow traffic (data/mirror.ts): mirrors sent, not sent, and the pairs that mismatched, by kind. */
+  shadow: ShadowTotals;
 }
+
+export interface ShadowTotals {
+  mirrored: number;
+  dropped: number;
+  skipped: number;
+  failed: number;
+  status: number;
+  slow: number;
+}
+
+export const SHADOW_TOTALS = ['mirrored', 'dropped', 'skipped', 'failed', 'status', 'slow'] as const;
+
+export const emptyShadowTotals = (): ShadowTotals => ({
+  mirrored: 0,
+  dropped: 0,
+  skipped: 0,
+  failed: 0,
+  status: 0,
+  slow: 0,
+});
 
 export function emptyTotals(): Totals {
   const pool = (): PoolTotals => ({
@@ -35,7 +57,12 @@ export function emptyTotals(): Totals {
     count: 0,
     forced: { requests: 0, errors: 0 },
   });
-  return { pools: [pool(), pool()], rejected: [], retried: { toStable: 0, refused: 0 } };
+  return {
+    pools: [pool(), pool()],
+    rejected: [],
+    retried: { toStable: 0, refused: 0 },
+    shadow: emptyShadowTotals(),
+  };
 }
 
 /** Requests answered through a pool (judged and forced), both pools. */
@@ -57,7 +84,14 @@ export function addTotals(a: Totals, b: Totals): Totals {
     pools: [pool(a.pools[0], b.pools[0]), pool(a.pools[1], b.pools[1])],
     rejected: addPairs(a.rejected, b.rejected),
     retried: { toStable: a.retried.toStable + b.retried.toStable, refused: a.retried.refused + b.retried.refused },
+    shadow: addShadow(a.shadow, b.shadow),
   };
+}
+
+function addShadow(a: ShadowTotals, b: ShadowTotals | undefined): ShadowTotals {
+  const out = { ...a };
+  if (b !== undefined) for (const k of SHADOW_TOTALS) out[k] += b[k];
+  return out;
 }
 
 function addPairs<K extends string | number>(a: [K, number][], b: [K, number][]): [K, number][] {

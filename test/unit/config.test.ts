@@ -36,6 +36,18 @@ describe('config', () => {
       steps: [10, 25, 50, 100],
       stepHold: 30_000,
       dryRun: false,
+      shadow: {
+        percent: 10,
+        duration: 300_000,
+        methods: ['GET', 'HEAD', 'OPTIONS'],
+        maxBodyBytes: 65_536,
+        maxInFlight: 64,
+        timeout: 10_000,
+        maxMismatchRate: 0.01,
+        slowRatio: 3,
+        slowDeltaMs: 50,
+        thenRollout: false,
+      },
       analysis: {
         interval: 1000,
         window: 10_000,

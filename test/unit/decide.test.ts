@@ -3,7 +3,7 @@ import { command, decide, guarded, type Command, type RolloutPolicy } from '../.
 import type { Observation } from '../../src/control/analysis.js';
 import { MAINTENANCE_OFF, type ControllerState, type Phase } from '../../src/control/state.js';
 import type { SluiceError } from '../../src/core/errors.js';
-import type { WindowStats } from '../../src/stats/window.js';
+import { ob, st, win } from '../helpers/rollout-state.js';
 
 const policy: RolloutPolicy = {
   steps: [10, 25, 50, 100],
@@ -22,45 +22,6 @@ const policy: RolloutPolicy = {
   maxInconclusive: 600_000,
 };
 const defaults = { steps: policy.steps, stepHold: policy.stepHold };
-
-function st(over: Partial<ControllerState> = {}): ControllerState {
-  return {
-    version: 1,
-    stable: 'blue',
-    weights: { blue: 100, green: 0 },
-    phase: 'idle',
-    stepIndex: 0,
-    steps: [10, 25, 50, 100],
-    stepHold: 30_000,
-    stepStartedAt: null,
-    reason: null,
-    rollbacks: 0,
-    maintenance: { ...MAINTENANCE_OFF, allowFrom: [] },
-    endpoints: null,
-    dryRun: false,
-    wouldRollBack: null,
-    history: [],
-    ...over,
-  };
-}
-const win = (requests: number, errors: number, p95 = 10): WindowStats => ({
-  requests,
-  errors,
-  errorRate: requests ? errors / requests : 0,
-  p50Ms: 5,
-  p95Ms: p95,
-  p99Ms: p95,
-  p95LowMs: p95,
-  p95HighMs: p95,
-});
-const ob = (canary: WindowStats, healthy = true): Observation => ({
-  canary,
-  stable: win(1000, 0),
-  canaryRecent: undefined,
-  canaryHealthy: healthy,
-  windowMs: 10_000,
-  recentMs: 0,
-});
 
 const healthy = ob(win(500, 0));
 const broken = ob(win(500, 100));

@@ -344,6 +344,7 @@ describe('totals: the arithmetic', () => {
       })),
       rejected: [],
       retried: { toStable: 0, refused: 0 },
+      shadow: { mirrored: 0, dropped: 0, skipped: 0, failed: 0, status: 0, slow: 0 },
     });
     expect(served(emptyTotals())).toBe(0);
   });
@@ -365,6 +366,7 @@ describe('totals: the arithmetic', () => {
       ],
       rejected: [['queue_timeout', 1]],
       retried: { toStable: 3, refused: 1 },
+      shadow: { mirrored: 4, dropped: 1, skipped: 0, failed: 2, status: 0, slow: 1 },
     };
     const b: Totals = {
       pools: [
@@ -388,9 +390,11 @@ describe('totals: the arithmetic', () => {
         ['queue_timeout', 4],
       ],
       retried: { toStable: 2, refused: 0 },
+      shadow: { mirrored: 3, dropped: 0, skipped: 2, failed: 1, status: 1, slow: 0 },
     };
     const t = addTotals(a, b);
     expect(t.retried).toEqual({ toStable: 5, refused: 1 });
+    expect(t.shadow).toEqual({ mirrored: 7, dropped: 1, skipped: 2, failed: 3, status: 1, slow: 1 });
     expect(t.pools[0]).toEqual({
       codes: [
         [0, 1],

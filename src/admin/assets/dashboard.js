@@ -159,6 +159,25 @@ function render(s) {
   if (m?.enabled)
     $('maintenance').textContent =
       `Maintenance mode since ${new Date(m.since).toLocaleTimeString()}: clients get 503 (Retry-After ${Math.ceil(m.retryAfter / 1000)} s)${m.allowFrom.length ? `, except ${m.allowFrom.join(', ')}` : ''}${m.message ? ` — ${m.message}` : ''}`;
+  renderShadow(s);
+}
+
+/** A shadow under way (its numbers so far), else how the last one ended. */
+function renderShadow(s) {
+  const sh = s.shadow;
+  const el = $('shadow');
+  el.hidden = !sh || (!sh.active && !sh.last);
+  if (el.hidden) return;
+  if (sh.active) {
+    const left =
+      sh.endsAt === null ? 'until stopped' : `${Math.max(0, Math.ceil((sh.endsAt - Date.now()) / 1000))} s left`;
+    const r = sh.run;
+    el.textContent = `Shadow: ${sh.percent}% of ${s.stable}'s requests mirrored to ${s.canary} (${left})${r ? ` — ${r.pairs} pairs, ${r.mismatches} mismatched, ${r.dropped} dropped` : ''}`;
+    el.className = 'banner shadow';
+    return;
+  }
+  el.textContent = `Last shadow (${new Date(sh.last.at).toLocaleTimeString()}): ${sh.last.reason}`;
+  el.className = `banner shadow ${sh.last.verdict === 'shadow_failed' ? 'bad' : ''}`;
 }
 
 /** The fleet (instances sharing this rollout through Redis) and this instance's worker threads. */
