@@ -179,7 +179,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     await fleet.start();
     store = new FleetStore(fleet, file, logger);
   }
-  const notifier = opts.notifier ?? new WebhookNotifier(config.webhooks, logger);
+  const notifier = opts.notifier ?? new WebhookNotifier(config.webhooks, logger, {}, config.fleet?.name);
   // Restored before any listener opens: the first request is routed by the saved state.
   const controller = await Controller.create({
     config,

@@ -5,10 +5,13 @@
  */
 import { request } from 'undici';
 import type { Logger } from 'pino';
+import { slackMessage } from './slack.js';
 
 export interface WebhookTarget {
   url: string;
   events?: string[] | undefined;
+  /** json (default): the event and its payload; slack: a message for a Slack incoming webhook. */
+  format?: 'json' | 'slack' | undefined;
 }
 
 export interface Notifier {
@@ -38,6 +41,8 @@ export class WebhookNotifier implements Notifier {
     private targets: readonly WebhookTarget[],
     private readonly logger: Logger,
     opts: WebhookOptions = {},
+    /** Named in Slack messages (the fleet's rollout name), so a channel fed by several tells them apart. */
+    private readonly name?: string,
   ) {
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.retries = opts.retries ?? 3;
@@ -45,9 +50,23 @@ export class WebhookNotifier implements Notifier {
   }
 
   notify(event: string, payload: Record<string, unknown>): void {
-    const body = JSON.stringify({ event, at: new Date().toISOString(), ...payload });
+    // Each format is written once per event, however many targets take it.
+    const bodies = new Map<string, string>();
+    const bodyFor = (format: 'json' | 'slack'): string => {
+      let b = bodies.get(format);
+      if (b === undefined) {
+        b = JSON.stringify(
+          format === 'slack'
+            ? slackMessage(event, payload, this.name)
+            : { event, at: new Date().toISOString(), ...payload },
+        );
+        bodies.set(format, b);
+      }
+      return b;
+    };
     for (const t of this.targets) {
       if (t.events !== undefined && !t.events.includes(event)) continue;
+      const body = bodyFor(t.format ?? 'json');
       const p = this.deliver(t.url, event, body).finally(() => this.inflight.delete(p));
       this.inflight.add(p);
     }

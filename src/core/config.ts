@@ -596,11 +596,17 @@ export const configSchema = z
           .object({
             url: z.url({ protocol: /^https?$/, error: 'Invalid url' }),
             events: z.array(webhookEvents).optional(),
+            format: z
+              .enum(['json', 'slack'])
+              .default('json')
+              .describe('json: the event and its numbers; slack: a message for a Slack incoming webhook.'),
           })
           .strict(),
       )
       .default([])
-      .describe('JSON POST per rollout event to each url (optionally only the listed events).'),
+      .describe(
+        'A POST per rollout event to each url (optionally only the listed events), as JSON or a Slack message.',
+      ),
     log: z
       .object({
         level: logLevel().default('info').describe('pino log level (PUT /api/v1/log changes it until restart).'),

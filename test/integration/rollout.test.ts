@@ -90,10 +90,14 @@ describe('rollout on real sockets', () => {
     const g = flaky('green');
     const green = h.track(await startUpstream('green', g.behaviour));
     const hooks = await webhookSink();
+    const slack = await webhookSink();
     const s = (h.sluice = await startTestSluice(blue.url, green.url, {
       ...fast,
       rollout: { ...fast.rollout, stepHold: '1s' },
-      webhooks: [{ url: hooks.url, events: ['rollout.rolled_back'] }],
+      webhooks: [
+        { url: hooks.url, events: ['rollout.rolled_back'] },
+        { url: slack.url, events: ['rollout.rolled_back'], format: 'slack' },
+      ],
     }));
     const load = startLoad(s.base, 8);
     let breachAt = 0;
@@ -131,6 +135,12 @@ describe('rollout on real sockets', () => {
       event: 'rollout.rolled_back',
       body: { phase: 'rolled_back', evidence: { check: 'errorRate' } },
     });
+    // The Slack target gets a message people read: what happened, the weights and the reason.
+    await until(() => slack.events.length > 0, 5000);
+    const msg = slack.events[0]?.body as { text: string; blocks: { type: string }[] };
+    expect(msg.text).toMatch(/^:rotating_light: \*green ROLLED BACK\* \(blue 100% · green 0%\)\ngreen error rate \d/);
+    expect(msg.text).toContain((s.controller.state.reason ?? 'no reason').replace('>', '&gt;'));
+    expect(msg.blocks.map((b) => b.type)).toEqual(['section', 'context']);
     const metrics = await (await request(`${s.admin}/metrics`)).body.text();
     expect(metrics).toContain('sluice_rollbacks_total 1');
     expect(metrics).toContain('sluice_rollout_phase{phase="rolled_back"} 1');
