@@ -5,8 +5,9 @@
  * through `command` the same way. Ticks and commands run one at a time (a queue), so a command
  * never interleaves with a tick's decision. Applying = persist (compare-and-set on the version),
  * publish the routing table to every member and wait until each has it, record history, log,
- * notify. An automatic rollback publishes first and persists after: going back to stable is always
- * safe, and it must not wait on a disk (or, in a fleet, a network).
+ * notify. An automatic rollback, and each step of a walk down (rollout.onFailure: rampDown),
+ * publishes first and persists after: going back toward stable is always safe, and it must not wait
+ * on a disk (or, in a fleet, a network).
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -38,6 +39,7 @@ import {
   type HistoryEntry,
   type Maintenance,
 } from './state.js';
+import { cutShort } from './ramp.js';
 import { StaleWriteError, type StateStore, StoreUnavailableError } from './state-store.js';
 import type { Notifier } from './webhooks.js';
 
@@ -103,6 +105,7 @@ export function initialState(config: ControlOptions, now = 0): ControllerState {
     endpoints: null,
     dryRun: false,
     wouldRollBack: null,
+    rampDown: null,
     history: [],
   };
 }
@@ -119,6 +122,8 @@ export function policyOf(config: Pick<Config, 'rollout'>): RolloutPolicy {
     steps: config.rollout.steps,
     stepHold: config.rollout.stepHold,
     dryRun: config.rollout.dryRun,
+    onFailure: config.rollout.onFailure,
+    rampDownOver: config.rollout.rampDownOver,
     minRequests: a.minRequests,
     maxErrorRate: a.maxErrorRate,
     maxP95Ms: a.maxP95Ms,
@@ -146,7 +151,11 @@ const WEBHOOK_EVENTS: Record<Change['event'], string> = {
   maintenance: 'maintenance.changed',
   endpoints: 'endpoints.changed',
   would_roll_back: 'rollout.would_roll_back',
+  ramp_down: 'rollout.ramp_down',
 };
+
+/** Changes that move the canary's weight down on the controller's own decision. */
+const goesDown = (c: Change): boolean => c.event === 'rolled_back' || c.event === 'ramp_down';
 
 /** The outcome's state as the next version of `prev`, its changes at the head of the history. */
 function recorded(prev: Readonly<ControllerState>, r: Outcome, by: string, at: number): ControllerState {
@@ -315,8 +324,10 @@ export class Controller {
       }
       if (fleet.connected && !fleet.leader) return; // the leader judges the merged traffic
       if (!fleet.connected) {
-        // Redis away: the local guard. Rolling back is always safe; nothing else changes.
-        if (r.changes.some((c) => c.event === 'rolled_back')) await this.applyLocally(r, 'auto');
+        // Redis away: the local guard. Rolling back is always safe; nothing else changes. A walk
+        // down is not taken alone: whatever lowers the canary takes it to 0 here (ramp.ts).
+        if (r.changes.some(goesDown))
+          await this.applyLocally(cutShort(r, 'Redis is unreachable: no walk down on this instance alone'), 'auto');
         return;
       }
       if (r.state !== this.s) {
@@ -443,7 +454,7 @@ export class Controller {
   private async apply(r: Outcome, by: string, fence?: number): Promise<void> {
     const next = recorded(this.s, r, by, this.deps.clock());
     const prev = this.s.version;
-    const rollback = by === 'auto' && r.changes.some((c) => c.event === 'rolled_back');
+    const rollback = by === 'auto' && r.changes.some(goesDown);
     if (rollback) {
       // Safety first: every member routes to stable now; the write follows.
       this.s = next;

@@ -100,6 +100,7 @@ const webhookEvents = z.enum([
   'maintenance.changed',
   'endpoints.changed',
   'rollout.would_roll_back',
+  'rollout.ramp_down',
 ]);
 
 export const configSchema = z
@@ -260,6 +261,16 @@ export const configSchema = z
           .describe(
             'Judge and decide, but never roll back: a failing verdict is recorded and notified as "would roll back: …" (also per start).',
           ),
+        onFailure: z
+          .enum(['snap', 'rampDown'])
+          .default('snap')
+          .describe(
+            'What a failing verdict does to the canary: snap to 0 % at once, or rampDown: walk back down the steps below its weight over rampDownOver (still at once on a severe breach: no healthy endpoint, or more than 50 % errors).',
+          ),
+        rampDownOver: duration()
+          .refine((v) => v > 0, 'must be more than 0 (use onFailure: snap to cut at once)')
+          .default(60_000)
+          .describe('With onFailure: rampDown, the time from the failing verdict to 0 % canary.'),
         analysis: z
           .object({
             interval: duration().default(1000).describe('How often the controller judges.'),
