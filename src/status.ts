@@ -2,6 +2,7 @@
 import type { AnalysisStatus } from './control/controller.js';
 import type { ControllerState, Maintenance } from './control/state.js';
 import { canaryOf } from './control/state.js';
+import { rampView, type RampView } from './control/ramp.js';
 import { poolNameOf } from './data/table.js';
 import type { EndpointBook } from './control/endpoints.js';
 import type { FleetStatus } from './fleet/fleet.js';
@@ -27,6 +28,8 @@ export interface StatusDocument {
     /** This rollout runs dry; and what it would have done at this step. */
     dryRun: boolean;
     wouldRollBack: string | null;
+    /** A gradual rollback under way (rollout.onFailure: rampDown): the weight now, the next and when; else null. */
+    rampDown: RampView | null;
   };
   pools: Record<
     string,
@@ -112,6 +115,7 @@ export function statusDocument(
       analysis: { ...analysis },
       dryRun: s.dryRun,
       wouldRollBack: s.wouldRollBack,
+      rampDown: rampView(s, now),
     },
     pools: {},
     windowMs: ctx.windowMs,
