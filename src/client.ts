@@ -25,6 +25,7 @@ interface StatusDoc {
     reason: string | null;
     dryRun?: boolean;
     wouldRollBack?: string | null;
+    rampDown?: { weight: number; next: number; nextInMs: number; from: number; over: number; reason: string } | null;
   };
   pools: Record<
     string,
@@ -113,6 +114,11 @@ async function call(
   return value;
 }
 
+/** "ramping down: 25% → 10% in 12 s (from 50% over 60 s: <reason>)" */
+export function rampLine(r: NonNullable<StatusDoc['rollout']['rampDown']>): string {
+  return `ramping down: ${r.weight}% → ${r.next}% in ${Math.ceil(r.nextInMs / 1000)} s (from ${r.from}% over ${+(r.over / 1000).toFixed(1)} s; reason: ${r.reason})`;
+}
+
 function summary(s: StatusDoc): string {
   const bar = (w: number) => '█'.repeat(Math.round(w / 5)).padEnd(20, '·');
   const lines = [
@@ -121,7 +127,10 @@ function summary(s: StatusDoc): string {
         ? `   step ${s.rollout.stepIndex + 1}/${s.rollout.steps.length} (${s.rollout.steps.join(' → ')})`
         : ''),
   ];
-  if (s.rollout.reason) lines.push(`reason: ${s.rollout.reason}`);
+  // A walk down says its reason itself.
+  const ramp = s.rollout.rampDown;
+  if (ramp) lines.push(rampLine(ramp));
+  else if (s.rollout.reason) lines.push(`reason: ${s.rollout.reason}`);
   if (s.rollout.dryRun && s.rollout.phase === 'progressing')
     lines.push(
       `dry run: ${s.rollout.wouldRollBack ? `would roll back: ${s.rollout.wouldRollBack}` : 'no rollback so far at this step'}`,

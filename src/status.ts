@@ -4,6 +4,7 @@ import type { ControllerState, Maintenance, ShadowResult } from './control/state
 import type { ShadowEvidence } from './control/shadow.js';
 import type { ShadowTotals } from './stats/totals.js';
 import { canaryOf } from './control/state.js';
+import { rampView, type RampView } from './control/ramp.js';
 import { poolNameOf } from './data/table.js';
 import type { EndpointBook } from './control/endpoints.js';
 import type { FleetStatus } from './fleet/fleet.js';
@@ -29,6 +30,8 @@ export interface StatusDocument {
     /** This rollout runs dry; and what it would have done at this step. */
     dryRun: boolean;
     wouldRollBack: string | null;
+    /** A gradual rollback under way (rollout.onFailure: rampDown): the weight now, the next and when; else null. */
+    rampDown: RampView | null;
   };
   pools: Record<
     string,
@@ -130,6 +133,7 @@ export function statusDocument(
       analysis: { ...analysis },
       dryRun: s.dryRun,
       wouldRollBack: s.wouldRollBack,
+      rampDown: rampView(s, now),
     },
     pools: {},
     windowMs: ctx.windowMs,

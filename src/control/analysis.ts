@@ -268,3 +268,43 @@ export function recentSuffix(
   for (let k = 1; k <= available; k++) if (recent(k).requests >= min) return k;
   return undefined;
 }
+
+/** More than this share of a canary's answers failing is a severe breach (see severeBreach). */
+export const SEVERE_ERROR_RATE = 0.5;
+
+/**
+ * A breach too severe to walk down from (rollout.onFailure: rampDown cuts these at once): the
+ * canary has no healthy endpoint, or clearly more than half its answers fail: the Wilson lower
+ * bound of its error rate above 0.5, on the newest slice (at the fast check's confidence) or on
+ * the whole window, either with at least minRequests requests. A bound rather than the raw rate,
+ * so that 3 errors in 4 answers at a thin moment of a walk down do not cut it short; a canary
+ * answering nothing but errors clears it on its first minRequests answers (50/50: 82 %).
+ * Undefined when the breach is not severe.
+ */
+export function severeBreach(name: string, o: Observation, p: AnalysisPolicy): Verdict | undefined {
+  if (!o.canaryHealthy) {
+    return { kind: 'fail', reason: `${name} has no healthy endpoint`, evidence: { check: 'health' } };
+  }
+  const slices: [WindowStats | undefined, number, number][] = [
+    [o.canaryRecent, o.recentMs, p.fastConfidence],
+    [o.canary, o.windowMs, p.confidence],
+  ];
+  for (const [w, spanMs, level] of slices) {
+    if (w === undefined || w.requests < p.minRequests) continue;
+    const low = wilsonLower(w.errors, w.requests, zFor(level));
+    if (low <= SEVERE_ERROR_RATE) continue;
+    return {
+      kind: 'fail',
+      reason: `more than ${pct(SEVERE_ERROR_RATE)} errors: ${name} ${pct(w.errors / w.requests)} (${w.errors}/${w.requests}, ${+(level * 100).toFixed(1)}% lower bound ${pct(low)}) over ${secs(spanMs)}`,
+      evidence: {
+        check: 'severeErrorRate',
+        errors: w.errors,
+        requests: w.requests,
+        lowerBound: low,
+        threshold: SEVERE_ERROR_RATE,
+        spanMs,
+      },
+    };
+  }
+  return undefined;
+}

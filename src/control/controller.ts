@@ -5,8 +5,9 @@
  * through `command` the same way. Ticks and commands run one at a time (a queue), so a command
  * never interleaves with a tick's decision. Applying = persist (compare-and-set on the version),
  * publish the routing table to every member and wait until each has it, record history, log,
- * notify. An automatic rollback publishes first and persists after: going back to stable is always
- * safe, and it must not wait on a disk (or, in a fleet, a network).
+ * notify. An automatic rollback, and each step of a walk down (rollout.onFailure: rampDown),
+ * publishes first and persists after: going back toward stable is always safe, and it must not wait
+ * on a disk (or, in a fleet, a network).
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -39,6 +40,7 @@ import {
   type HistoryEntry,
   type Maintenance,
 } from './state.js';
+import { cutShort } from './ramp.js';
 import { StaleWriteError, type StateStore, StoreUnavailableError } from './state-store.js';
 import type { Notifier } from './webhooks.js';
 import { evidenceOf, judgeShadow, type ShadowEvidence, type ShadowPolicy } from './shadow.js';
@@ -108,6 +110,7 @@ export function initialState(config: ControlOptions, now = 0): ControllerState {
     wouldRollBack: null,
     shadow: null,
     lastShadow: null,
+    rampDown: null,
     history: [],
   };
 }
@@ -124,6 +127,8 @@ export function policyOf(config: Pick<Config, 'rollout'>): RolloutPolicy {
     steps: config.rollout.steps,
     stepHold: config.rollout.stepHold,
     dryRun: config.rollout.dryRun,
+    onFailure: config.rollout.onFailure,
+    rampDownOver: config.rollout.rampDownOver,
     minRequests: a.minRequests,
     maxErrorRate: a.maxErrorRate,
     maxP95Ms: a.maxP95Ms,
@@ -155,6 +160,7 @@ const WEBHOOK_EVENTS: Record<Change['event'], string> = {
   shadow_stopped: 'shadow.stopped',
   shadow_passed: 'shadow.passed',
   shadow_failed: 'shadow.failed',
+  ramp_down: 'rollout.ramp_down',
 };
 
 /** rollout.shadow as the shadow's judgement reads it. */
@@ -167,6 +173,9 @@ export function shadowPolicyOf(config: Pick<Config, 'rollout'>): ShadowPolicy {
     maxMismatchRate: sh.maxMismatchRate,
   };
 }
+
+/** Changes that move the canary's weight down on the controller's own decision. */
+const goesDown = (c: Change): boolean => c.event === 'rolled_back' || c.event === 'ramp_down';
 
 /** The outcome's state as the next version of `prev`, its changes at the head of the history. */
 function recorded(prev: Readonly<ControllerState>, r: Outcome, by: string, at: number): ControllerState {
@@ -375,8 +384,10 @@ export class Controller {
       }
       if (fleet.connected && !fleet.leader) return; // the leader judges the merged traffic
       if (!fleet.connected) {
-        // Redis away: the local guard. Rolling back is always safe; nothing else changes.
-        if (r.changes.some((c) => c.event === 'rolled_back')) await this.applyLocally(r, 'auto');
+        // Redis away: the local guard. Rolling back is always safe; nothing else changes. A walk
+        // down is not taken alone: whatever lowers the canary takes it to 0 here (ramp.ts).
+        if (r.changes.some(goesDown))
+          await this.applyLocally(cutShort(r, 'Redis is unreachable: no walk down on this instance alone'), 'auto');
         return;
       }
       if (r.state !== this.s) {
@@ -499,7 +510,7 @@ export class Controller {
   private async apply(r: Outcome, by: string, fence?: number): Promise<void> {
     const next = recorded(this.s, r, by, this.deps.clock());
     const prev = this.s.version;
-    const rollback = by === 'auto' && r.changes.some((c) => c.event === 'rolled_back');
+    const rollback = by === 'auto' && r.changes.some(goesDown);
     if (rollback) {
       // Safety first: every member routes to stable now; the write follows.
       this.s = next;

@@ -10,6 +10,8 @@
  *   progressing --pause / manual weights--> paused --resume--> progressing (step's weight restored)
  *   progressing | paused | idle with canary traffic --fail--> rolled_back (canary 0 %, latched)
  *   idle | progressing | paused --promote--> promoted;  progressing | paused | idle with canary traffic --abort--> rolled_back
+ * With rollout.onFailure: rampDown, --fail--> is rolled_back at once too, but the canary's weight
+ * walks down the steps to 0 over rampDownOver while the phase is rolled_back (ramp.ts says how).
  */
 import type { PoolName } from '../core/config.js';
 import { formatDuration } from '../core/duration.js';
@@ -17,6 +19,7 @@ import { SluiceError } from '../core/errors.js';
 import type { ShadowTally } from '../stats/snapshot.js';
 import { analyze, zFor, type AnalysisPolicy, type Observation, type Verdict } from './analysis.js';
 import { startShadow, stopShadow, type ShadowPolicy } from './shadow.js';
+import { rampDownTick, rampFrom, rampWalk, severeSuffix } from './ramp.js';
 import {
   canaryOf,
   MAINTENANCE_OFF,
@@ -36,6 +39,10 @@ export interface RolloutPolicy extends AnalysisPolicy {
   onSharedFailure: 'rollback' | 'pause';
   /** analysis.maxInconclusive (ms): how long a rollout may go without a verdict; 0: no limit. */
   maxInconclusive: number;
+  /** rollout.onFailure: cut a failing canary to 0 at once, or walk it down the steps (ramp.ts). */
+  onFailure: 'snap' | 'rampDown';
+  /** rollout.rampDownOver (ms): from the failing verdict to 0 % with rampDown. */
+  rampDownOver: number;
 }
 
 /**
@@ -65,7 +72,8 @@ export type ChangeEvent =
   | 'shadow_started'
   | 'shadow_stopped'
   | 'shadow_passed'
-  | 'shadow_failed';
+  | 'shadow_failed'
+  | 'ramp_down';
 
 export interface Change {
   event: ChangeEvent;
@@ -115,7 +123,10 @@ function pause(s: ControllerState, reason: string, evidence?: unknown): Outcome 
   return { state: { ...s, phase: 'paused', reason }, changes: [{ event: 'paused', reason, evidence }] };
 }
 
-/** Canary to 0 %, phase rolled_back, latched: an automatic rollback or an abort. */
+/**
+ * Canary to 0 %, phase rolled_back, latched: an automatic rollback or an abort. One that cuts a
+ * walk down short (ramp.ts) ends the same rollback, so it is not counted again.
+ */
 export function rollback(
   s: ControllerState,
   reason: string,
@@ -127,11 +138,12 @@ export function rollback(
     weights: weightsFor(s.stable, 0),
     phase: 'rolled_back',
     reason,
-    rollbacks: s.rollbacks + 1,
+    rollbacks: s.rampDown === null ? s.rollbacks + 1 : s.rollbacks,
     stepStartedAt: null,
     // A dry run ends with the rollout it belonged to.
     dryRun: false,
     wouldRollBack: null,
+    rampDown: null,
   };
   return { state, changes: [{ event, reason, evidence }] };
 }
@@ -147,6 +159,7 @@ function promote(s: ControllerState, reason: string, evidence?: unknown): Outcom
     stepStartedAt: null,
     dryRun: false,
     wouldRollBack: null,
+    rampDown: null,
   };
   return { state, changes: [{ event: 'promoted', reason, evidence }] };
 }
@@ -161,6 +174,8 @@ export function decide(
   if (!guarded(s)) return { state: s, changes: [], verdict: undefined };
   const name = canaryOf(s.stable);
   const verdict = analyze(name, o, p);
+  // A walk down under way: the decision was taken; only a severe breach changes its pace.
+  if (s.rampDown !== null) return { ...rampDownTick(s, o, p, now), verdict };
   if (verdict.kind === 'fail') {
     // A dry run is its rollout's: a canary given traffic by hand afterwards is guarded for real.
     const dry = s.dryRun && (s.phase === 'progressing' || s.phase === 'paused');
@@ -169,7 +184,7 @@ export function decide(
       if (s.phase === 'paused') return { state: s, changes: [], verdict };
       if (s.phase === 'progressing') return { ...pause(s, `paused: ${verdict.reason}`, verdict.evidence), verdict };
     }
-    if (!dry) return { ...rollback(s, verdict.reason, 'rolled_back', verdict.evidence), verdict };
+    if (!dry) return { ...fail(s, verdict, o, p, now), verdict };
     // A dry run records the decision it would take, once per step, and changes no weight.
     if (s.wouldRollBack !== null) return { state: s, changes: [], verdict };
     const reason = `would roll back: ${verdict.reason}`;
@@ -206,6 +221,22 @@ export function decide(
     ],
     verdict,
   };
+}
+
+/** A failing verdict acted on: to 0 % at once, or with onFailure: rampDown the start of a walk down. */
+function fail(s: ControllerState, verdict: Verdict, o: Observation, p: RolloutPolicy, now: number): Outcome {
+  if (p.onFailure === 'rampDown') {
+    const name = canaryOf(s.stable);
+    const severe = severeSuffix(name, verdict, o, p);
+    if (severe !== undefined) return rollback(s, `${verdict.reason}${severe}`, 'rolled_back', verdict.evidence);
+    const from = canaryWeight(s);
+    const walk = rampWalk(s.steps, from);
+    // At the first step already, 0 is all there is to walk to: a snap (ramp.ts says why).
+    if (walk.length > 1) {
+      return rampFrom(rollback(s, verdict.reason, 'rolled_back', verdict.evidence), from, walk, p.rampDownOver, now);
+    }
+  }
+  return rollback(s, verdict.reason, 'rolled_back', verdict.evidence);
 }
 
 function conflict(cmd: string, phase: Phase, allowed: string): SluiceError {
@@ -265,6 +296,7 @@ export function command(s: ControllerState, cmd: Command, by: string, now: numbe
         reason: null,
         dryRun: cmd.dryRun ?? defaults.dryRun ?? false,
         wouldRollBack: null,
+        rampDown: null,
       };
       return {
         state,
@@ -335,11 +367,16 @@ export function command(s: ControllerState, cmd: Command, by: string, now: numbe
         phase = 'idle';
         reason = null;
       }
-      const state: ControllerState = { ...s, weights: { ...cmd.weights }, phase, reason };
+      // The operator wins over a walk down: it ends, and the weights are theirs.
+      const state: ControllerState = { ...s, weights: { ...cmd.weights }, phase, reason, rampDown: null };
+      const ended = s.rampDown !== null ? ' (the ramp down ends)' : '';
       return {
         state,
         changes: [
-          { event: 'weights', reason: `weights set by ${by}: blue ${cmd.weights.blue}%, green ${cmd.weights.green}%` },
+          {
+            event: 'weights',
+            reason: `weights set by ${by}: blue ${cmd.weights.blue}%, green ${cmd.weights.green}%${ended}`,
+          },
         ],
       };
     }

@@ -34,7 +34,7 @@ export interface WeightsState {
 export interface HistoryEntry {
   /** ms since epoch */
   at: number;
-  /** what happened: started, step, paused, resumed, promoted, rolled_back, aborted, weights */
+  /** what happened: started, step, paused, resumed, promoted, rolled_back, ramp_down, aborted, weights */
   event: string;
   /** who: `auto` (the controller) or a token id / `local` */
   by: string;
@@ -81,6 +81,22 @@ export interface EndpointOverride {
   green?: string[] | undefined;
 }
 
+/**
+ * A gradual rollback under way (rollout.onFailure: rampDown): the canary's weight walks down the
+ * rollout's steps below `from`, then to 0, by the clock from `startedAt` over `over` ms (see
+ * ramp.ts). Persisted, so a restart or a new fleet leader carries on where the clock says.
+ */
+export interface RampDown {
+  /** When the failing verdict came (ms); the walk is timed from here. */
+  startedAt: number;
+  /** The canary's weight at the failing verdict. */
+  from: number;
+  /** rollout.rampDownOver when it began (a reload does not stretch a walk under way). */
+  over: number;
+  /** The failing verdict's reason. */
+  reason: string;
+}
+
 export interface ControllerState {
   version: number;
   stable: PoolName;
@@ -103,6 +119,8 @@ export interface ControllerState {
   shadow: ShadowRun | null;
   /** How the last shadow rollout ended: its verdict, or stopped. */
   lastShadow: ShadowResult | null;
+  /** A gradual rollback walking the canary down; null when none is under way. */
+  rampDown: RampDown | null;
   history: HistoryEntry[];
 }
 
@@ -171,6 +189,16 @@ export const controllerStateSchema = z.object({
       percent: z.number(),
       startedAt: z.number(),
       evidence: z.any(),
+    })
+    .nullable()
+    .default(null),
+  // Saved before gradual rollbacks existed: none under way.
+  rampDown: z
+    .object({
+      startedAt: z.number(),
+      from: z.number().min(0).max(100),
+      over: z.number().positive(),
+      reason: z.string(),
     })
     .nullable()
     .default(null),

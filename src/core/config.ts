@@ -104,6 +104,7 @@ const webhookEvents = z.enum([
   'shadow.stopped',
   'shadow.passed',
   'shadow.failed',
+  'rollout.ramp_down',
 ]);
 
 /** Methods a shadow may mirror: GET, HEAD and OPTIONS unless widened (a mirrored write is a duplicate). */
@@ -326,6 +327,16 @@ export const configSchema = z
           .describe(
             "Shadow rollouts (POST /api/v1/shadow/start): a copy of a share of stable's requests goes to the canary, whose answers are judged and dropped; clients only get stable's.",
           ),
+        onFailure: z
+          .enum(['snap', 'rampDown'])
+          .default('snap')
+          .describe(
+            'What a failing verdict does to the canary: snap to 0 % at once, or rampDown: walk back down the steps below its weight over rampDownOver (still at once on a severe breach: no healthy endpoint, or more than 50 % errors).',
+          ),
+        rampDownOver: duration()
+          .refine((v) => v > 0, 'must be more than 0 (use onFailure: snap to cut at once)')
+          .default(60_000)
+          .describe('With onFailure: rampDown, the time from the failing verdict to 0 % canary.'),
         analysis: z
           .object({
             interval: duration().default(1000).describe('How often the controller judges.'),

@@ -22,6 +22,7 @@ export function st(over: Partial<ControllerState> = {}): ControllerState {
     wouldRollBack: null,
     shadow: null,
     lastShadow: null,
+    rampDown: null,
     history: [],
     ...over,
   };

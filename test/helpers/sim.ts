@@ -4,8 +4,8 @@
  */
 import pino from 'pino';
 import { parseConfig, type ConfigInput } from '../../src/core/config.js';
-import { Controller } from '../../src/control/controller.js';
-import { MemoryStateStore } from '../../src/control/state-store.js';
+import { Controller, type FleetLink } from '../../src/control/controller.js';
+import { MemoryStateStore, type StateStore } from '../../src/control/state-store.js';
 import type { ControllerState } from '../../src/control/state.js';
 import { makeTable, poolIdOf, TablePublisher } from '../../src/data/table.js';
 import { EndpointBook } from '../../src/control/endpoints.js';
@@ -38,18 +38,28 @@ export interface PoolBehaviour {
 export interface Sim {
   controller: Controller;
   recorder: Recorder;
+  endpoints: EndpointBook;
+  store: StateStore<ControllerState>;
   now: () => number;
   /** Simulate one second of traffic at `rps` (split by the current weights), then tick. */
   second(rps: number, blue: PoolBehaviour, green: PoolBehaviour): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function simulate(seed: number, extra: Partial<ConfigInput> = {}): Promise<Sim> {
+export interface SimOptions {
+  /** The store the controller loads from and saves to (default: a fresh memory store). */
+  store?: StateStore<ControllerState>;
+  /** The simulated clock's start (ms). */
+  start?: number;
+  fleet?: FleetLink;
+}
+
+export async function simulate(seed: number, extra: Partial<ConfigInput> = {}, opts: SimOptions = {}): Promise<Sim> {
   const config = parseConfig({
     pools: { blue: { endpoints: ['http://127.0.0.1:1'] }, green: { endpoints: ['http://127.0.0.1:2'] } },
     ...extra,
   });
-  let t = 1_000_000;
+  let t = opts.start ?? 1_000_000;
   const clock = () => t;
   const r = rng(seed);
   const recorder = new Recorder();
@@ -60,10 +70,12 @@ export async function simulate(seed: number, extra: Partial<ConfigInput> = {}): 
     clock,
   );
   const table = new TablePublisher(makeTable(0, 'blue', { blue: 100, green: 0 }, endpoints.current));
+  const store = opts.store ?? new MemoryStateStore<ControllerState>();
   const controller = await Controller.create({
     config,
     table,
-    store: new MemoryStateStore<ControllerState>(),
+    store,
+    fleet: opts.fleet,
     window,
     endpoints,
     intervals: (spare) => recorder.takeInterval(spare),
@@ -74,6 +86,8 @@ export async function simulate(seed: number, extra: Partial<ConfigInput> = {}): 
   return {
     controller,
     recorder,
+    endpoints,
+    store,
     now: clock,
     async second(rps, blue, green) {
       const ticks = Math.round(1000 / step);

@@ -48,6 +48,8 @@ describe('config', () => {
         slowDeltaMs: 50,
         thenRollout: false,
       },
+      onFailure: 'snap',
+      rampDownOver: 60_000,
       analysis: {
         interval: 1000,
         window: 10_000,
@@ -87,6 +89,11 @@ describe('config', () => {
     expect(c.shutdownGrace).toBe(10_000);
   });
 
+  it('reads rollout.onFailure and rollout.rampDownOver as the other durations are read', () => {
+    const c = parseConfig({ pools, rollout: { onFailure: 'rampDown', rampDownOver: '1.5s' } });
+    expect([c.rollout.onFailure, c.rollout.rampDownOver]).toEqual(['rampDown', 1500]);
+  });
+
   it('lets every default be overridden, including to zero', () => {
     const c = parseConfig({ pools, split: { initialCanaryWeight: 0 }, rollout: { analysis: { maxErrorRate: 0 } } });
     expect(c.rollout.analysis.maxErrorRate).toBe(0);
@@ -102,6 +109,9 @@ describe('config', () => {
     [{ pools, split: { trustedProxies: ['10.0.0.0/33'] } }, 'split.trustedProxies.0: invalid CIDR'],
     [{ pools, rollout: { stepHold: '3 fortnights' } }, 'rollout.stepHold: invalid duration'],
     [{ pools, rollout: { steps: [50, 25] } }, 'rollout.steps: steps must increase'],
+    [{ pools, rollout: { onFailure: 'slow' } }, 'rollout.onFailure:'],
+    [{ pools, rollout: { rampDownOver: 0 } }, 'rollout.rampDownOver: must be more than 0'],
+    [{ pools, rollout: { rampDownOver: 'soon' } }, 'rollout.rampDownOver: invalid duration'],
     [{ pools, admin: { host: '0.0.0.0' } }, 'admin.tokens: required when admin.host (0.0.0.0) is not loopback'],
     [{ pools, admin: { tokens: [{ id: 'a', sha256: 'abc', role: 'operator' }] } }, 'admin.tokens.0.sha256:'],
     [{ pools, listn: {} }, 'listn: unknown key'],

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { command, decide, guarded, type Command, type RolloutPolicy } from '../../src/control/decide.js';
 import type { Observation } from '../../src/control/analysis.js';
-import { MAINTENANCE_OFF, type ControllerState, type Phase } from '../../src/control/state.js';
+import { severeBreach, type Verdict } from '../../src/control/analysis.js';
+import { cutShort, rampIndexAt, rampView, rampWalk } from '../../src/control/ramp.js';
+import { MAINTENANCE_OFF, validateState, type ControllerState, type Phase } from '../../src/control/state.js';
 import type { SluiceError } from '../../src/core/errors.js';
 import { ob, st, win } from '../helpers/rollout-state.js';
 
@@ -20,6 +22,8 @@ const policy: RolloutPolicy = {
   minErrorDelta: 0.005,
   onSharedFailure: 'rollback',
   maxInconclusive: 600_000,
+  onFailure: 'snap',
+  rampDownOver: 60_000,
 };
 const defaults = { steps: policy.steps, stepHold: policy.stepHold };
 
@@ -587,5 +591,296 @@ describe('dry run and shared failures, at the edges of a rollout', () => {
     const sharedObs = { ...ob(win(500, 100)), stable: win(5000, 1000) };
     const idle = st({ phase: 'idle', weights: { blue: 90, green: 10 } });
     expect(decide(idle, sharedObs, p, 5).state.phase).toBe('rolled_back');
+  });
+});
+
+describe('gradual rollback (rollout.onFailure: rampDown)', () => {
+  const ramp: RolloutPolicy = { ...policy, onFailure: 'rampDown', rampDownOver: 60_000 };
+  const at = (green: number, over: Partial<ControllerState> = {}) =>
+    st({ phase: 'progressing', stepIndex: 2, stepStartedAt: 0, weights: { blue: 100 - green, green }, ...over });
+  const allErrors = ob(win(500, 500));
+  const dead = ob(win(0, 0), false);
+  const fails = (s: ControllerState, o: Observation, now: number) => decide(s, o, ramp, now);
+
+  it.each<[string, number[], number, number[]]>([
+    ['at 50 with the default steps', [10, 25, 50, 100], 50, [25, 10, 0]],
+    ['at the last step (100)', [10, 25, 50, 100], 100, [50, 25, 10, 0]],
+    ['at the first step: only 0', [10, 25, 50, 100], 10, [0]],
+    ['between steps (a weight set by hand)', [10, 25, 50, 100], 30, [25, 10, 0]],
+    ['under the first step', [10, 25, 50, 100], 5, [0]],
+    ['steps that start at 0', [0, 50, 100], 100, [50, 0]],
+  ])('the walk %s', (_name, steps, from, walk) => {
+    expect(rampWalk(steps, from)).toEqual(walk);
+  });
+
+  it('times the walk by the clock: the first weight at once, 0 exactly rampDownOver later', () => {
+    const r = { startedAt: 1000, from: 50, over: 1000, reason: 'x' };
+    // 4 weights over 1 s: 333.33 ms each; whole milliseconds land on their step exactly.
+    expect([999, 1000, 1333, 1334, 1666, 1667, 1999, 2000, 9e9].map((t) => rampIndexAt(r, 4, t))).toEqual([
+      0, 0, 0, 1, 1, 2, 2, 3, 3,
+    ]);
+    expect(rampIndexAt(r, 1, 5000)).toBe(0);
+  });
+
+  it('the first failing verdict: rolled_back at once (latched, counted), the canary at the first weight of the walk', () => {
+    const s = at(50);
+    const r = fails(s, broken, 5000);
+    const reason = 'green error rate 20% (100/500, 95% lower bound 16.73%) > 1% over 10s';
+    expect(r.state).toEqual({
+      ...s,
+      phase: 'rolled_back',
+      weights: { blue: 75, green: 25 },
+      reason,
+      rollbacks: 1,
+      stepStartedAt: null,
+      rampDown: { startedAt: 5000, from: 50, over: 60_000, reason },
+    });
+    expect(r.changes).toEqual([
+      {
+        event: 'rolled_back',
+        reason,
+        evidence: { ...r.verdict!.evidence, rampDown: { from: 50, walk: [25, 10, 0], over: 60_000 } },
+      },
+    ]);
+  });
+
+  /** Tick every second from `from` until the walk ends; the weights it went through and when. */
+  function walk(s0: ControllerState, o: Observation, t0: number, p = ramp) {
+    let s = s0;
+    const seen: [number, number][] = [];
+    const events: string[] = [];
+    for (let t = t0; t <= t0 + 120_000; t += 1000) {
+      const r = decide(s, o, p, t);
+      events.push(...r.changes.map((c) => c.event));
+      if (r.state.weights.green !== s.weights.green) seen.push([t - t0, r.state.weights.green]);
+      s = r.state;
+      if (s.weights.green === 0) break;
+    }
+    return { s, seen, events };
+  }
+
+  it.each<[string, Observation]>([
+    ['still failing', broken],
+    ['passing again (a rollback is never undone)', healthy],
+    ['with no traffic left to judge', thin],
+  ])('walks 50 → 25 → 10 → 0 over rampDownOver, %s', (_name, later) => {
+    const first = fails(at(50), broken, 0).state;
+    const w = walk(first, later, 1000);
+    expect(w.seen).toEqual([
+      [29_000, 10],
+      [59_000, 0],
+    ]);
+    expect(w.events).toEqual(['ramp_down', 'ramp_down']);
+    expect(w.s).toMatchObject({ phase: 'rolled_back', rampDown: null, rollbacks: 1, weights: { blue: 100, green: 0 } });
+  });
+
+  it('each step down says where it is in the walk, with the reason of the rollback', () => {
+    const first = fails(at(50), broken, 0).state;
+    const r = decide(first, broken, ramp, 30_000);
+    expect(r.changes).toEqual([
+      {
+        event: 'ramp_down',
+        reason: `ramp down: green to 10% (2/3 from 50% over 1m) after: ${first.reason}`,
+        evidence: { from: 50, to: 10, walk: [25, 10, 0], step: 2, over: 60_000 },
+      },
+    ]);
+    expect(r.state.rampDown).toBe(first.rampDown);
+  });
+
+  it('from the last step (100): 50 at once, then 25, 10 and 0, each held 20 s', () => {
+    const first = fails(at(100, { stepIndex: 3 }), broken, 0);
+    expect(first.state.weights.green).toBe(50);
+    expect(walk(first.state, broken, 1000).seen).toEqual([
+      [19_000, 25],
+      [39_000, 10],
+      [59_000, 0],
+    ]);
+  });
+
+  it.each<[string, ControllerState, Observation, string]>([
+    ['at the first step: 0 is all there is, a snap', at(10, { stepIndex: 0 }), broken, '> 1% over 10s'],
+    ['a dead canary (no healthy endpoint)', at(50), dead, 'green has no healthy endpoint, cut at once'],
+    [
+      'a canary failing every request',
+      at(50),
+      allErrors,
+      '> 1% over 10s; severe: more than 50% errors: green 100% (500/500, 95% lower bound 99.24%) over 10s, cut at once',
+    ],
+    [
+      'a canary failing 60 % over a large window',
+      at(50),
+      ob(win(1000, 600)),
+      '; severe: more than 50% errors: green 60% (600/1000, 95% lower bound 56.93%) over 10s, cut at once',
+    ],
+    [
+      'a canary failing every request in the newest slice',
+      at(50),
+      { ...ob(win(1000, 100)), canaryRecent: win(60, 60), recentMs: 1000 },
+      '; severe: more than 50% errors: green 100% (60/60, 99.9% lower bound 84.71%) over 1s, cut at once',
+    ],
+  ])('snaps to 0 at once: %s', (_name, s, o, reason) => {
+    const r = fails(s, o, 5000);
+    expect(r.state).toMatchObject({
+      phase: 'rolled_back',
+      weights: { blue: 100, green: 0 },
+      rampDown: null,
+      rollbacks: 1,
+    });
+    expect(r.changes.map((c) => c.event)).toEqual(['rolled_back']);
+    expect(r.state.reason?.endsWith(reason)).toBe(true);
+  });
+
+  it.each<[string, Observation]>([
+    ['60 % on 60 requests (the lower bound is under 50 %)', ob(win(60, 36))],
+    [
+      'every request failing, but fewer than minRequests',
+      { ...ob(win(500, 100)), canaryRecent: win(20, 20), recentMs: 100 },
+    ],
+    ['20 %', broken],
+  ])('is not severe, so it walks: %s', (_name, o) => {
+    expect(severeBreach('green', o, ramp)).toBeUndefined();
+    expect(fails(at(50), o, 0).state.weights.green).toBe(25);
+  });
+
+  it('a severe breach during the walk cuts it to 0 at once, still one rollback', () => {
+    const first = fails(at(50), broken, 0).state;
+    for (const o of [dead, allErrors]) {
+      const r = decide(first, o, ramp, 1000);
+      expect(r.state).toMatchObject({
+        weights: { blue: 100, green: 0 },
+        rampDown: null,
+        rollbacks: 1,
+        phase: 'rolled_back',
+      });
+      expect(r.state.reason).toBe(first.reason);
+      expect(r.changes).toHaveLength(1);
+      expect(r.changes[0]).toMatchObject({ event: 'ramp_down', evidence: { from: 50, to: 0 } });
+      expect(r.changes[0]?.reason).toMatch(/^green to 0% at once \(ramp down from 50% cut short\): /);
+    }
+  });
+
+  it('a restart goes on by the clock: the weight due now, in one entry; past the end, 0', () => {
+    const first = fails(at(100, { stepIndex: 3 }), broken, 0).state;
+    const saved = validateState(JSON.parse(JSON.stringify(first)))!;
+    expect(saved.rampDown).toEqual(first.rampDown);
+    const later = decide(saved, broken, ramp, 45_000);
+    expect(later.state.weights.green).toBe(10);
+    expect(later.changes).toHaveLength(1);
+    expect(later.changes[0]?.evidence).toMatchObject({ to: 10, step: 3 });
+    expect(decide(saved, healthy, ramp, 3_600_000).state).toMatchObject({ weights: { green: 0 }, rampDown: null });
+    // Saved before gradual rollbacks: none under way.
+    const { rampDown: _, ...old } = first;
+    expect(validateState(JSON.parse(JSON.stringify({ ...old, rampDown: undefined })))?.rampDown).toBeNull();
+  });
+
+  it('a reload of rampDownOver or onFailure does not change a walk under way', () => {
+    const first = fails(at(50), broken, 0).state;
+    expect(decide(first, broken, { ...ramp, rampDownOver: 1000, onFailure: 'snap' }, 29_000).state).toBe(first);
+    expect(decide(first, broken, { ...ramp, rampDownOver: 1000, onFailure: 'snap' }, 30_000).state.weights.green).toBe(
+      10,
+    );
+  });
+
+  it('a dry run records "would roll back" and walks nothing', () => {
+    const s = at(50, { dryRun: true });
+    const r = fails(s, broken, 1000);
+    expect(r.state.weights).toEqual(s.weights);
+    expect(r.state.rampDown).toBeNull();
+    expect(r.changes.map((c) => c.event)).toEqual(['would_roll_back']);
+  });
+
+  it('onSharedFailure: pause pauses at the first failure; a walk under way is not paused by one', () => {
+    const p: RolloutPolicy = { ...ramp, onSharedFailure: 'pause' };
+    const sharedObs = { ...broken, stable: win(5000, 1000) };
+    expect(decide(at(50), sharedObs, p, 1000).state).toMatchObject({ phase: 'paused', weights: { green: 50 } });
+    const first = decide(at(50), broken, p, 0).state;
+    const r = decide(first, sharedObs, p, 30_000);
+    expect(r.state).toMatchObject({ phase: 'rolled_back', weights: { green: 10 } });
+  });
+
+  it('the guard walks a canary given traffic by hand outside a rollout down too', () => {
+    const r = fails(st({ weights: { blue: 70, green: 30 } }), broken, 0);
+    expect(r.state).toMatchObject({ phase: 'rolled_back', weights: { green: 25 }, rampDown: { from: 30 } });
+    expect(walk(r.state, broken, 1000).seen.map(([, w]) => w)).toEqual([10, 0]);
+  });
+
+  it('with green stable, the blue canary walks down', () => {
+    const s = st({
+      phase: 'progressing',
+      stable: 'green',
+      stepIndex: 2,
+      stepStartedAt: 0,
+      weights: { blue: 50, green: 50 },
+    });
+    const r = fails(s, broken, 0);
+    expect(r.state.weights).toEqual({ blue: 25, green: 75 });
+    expect(decide(r.state, broken, ramp, 60_000).state.weights).toEqual({ blue: 0, green: 100 });
+  });
+
+  describe('operators during a walk', () => {
+    const walking = () => fails(at(50), broken, 0).state;
+    const cmd = (c: Command) => command(walking(), c, 'ops', 5000, defaults);
+
+    it('abort cuts to 0 at once, not counted as a second rollback', () => {
+      const r = cmd({ type: 'abort', reason: 'now' });
+      expect(r.state).toMatchObject({ phase: 'rolled_back', weights: { green: 0 }, rampDown: null, rollbacks: 1 });
+      expect(r.state.reason).toBe('aborted by ops: now');
+      expect(r.changes.map((c) => c.event)).toEqual(['aborted']);
+    });
+
+    it('manual weights end the walk: the weights are theirs, the phase idle, the guard still on', () => {
+      const r = cmd({ type: 'weights', weights: { blue: 80, green: 20 } });
+      expect(r.state).toMatchObject({ phase: 'idle', weights: { blue: 80, green: 20 }, rampDown: null, reason: null });
+      expect(r.changes[0]?.reason).toBe('weights set by ops: blue 80%, green 20% (the ramp down ends)');
+      expect(decide(r.state, broken, ramp, 6000).state).toMatchObject({ phase: 'rolled_back', weights: { green: 10 } });
+    });
+
+    it('a new start ends the walk and starts over from the first step', () => {
+      const r = cmd({ type: 'start' });
+      expect(r.state).toMatchObject({ phase: 'progressing', weights: { green: 10 }, rampDown: null });
+      expect(decide(r.state, healthy, ramp, 6000).state).toBe(r.state);
+    });
+
+    it.each<Command['type']>(['promote', 'pause', 'resume'])('%s is refused with 409, as after a snap', (type) => {
+      expect(() => cmd({ type } as Command)).toThrowError(
+        expect.objectContaining({ status: 409, code: 'phase_conflict' }) as unknown as SluiceError,
+      );
+    });
+  });
+
+  it('with Redis away a decision that lowers the canary takes it to 0 at once (cutShort)', () => {
+    const first = fails(at(50), broken, 0);
+    const r = cutShort(first, 'Redis is unreachable');
+    expect(r.state).toMatchObject({ phase: 'rolled_back', weights: { green: 0 }, rampDown: null, rollbacks: 1 });
+    expect(r.changes.map((c) => [c.event, c.reason])).toEqual([
+      ['rolled_back', first.changes[0]?.reason],
+      ['ramp_down', 'green to 0% at once: Redis is unreachable'],
+    ]);
+    const snapped = fails(at(10, { stepIndex: 0 }), broken, 0);
+    expect(cutShort(snapped, 'x')).toBe(snapped);
+  });
+
+  it('the status view: the weight now, the next and when', () => {
+    const first = fails(at(50), broken, 10_000).state;
+    expect(rampView(first, 12_000)).toEqual({
+      from: 50,
+      walk: [25, 10, 0],
+      weight: 25,
+      next: 10,
+      nextAt: 40_000,
+      nextInMs: 28_000,
+      startedAt: 10_000,
+      over: 60_000,
+      reason: first.reason,
+    });
+    const last = decide(first, broken, ramp, 40_000).state;
+    expect(rampView(last, 41_000)).toMatchObject({ weight: 10, next: 0, nextAt: 70_000, nextInMs: 29_000 });
+    expect(rampView(st(), 0)).toBeNull();
+  });
+
+  it("the snap default is today's behaviour", () => {
+    const v: Verdict | undefined = decide(at(50), broken, policy, 0).verdict;
+    expect(v?.kind).toBe('fail');
+    expect(decide(at(50), broken, policy, 0).state).toMatchObject({ weights: { green: 0 }, rampDown: null });
   });
 });

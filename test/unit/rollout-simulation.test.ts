@@ -4,7 +4,10 @@
  * back, and the time from breach to 0 % canary is printed.
  */
 import { describe, expect, it } from 'vitest';
-import { simulate, type PoolBehaviour } from '../helpers/sim.js';
+import type { FleetLink } from '../../src/control/controller.js';
+import { MemoryStateStore, StoreUnavailableError } from '../../src/control/state-store.js';
+import type { ControllerState, HistoryEntry } from '../../src/control/state.js';
+import { simulate, type PoolBehaviour, type Sim } from '../helpers/sim.js';
 
 const healthy: PoolBehaviour = { errorRate: 0.002, medianMs: 5 };
 const cfg = { rollout: { stepHold: '20s' } };
@@ -12,12 +15,14 @@ const cfg = { rollout: { stepHold: '20s' } };
 describe('rollout simulation', () => {
   // SLUICE_SIM_RUNS=150 runs 600 rollouts (the README's false-alarm figure); 10 per rate in npm test.
   const runs = Number(process.env.SLUICE_SIM_RUNS ?? 10);
-  it.each([100, 200, 600, 2000])(
-    `promotes a healthy canary (same error rate and latency as stable) at %i req/s in ${runs} of ${runs} seeded runs, with no rollback`,
-    async (rps) => {
+  it.each(
+    ([100, 200, 600, 2000] as const).flatMap((rps) => (['snap', 'rampDown'] as const).map((f) => [rps, f] as const)),
+  )(
+    `promotes a healthy canary (same error rate and latency as stable) at %i req/s, onFailure %s, in ${runs} of ${runs} seeded runs, with no rollback`,
+    async (rps, onFailure) => {
       let promoted = 0;
       for (let seed = 1; seed <= runs; seed++) {
-        const sim = await simulate(seed * 7919 + rps, cfg);
+        const sim = await simulate(seed * 7919 + rps, { rollout: { ...cfg.rollout, onFailure } });
         await sim.controller.command({ type: 'start' }, 'test');
         for (let s = 0; s < 150 && sim.controller.state.phase === 'progressing'; s++)
           await sim.second(rps, healthy, healthy);
@@ -25,7 +30,7 @@ describe('rollout simulation', () => {
         if (sim.controller.state.phase === 'promoted') promoted++;
         await sim.close();
       }
-      console.log(`healthy canary at ${rps} req/s: ${promoted}/${runs} promoted, 0 rolled back`);
+      console.log(`healthy canary at ${rps} req/s (${onFailure}): ${promoted}/${runs} promoted, 0 rolled back`);
       expect(promoted).toBe(runs);
     },
     300_000,
@@ -130,5 +135,152 @@ describe('rollout simulation', () => {
     expect(sim.controller.state.reason).toMatch(/^green p95/);
     expect((sim.controller.state.history[0]!.at - breach) / 1000).toBeLessThanOrEqual(5);
     await sim.close();
+  });
+});
+
+describe('gradual rollback in the simulation (rollout.onFailure: rampDown)', () => {
+  const ramp = { rollout: { stepHold: '20s', onFailure: 'rampDown' as const, rampDownOver: '30s' } };
+
+  /** Start, and run healthy until the canary is at 50 % (step 3). */
+  async function atHalf(sim: Sim, rps: number): Promise<void> {
+    await sim.controller.command({ type: 'start' }, 'test');
+    for (let s = 0; s < 60 && sim.controller.state.stepIndex < 2; s++) await sim.second(rps, healthy, healthy);
+    expect(sim.controller.state.weights.green).toBe(50);
+  }
+  /** The history from the rollback on, oldest first. */
+  const sinceRollback = (s: Readonly<ControllerState>): HistoryEntry[] => {
+    const h = [...s.history].reverse();
+    return h.slice(h.findIndex((e) => e.event === 'rolled_back'));
+  };
+  const failing5: PoolBehaviour = { errorRate: 0.05, medianMs: 5 };
+
+  it('walks a canary failing 5 % from 50 % down 25 → 10 → 0 over rampDownOver, in 20 of 20 seeded runs', async () => {
+    const detect: number[] = [];
+    for (let seed = 300; seed < 320; seed++) {
+      const sim = await simulate(seed, ramp);
+      await atHalf(sim, 1000);
+      const breach = sim.now();
+      for (let s = 0; s < 120 && sim.controller.state.history[0]?.weights.green !== 0; s++)
+        await sim.second(1000, healthy, failing5);
+      const h = sinceRollback(sim.controller.state);
+      expect(h.map((e) => [e.event, e.weights.green])).toEqual([
+        ['rolled_back', 25],
+        ['ramp_down', 10],
+        ['ramp_down', 0],
+      ]);
+      expect(h.map((e) => e.phase)).toEqual(['rolled_back', 'rolled_back', 'rolled_back']);
+      // Ticks fall on whole seconds, so each step lands on its due time: 15 s apart.
+      expect(h.map((e) => e.at - h[0]!.at)).toEqual([0, 15_000, 30_000]);
+      expect(sim.controller.state).toMatchObject({ rollbacks: 1, rampDown: null, weights: { green: 0 } });
+      detect.push((h[0]!.at - breach) / 1000);
+    }
+    const sorted = detect.sort((a, b) => a - b);
+    console.log(
+      `rampDown, 5% errors at 50% and 1000 req/s: breach → first step down in ${sorted[0]}–${sorted.at(-1)} s, then 25 → 10 → 0 over 30 s, 20 of 20 runs`,
+    );
+  });
+
+  it('snaps at once a canary answering 100 % errors, or one that loses its endpoints, at the verdict or during the walk', async () => {
+    for (let seed = 400; seed < 410; seed++) {
+      const sim = await simulate(seed, ramp);
+      await atHalf(sim, 300);
+      for (let s = 0; s < 10 && sim.controller.state.phase === 'progressing'; s++)
+        await sim.second(300, healthy, { errorRate: 1, medianMs: 5 });
+      expect(sim.controller.state.history[0]).toMatchObject({ event: 'rolled_back', weights: { green: 0 } });
+      expect(sim.controller.state.reason).toMatch(/; severe: more than 50% errors: .*, cut at once$/);
+    }
+    const dead = await simulate(7, ramp);
+    await atHalf(dead, 300);
+    dead.endpoints.setActive(1, 0, false);
+    await dead.second(300, healthy, healthy);
+    expect(dead.controller.state).toMatchObject({
+      phase: 'rolled_back',
+      weights: { green: 0 },
+      reason: 'green has no healthy endpoint, cut at once',
+    });
+    // A walk under way, then the endpoints go: cut short at the next tick.
+    const walking = await simulate(8, ramp);
+    await atHalf(walking, 1000);
+    for (let s = 0; s < 20 && walking.controller.state.phase === 'progressing'; s++)
+      await walking.second(1000, healthy, failing5);
+    expect(walking.controller.state.weights.green).toBe(25);
+    walking.endpoints.setActive(1, 0, false);
+    await walking.second(1000, healthy, failing5);
+    expect(walking.controller.state.history[0]).toMatchObject({ event: 'ramp_down', weights: { green: 0 } });
+    expect(walking.controller.state.history[0]?.reason).toBe(
+      'green to 0% at once (ramp down from 50% cut short): green has no healthy endpoint',
+    );
+    expect(sinceRollback(walking.controller.state).map((e) => e.weights.green)).toEqual([25, 0]);
+  });
+
+  it('a restart goes on by the clock from the saved walk', async () => {
+    const store = new MemoryStateStore<ControllerState>();
+    const a = await simulate(9, ramp, { store });
+    await atHalf(a, 1000);
+    for (let s = 0; s < 20 && a.controller.state.phase === 'progressing'; s++) await a.second(1000, healthy, failing5);
+    expect(a.controller.state.weights.green).toBe(25);
+    const startedAt = a.controller.state.rampDown!.startedAt;
+    // Down for 20 s: the new process finds 10 % due (15 s in), and 0 at 30 s.
+    const b = await simulate(10, ramp, { store, start: startedAt + 20_000 });
+    expect(b.controller.state.weights.green).toBe(25);
+    await b.second(1000, healthy, failing5);
+    expect(b.controller.state.history[0]).toMatchObject({ event: 'ramp_down', weights: { green: 10 } });
+    while (b.now() < startedAt + 30_000) await b.second(1000, healthy, failing5);
+    expect(b.controller.state.history[0]).toMatchObject({
+      event: 'ramp_down',
+      weights: { green: 0 },
+      at: startedAt + 30_000,
+    });
+  });
+
+  /** A fleet link whose Redis can be taken away; this instance leads. */
+  const link = (): FleetLink & { connected: boolean } => ({
+    connected: true,
+    leader: true,
+    epoch: 1,
+    pendingRollback: false,
+    exchange: async (l) => l,
+    publishSummary: () => {},
+  });
+
+  it('in a fleet with Redis away, an instance does not walk alone: the next step down is a cut to 0', async () => {
+    const fleet = link();
+    const sim = await simulate(12, ramp, { fleet });
+    await atHalf(sim, 1000);
+    for (let s = 0; s < 20 && sim.controller.state.phase === 'progressing'; s++)
+      await sim.second(1000, healthy, failing5);
+    const startedAt = sim.controller.state.rampDown!.startedAt;
+    fleet.connected = false;
+    while (sim.now() < startedAt + 14_000) await sim.second(1000, healthy, failing5);
+    expect(sim.controller.state.weights.green).toBe(25);
+    await sim.second(1000, healthy, failing5);
+    expect(sim.controller.state).toMatchObject({ weights: { green: 0 }, rampDown: null, rollbacks: 1 });
+    expect(sim.controller.state.history[0]?.reason).toBe(
+      'green to 0% at once: Redis is unreachable: no walk down on this instance alone',
+    );
+    expect(fleet.pendingRollback).toBe(true);
+  });
+
+  it('each step down is published before it is persisted: a store that cannot be written does not hold it up', async () => {
+    const inner = new MemoryStateStore<ControllerState>();
+    let down = false;
+    const store = {
+      load: () => inner.load(),
+      save: async (st: ControllerState, v: number) => {
+        if (down) throw new StoreUnavailableError('Redis away');
+        await inner.save(st, v);
+      },
+    };
+    const fleet = link();
+    const sim = await simulate(13, ramp, { store, fleet });
+    await atHalf(sim, 1000);
+    for (let s = 0; s < 20 && sim.controller.state.phase === 'progressing'; s++)
+      await sim.second(1000, healthy, failing5);
+    const startedAt = sim.controller.state.rampDown!.startedAt;
+    down = true;
+    while (sim.now() < startedAt + 15_000) await sim.second(1000, healthy, failing5);
+    expect(sim.controller.state.weights.green).toBe(10);
+    expect(inner.saved?.weights.green).toBe(25);
+    expect(fleet.pendingRollback).toBe(true);
   });
 });

@@ -33,6 +33,8 @@ const policy: RolloutPolicy & { shadow: ShadowPolicy } = {
   minErrorDelta: 0.002,
   onSharedFailure: 'rollback',
   maxInconclusive: 600_000,
+  onFailure: 'snap',
+  rampDownOver: 60_000,
   shadow,
 };
 const defaults = { steps: policy.steps, stepHold: policy.stepHold, shadow };

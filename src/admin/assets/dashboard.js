@@ -134,8 +134,11 @@ function render(s) {
       return `<span class="step ${cls}">${w}%</span>`;
     })
     .join('→');
+  const ramp = s.rollout.rampDown;
   $('reason').textContent =
-    s.rollout.reason ||
+    (ramp
+      ? `ramping down: ${ramp.weight}% → ${ramp.next}% in ${Math.ceil(ramp.nextInMs / 1000)} s (from ${ramp.from}% over ${+(ramp.over / 1000).toFixed(1)} s; reason: ${ramp.reason})`
+      : s.rollout.reason) ||
     (s.rollout.dryRun && phase === 'progressing'
       ? `dry run${s.rollout.wouldRollBack ? ` — would roll back: ${s.rollout.wouldRollBack}` : ': no rollback so far at this step'}`
       : '');
