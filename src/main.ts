@@ -28,6 +28,7 @@ import { EndpointBook } from './control/endpoints.js';
 import { HealthChecker } from './control/health.js';
 import { LocalMember, type Member, Members } from './control/members.js';
 import { WebhookNotifier, type Notifier } from './control/webhooks.js';
+import { seriesDocument } from './series.js';
 import { validateState, type ControllerState } from './control/state.js';
 import { FileStateStore, type StateStore } from './control/state-store.js';
 import { AdminServer } from './admin/server.js';
@@ -332,6 +333,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     beforeScrape: refresh,
     routes: apiRoutes(controller, status, events, logSettings, {
       refresh,
+      series: (since) => seriesDocument(controller, since, running.rollout.analysis.interval, thresholds(), clock()),
       reload: (by) => reload(by),
       // In turn with reloads: the lists it replaces are the config's in force when it runs.
       setEndpoints: (pool, endpoints, by, expectedVersion) =>

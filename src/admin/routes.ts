@@ -38,11 +38,13 @@ export function apiRoutes(
     refresh?: () => Promise<void>;
     /** Re-read the config file. */
     reload?: (by: string) => Promise<ReloadResult>;
+    /** The last 15 minutes per interval, after `since` (ms). */
+    series?: (since: number) => unknown;
     /** Set a pool's endpoints in place of the config's; resolves once every member uses them. */
     setEndpoints?: (pool: PoolName, endpoints: string[], by: string, expectedVersion?: number) => Promise<void>;
   } = {},
 ): Route[] {
-  const { refresh = async () => {}, reload, setEndpoints } = more;
+  const { refresh = async () => {}, reload, setEndpoints, series } = more;
   const simple = (name: 'pause' | 'resume' | 'promote' | 'abort'): Route => ({
     method: 'POST',
     path: `/api/v1/rollout/${name}`,
@@ -118,6 +120,19 @@ export function apiRoutes(
         const b = ctx.parse(commandBody);
         await controller.command({ type: 'shadow_stop' }, ctx.principal.id, b.expectedVersion);
         return status();
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/v1/series',
+      role: 'viewer',
+      handle: (ctx) => {
+        if (series === undefined) throw new SluiceError('not_supported', 409, 'no series here');
+        const raw = new URL(ctx.req.url ?? '/', 'http://x').searchParams.get('since');
+        const since = raw === null ? 0 : Number(raw);
+        if (!Number.isFinite(since) || since < 0)
+          throw new SluiceError('invalid_query', 400, 'since must be a time in ms since the epoch', { field: 'since' });
+        return series(since);
       },
     },
     { method: 'GET', path: '/api/v1/history', role: 'viewer', handle: () => ({ history: controller.state.history }) },

@@ -43,6 +43,7 @@ import {
 import { cutShort } from './ramp.js';
 import { StaleWriteError, type StateStore, StoreUnavailableError } from './state-store.js';
 import type { Notifier } from './webhooks.js';
+import { SeriesRing } from '../stats/series.js';
 import { evidenceOf, judgeShadow, type ShadowEvidence, type ShadowPolicy } from './shadow.js';
 import { addTally, emptyTally, type ShadowTally } from '../stats/snapshot.js';
 
@@ -205,6 +206,8 @@ export class Controller {
   /** Window statistics of both pools as of the last tick. */
   windows: { blue: WindowStats; green: WindowStats };
   analysis: AnalysisStatus = { at: 0, verdict: null, reason: null };
+  /** Per-interval points of the last 15 minutes (GET /api/v1/series, the live page). */
+  readonly series = new SeriesRing();
 
   /** Ticks and commands, one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -370,6 +373,7 @@ export class Controller {
       const merged = fleet === undefined ? local : await fleet.exchange(local);
       window.push(merged);
       const now = this.deps.clock();
+      this.series.push(now, merged);
       const o = this.observe();
       const tally = this.tallyShadow(merged.shadow);
       let r = this.limitWaiting(decide(this.s, o, this.policy, now), now);

@@ -2,7 +2,7 @@
  * The live page in a real browser (Debian's Chromium driven by playwright-core; no browser is
  * downloaded). Skipped where Chromium is absent, except in CI, where .ci/run installs it.
  */
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -100,6 +100,78 @@ describe.skipIf(!present)('live page in Chromium', () => {
     await maint(false);
     await expect.poll(() => page.getByTestId('maintenance').isVisible(), { timeout: 5000 }).toBe(false);
     expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('opened after a rollback, shows how it got there: backfilled series, the rollback marker with its reason', async () => {
+    const blue = h.track(await startUpstream('blue'));
+    let failing = false;
+    const green = h.track(
+      await startUpstream('green', (_req, res) => {
+        res.writeHead(failing ? 503 : 200, { 'content-type': 'text/plain' });
+        res.end(failing ? 'broken' : 'ok');
+      }),
+    );
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      split: { trustedProxies: ['127.0.0.1/32'] },
+      retry: { toStable: false },
+      rollout: { stepHold: '10m', analysis: { interval: '200ms', window: '2s', minRequests: 20 } },
+    }));
+    await s.controller.command({ type: 'start' }, 'test');
+    // Traffic from many clients until green, failing from the fifth tick on, is rolled back.
+    for (let i = 0; s.controller.state.phase !== 'rolled_back' && i < 4000; i++) {
+      if (i === 300) failing = true;
+      const r = await request(`${s.base}/x`, { headers: { 'x-forwarded-for': `10.2.${(i >> 8) & 255}.${i & 255}` } });
+      await r.body.dump();
+      if (i % 50 === 49) await new Promise((r) => setTimeout(r, 30));
+    }
+    expect(s.controller.state.phase).toBe('rolled_back');
+    const reason = s.controller.state.reason as string;
+    // No more traffic: what the page shows comes from the server's series and history.
+    const page: Page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${s.admin}/`);
+    await expect.poll(() => page.getByTestId('marker').count(), { timeout: 10_000 }).toBe(2);
+    const markers = await page.getByTestId('marker').allTextContents();
+    expect(markers[0]).toContain('rolled back by auto');
+    expect(markers[0]).toContain(reason.replace(/\s+/g, ' ').slice(0, 40));
+    expect(markers[1]).toContain('started by test');
+    // Both pools drawn in each of the three charts, with the thresholds and the markers.
+    for (const id of ['chart-rate', 'chart-errors', 'chart-p95'])
+      expect(await page.getByTestId(id).locator('path.series').count()).toBe(2);
+    expect(await page.getByTestId('chart-errors').locator('.limit-label').textContent()).toBe('limit 1%');
+    expect(await page.getByTestId('chart-p95').locator('.limit-label').textContent()).toBe('limit 500 ms');
+    expect(await page.getByTestId('chart-errors').locator('g.marker.ev-rolled_back').count()).toBe(1);
+    expect(await page.getByTestId('timeline-span').textContent()).toMatch(/\d+ points per pool/);
+    mkdirSync('test-results', { recursive: true });
+    await page.screenshot({ path: 'test-results/live-page-after-rollback.png', fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('before the first status, shows a loading state with the buttons off; a 429 says why', async () => {
+    const blue = h.track(await startUpstream('blue'));
+    const green = h.track(await startUpstream('green'));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'ops', sha256: sha256Hex('ops-token'), role: 'operator' }] },
+    }));
+    const page: Page = await browser.newPage();
+    // Hold the event stream: the page must say it is loading, and offer no command yet.
+    await page.route('**/api/v1/events', () => {});
+    await page.goto(`${s.admin}/`);
+    expect(await page.getByTestId('weight-blue').textContent()).toBe('loading…');
+    for (const b of ['start', 'pause', 'resume', 'promote', 'abort', 'set-weight'])
+      expect(await page.getByTestId(b).isDisabled()).toBe(true);
+    await page.unroute('**/api/v1/events');
+    await page.route('**/api/v1/events', (r) =>
+      r.fulfill({ status: 429, headers: { 'retry-after': '30' }, body: '{}' }),
+    );
+    await page.reload();
+    await expect
+      .poll(() => page.getByTestId('connection').textContent(), { timeout: 5000 })
+      .toBe('too many failed tokens: retrying in 30 s');
+    expect(await page.getByTestId('message').textContent()).toMatch(/Too many failed tokens from this address \(429\)/);
     await page.close();
   });
 

@@ -1,13 +1,16 @@
-// sluice live page: reads /api/v1/events (SSE over fetch, so a bearer token can be sent), draws the
-// split, the rollout, each pool's rate / error rate / p95 over the last minutes, endpoint health
-// and the history, and sends commands. No framework, no build step.
+// sluice live page: reads /api/v1/events (SSE over fetch, so a bearer token can be sent) and
+// /api/v1/series (the last 15 minutes per interval, backfilled on load, then only what is new),
+// draws the split, the rollout, both pools' rate / error rate / p95 with time axes, the thresholds
+// and a marker per step, promotion and rollback with its reason, endpoint health and the history,
+// and sends commands. No framework, no build step.
 
-const HISTORY_POINTS = 300; // samples kept per series (~5 minutes at one event a second)
 const $ = (id) => document.getElementById(id);
 const state = {
   token: sessionStorage.getItem('sluice-token') || '',
   status: null,
-  series: { blue: [], green: [] },
+  /** GET /api/v1/series, kept up to date with ?since= (the points the server holds: 15 minutes). */
+  series: null,
+  seriesBusy: false,
   lastHistoryVersion: -1,
   abort: null,
 };
@@ -72,26 +75,116 @@ async function command(label, method, path, body, confirmText) {
 const fmtPct = (x) => `${+(x * 100).toFixed(2)}%`;
 const fmtMs = (x) => (x >= 100 ? `${x.toFixed(0)} ms` : `${x.toFixed(1)} ms`);
 
-function chart(points, key, cls, fmt) {
-  const w = 240,
-    h = 46;
-  const vals = points.map((p) => p[key]);
-  const max = Math.max(1e-9, ...vals);
-  const step = points.length > 1 ? w / (HISTORY_POINTS - 1) : 0;
-  const x0 = w - (points.length - 1) * step;
-  const xy = vals.map((v, i) => [x0 + i * step, h - 2 - (v / max) * (h - 6)]);
-  const line = xy.map(([x, y], i) => `${i ? 'L' : 'M'}${x.toFixed(1)},${y.toFixed(1)}`).join('');
-  const area = xy.length ? `${line}L${xy[xy.length - 1][0].toFixed(1)},${h}L${xy[0][0].toFixed(1)},${h}Z` : '';
-  const last = vals.length ? fmt(vals[vals.length - 1]) : '–';
-  return `<div><div class="k">${key === 'rate' ? 'req/s' : key === 'err' ? 'error rate' : 'p95'} · max ${vals.length ? fmt(max) : '–'} · now ${last}</div>
-    <svg class="chart ${cls}" viewBox="0 0 ${w} ${h}" preserveAspectRatio="none"><path class="area" d="${area}"/><path class="line" d="${line}"/></svg></div>`;
-}
-
 function esc(s) {
   return String(s).replace(
     /[&<>"']/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c],
   );
+}
+
+// --- the timeline: both pools over the last 15 minutes -------------------------------------------
+
+const CW = 720;
+const CH = 120;
+const PAD = { l: 52, r: 8, t: 8, b: 18 };
+const clockTime = (t) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+
+async function refreshSeries() {
+  if (state.seriesBusy) return;
+  state.seriesBusy = true;
+  try {
+    const cur = state.series;
+    const last = cur ? Math.max(0, ...cur.pools.blue.at.slice(-1)) : 0;
+    const d = await call('GET', `/api/v1/series${last ? `?since=${last}` : ''}`);
+    if (!cur) state.series = d;
+    else {
+      for (const name of ['blue', 'green'])
+        for (const k of Object.keys(d.pools[name])) cur.pools[name][k].push(...d.pools[name][k]);
+      cur.markers.push(...d.markers);
+      Object.assign(cur, { now: d.now, thresholds: d.thresholds, intervalMs: d.intervalMs });
+      // Keep the span the server keeps.
+      const from = d.now - d.spanMs;
+      for (const name of ['blue', 'green']) {
+        const p = cur.pools[name];
+        let n = 0;
+        while (n < p.at.length && p.at[n] <= from) n++;
+        if (n > 0) for (const k of Object.keys(p)) p[k].splice(0, n);
+      }
+      cur.markers = cur.markers.filter((m) => m.at > from);
+    }
+    renderTimeline();
+  } catch {
+    /* shown by the stream's state */
+  } finally {
+    state.seriesBusy = false;
+  }
+}
+
+/** One chart: a line per pool against time, the threshold dashed, a line per marker. */
+function timeChart(d, title, value, fmt, limit, from, to, testid) {
+  const w = CW - PAD.l - PAD.r;
+  const h = CH - PAD.t - PAD.b;
+  const x = (t) => PAD.l + ((t - from) / Math.max(1, to - from)) * w;
+  let max = limit ?? 0;
+  const lines = {};
+  for (const name of ['blue', 'green']) {
+    const p = d.pools[name];
+    const vals = p.at.map((_, i) => value(p, i));
+    for (const v of vals) if (v > max) max = v;
+    lines[name] = vals;
+  }
+  max = max > 0 ? max * 1.1 : 1;
+  const y = (v) => PAD.t + h - (v / max) * h;
+  let svg = '';
+  for (let i = 0; i <= 2; i++) {
+    const v = (max * i) / 2;
+    svg += `<line class="grid" x1="${PAD.l}" x2="${CW - PAD.r}" y1="${y(v)}" y2="${y(v)}"/><text class="axis" x="${PAD.l - 4}" y="${y(v) + 4}" text-anchor="end">${esc(fmt(v))}</text>`;
+  }
+  for (let i = 0; i <= 4; i++) {
+    const t = from + ((to - from) * i) / 4;
+    svg += `<text class="axis" x="${x(t)}" y="${CH - 4}" text-anchor="${i === 0 ? 'start' : i === 4 ? 'end' : 'middle'}">${clockTime(t)}</text>`;
+  }
+  if (limit !== undefined)
+    svg += `<line class="limit" x1="${PAD.l}" x2="${CW - PAD.r}" y1="${y(limit)}" y2="${y(limit)}"/><text class="limit-label" x="${CW - PAD.r - 2}" y="${y(limit) - 3}" text-anchor="end">limit ${esc(fmt(limit))}</text>`;
+  d.markers.forEach((m, i) => {
+    if (m.at < from) return;
+    svg += `<g class="marker ev-${esc(m.event)}"><line x1="${x(m.at)}" x2="${x(m.at)}" y1="${PAD.t}" y2="${PAD.t + h}"/><text x="${x(m.at) + 2}" y="${PAD.t + 9}">${i + 1}</text><title>${esc(`${clockTime(m.at)} ${m.event.replace(/_/g, ' ')}: ${m.reason || ''}`)}</title></g>`;
+  });
+  for (const name of ['blue', 'green']) {
+    const p = d.pools[name];
+    const pts = lines[name].map((v, i) => `${i ? 'L' : 'M'}${x(p.at[i]).toFixed(1)},${y(v).toFixed(1)}`).join('');
+    if (pts) svg += `<path class="series ${name}" d="${pts}"/>`;
+  }
+  return `<figure class="tchart" data-testid="${testid}"><figcaption>${esc(title)}</figcaption><svg viewBox="0 0 ${CW} ${CH}" role="img" aria-label="${esc(title)}">${svg}</svg></figure>`;
+}
+
+function renderTimeline() {
+  const d = state.series;
+  if (!d) return;
+  const first = d.pools.blue.at[0];
+  const to = d.now;
+  // At least a minute wide, so a fresh page is not a few pixels of line.
+  const from = Math.min(to - 60_000, first ?? to);
+  const secs = d.intervalMs / 1000;
+  const rate = (p, i) => p.requests[i] / secs;
+  const err = (p, i) => (p.requests[i] ? p.errors[i] / p.requests[i] : 0);
+  const p95 = (p, i) => p.p95Ms[i];
+  $('charts').innerHTML =
+    timeChart(d, 'requests / s', rate, (v) => v.toFixed(v < 10 ? 1 : 0), undefined, from, to, 'chart-rate') +
+    timeChart(d, 'error rate', err, fmtPct, d.thresholds.maxErrorRate, from, to, 'chart-errors') +
+    timeChart(d, 'p95 latency', p95, fmtMs, d.thresholds.maxP95Ms, from, to, 'chart-p95');
+  const n = d.pools.blue.at.length;
+  $('timeline-span').textContent = n
+    ? `${clockTime(from)} – ${clockTime(to)} · ${n} points per pool · blue and green`
+    : 'no traffic measured yet';
+  $('markers').innerHTML = d.markers
+    .map(
+      (m, i) =>
+        `<li class="ev-${esc(m.event)}" data-testid="marker"><b>${i + 1}</b> ${clockTime(m.at)} <span class="ev">${esc(m.event.replace(/_/g, ' '))}</span> by ${esc(m.by)} (blue ${m.weights.blue}% · green ${m.weights.green}%)${m.reason ? `: ${esc(m.reason)}` : ''}</li>`,
+    )
+    .reverse()
+    .slice(0, 12)
+    .join('');
 }
 
 function renderPool(name, s) {
@@ -100,7 +193,6 @@ function renderPool(name, s) {
   const wnd = p.window;
   const secs = (s.windowMs || 10000) / 1000;
   const rate = wnd.requests / secs;
-  const series = state.series[name];
   const role = s.stable === name ? 'stable' : 'canary';
   const bad = wnd.errorRate > (s.thresholds ? s.thresholds.maxErrorRate : 0.01);
   $(`pool-${name}`).innerHTML = `
@@ -110,7 +202,6 @@ function renderPool(name, s) {
       <div class="stat ${bad ? 'bad' : ''}"><div class="v" data-testid="errors-${name}">${fmtPct(wnd.errorRate)}</div><div class="k">errors (${wnd.errors}/${wnd.requests})</div></div>
       <div class="stat"><div class="v" data-testid="p95-${name}">${wnd.requests ? fmtMs(wnd.p95Ms) : '–'}</div><div class="k">p95 (p50 ${fmtMs(wnd.p50Ms)}, p99 ${fmtMs(wnd.p99Ms)})</div></div>
     </div>
-    <div class="charts">${chart(series, 'rate', name, (v) => v.toFixed(1))}${chart(series, 'err', 'bad', fmtPct)}${chart(series, 'p95', name, fmtMs)}</div>
     <ul class="endpoints">${p.endpoints.map((e) => `<li class="${e.healthy ? '' : 'down'}" data-testid="endpoint">${esc(e.url)}${e.healthy ? '' : ' — out of rotation'}</li>`).join('')}</ul>`;
 }
 
@@ -152,6 +243,7 @@ function render(s) {
     promote: ['idle', 'progressing', 'paused'],
   };
   for (const [k, phases] of Object.entries(can)) $(`btn-${k}`).disabled = !phases.includes(phase);
+  $('btn-weight').disabled = false;
   $('btn-abort').disabled = !(phase === 'progressing' || phase === 'paused' || s.weights[s.canary] > 0);
   if (document.activeElement !== $('weight-input')) $('weight-input').value = s.weights[s.canary];
   renderPool('blue', s);
@@ -219,16 +311,6 @@ function renderMembers(s) {
   el.innerHTML = html;
 }
 
-function sample(s) {
-  const secs = (s.windowMs || 10000) / 1000;
-  for (const name of ['blue', 'green']) {
-    const w = s.pools[name].window;
-    const arr = state.series[name];
-    arr.push({ rate: w.requests / secs, err: w.errorRate, p95: w.p95Ms });
-    if (arr.length > HISTORY_POINTS) arr.shift();
-  }
-}
-
 async function refreshHistory(version) {
   if (version === state.lastHistoryVersion) return;
   state.lastHistoryVersion = version;
@@ -256,9 +338,26 @@ async function stream() {
       state.abort = new AbortController();
       const r = await fetch('/api/v1/events', { headers: headers(false), signal: state.abort.signal });
       if (r.status === 401 || r.status === 403) {
-        conn.textContent = 'token needed';
+        conn.textContent = r.status === 401 ? 'token needed' : 'this token may not watch (403)';
         conn.className = 'conn down';
+        message(
+          r.status === 401
+            ? 'This sluice needs an admin token: enter a viewer or operator token.'
+            : 'This token is not allowed to read the status (403): use a viewer or operator token.',
+          'error',
+        );
         if (!(await askToken())) await new Promise((res) => setTimeout(res, 5000));
+        continue;
+      }
+      if (r.status === 429) {
+        const wait = Number(r.headers.get('retry-after')) || 10;
+        conn.textContent = `too many failed tokens: retrying in ${wait} s`;
+        conn.className = 'conn down';
+        message(
+          `Too many failed tokens from this address (429): sluice waits ${wait} s before it checks another. A valid token still works after that.`,
+          'error',
+        );
+        await new Promise((res) => setTimeout(res, wait * 1000));
         continue;
       }
       if (!r.ok || !r.body) throw new Error(String(r.status));
@@ -281,8 +380,8 @@ async function stream() {
             .join('\n');
           if (!data || !/^event: status$/m.test(block)) continue;
           const s = JSON.parse(data);
-          sample(s);
           render(s);
+          refreshSeries();
           refreshHistory(s.version);
         }
       }
