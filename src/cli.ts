@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The sluice command: run the proxy, check a config, make or hash a token, or talk to a running
- * sluice's admin API. Exit codes: 0 success, 1 invalid config or failed command, 2 usage.
+ * sluice's admin API. Exit codes (help.ts): 0 ok, 1 failed, 2 usage, 3 conflict (409), 4 auth.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -9,33 +9,7 @@ import { ConfigError } from './core/errors.js';
 import { loadConfig, type Config } from './core/config.js';
 import { sha256Hex } from './admin/auth.js';
 import { runClient, CLIENT_COMMANDS } from './client.js';
-
-const USAGE = `usage:
-  sluice [--config <file>] [--workers auto|N]
-                                      run the proxy (default $SLUICE_CONFIG, else config/sluice.yaml);
-                                      --workers overrides the config's workers
-  sluice --check [--config <file>]    validate the config and exit (0 valid, 1 invalid)
-  sluice --version
-  sluice hash-token <token>           print the SHA-256 hex to put in admin.tokens
-  sluice new-token [--id ID] [--role viewer|operator] [--json]
-                                      print a random 256-bit token, its SHA-256 and the
-                                      admin.tokens line to paste (default role viewer)
-  sluice status [--json]              show a running sluice's state
-  sluice weights green=30             set weights (or blue=70, or both)
-  sluice rollout start [--steps 10,50,100] [--step-hold 1m] [--dry-run]
-  sluice rollout pause|resume|promote|abort
-  sluice history
-  sluice log [level=<level>] [access=on|off]
-                                      show or change logging until the next restart
-  sluice maintenance [on|off] [--message M] [--retry-after 10m] [--allow-from CIDR,CIDR]
-                                      503 + Retry-After for proxied requests (except --allow-from)
-  sluice reload                       re-read the config file (as SIGHUP does)
-  sluice shadow start [--percent 10] [--duration 5m] [--then-rollout]
-                                      mirror a share of stable's requests to the canary and
-                                      judge its answers (clients only get stable's)
-  sluice shadow stop
-client options: --admin-url <url> ($SLUICE_ADMIN_URL, default http://127.0.0.1:9901)
-                --token <token> ($SLUICE_ADMIN_TOKEN)`;
+import { commandHelp, USAGE, VALUED_FLAGS } from './help.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -50,21 +24,7 @@ interface Args {
 function parseArgs(argv: readonly string[]): Args {
   const positional: string[] = [];
   const flags = new Map<string, string | true>();
-  const valued = new Set([
-    '--config',
-    '--admin-url',
-    '--token',
-    '--steps',
-    '--message',
-    '--retry-after',
-    '--allow-from',
-    '--step-hold',
-    '--percent',
-    '--duration',
-    '--id',
-    '--role',
-    '--workers',
-  ]);
+  const valued = VALUED_FLAGS;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a.startsWith('--')) {
@@ -169,7 +129,8 @@ function newToken(args: Args): number {
 async function main(argv: readonly string[]): Promise<number> {
   const args = parseArgs(argv);
   if (args.flags.has('--help') || args.positional[0] === 'help') {
-    process.stdout.write(`${USAGE}\n`);
+    const about = args.positional[0] === 'help' ? args.positional[1] : args.positional[0];
+    process.stdout.write(`${(about === undefined ? undefined : commandHelp(about)) ?? USAGE}\n`);
     return 0;
   }
   if (args.flags.has('--version')) {

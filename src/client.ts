@@ -23,6 +23,9 @@ interface StatusDoc {
     stepIndex: number;
     steps: number[];
     reason: string | null;
+    stepHold?: number;
+    stepStartedAt?: number | null;
+    analysis?: { at: number; verdict: string | null; reason: string | null };
     dryRun?: boolean;
     wouldRollBack?: string | null;
     rampDown?: { weight: number; next: number; nextInMs: number; from: number; over: number; reason: string } | null;
@@ -53,7 +56,17 @@ interface StatusDoc {
   } | null;
 }
 
-class ClientError extends Error {}
+/** A failed command, with its exit code (help.ts EXIT_CODES): 1 failed, 2 usage, 3 conflict, 4 auth. */
+class ClientError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+const usage = (message: string) => new ClientError(message, 2);
 
 interface Maintenance {
   enabled: boolean;
@@ -107,8 +120,10 @@ async function call(
         : res.status === 429
           ? ' (failed tokens from this address: check --token or SLUICE_ADMIN_TOKEN; a valid token is still accepted)'
           : '';
+    const code = res.status === 409 ? 3 : res.status === 401 || res.status === 403 || res.status === 429 ? 4 : 1;
     throw new ClientError(
       `${method} ${path}: ${res.status} ${e?.code ?? ''}${e?.message ? `: ${e.message}` : ''}${hint}`,
+      code,
     );
   }
   return value;
@@ -119,14 +134,39 @@ export function rampLine(r: NonNullable<StatusDoc['rollout']['rampDown']>): stri
   return `ramping down: ${r.weight}% → ${r.next}% in ${Math.ceil(r.nextInMs / 1000)} s (from ${r.from}% over ${+(r.over / 1000).toFixed(1)} s; reason: ${r.reason})`;
 }
 
-function summary(s: StatusDoc): string {
+/** The time left in the step's hold: it runs only while the verdict passes. */
+function holdLeft(s: StatusDoc, now: number): string {
+  const r = s.rollout;
+  if (r.phase !== 'progressing' || r.stepStartedAt == null || r.stepHold === undefined) return '';
+  const left = Math.max(0, r.stepStartedAt + r.stepHold - now);
+  const step = r.steps[r.stepIndex];
+  const last = r.stepIndex + 1 >= r.steps.length;
+  return `, ${Math.ceil(left / 1000)} s left at ${step}% before ${last ? 'promotion' : `${r.steps[r.stepIndex + 1]}%`} (if the verdict passes)`;
+}
+
+/**
+ * The last verdict in words, e.g. `verdict: waiting for traffic: 4/50 green requests in the last
+ * 10s` or `verdict: pass: green healthy …`; none before the first, nor with no canary to judge.
+ */
+function verdictLine(s: StatusDoc): string | undefined {
+  const a = s.rollout.analysis;
+  if (a === undefined || a.verdict === null || a.reason === null) return undefined;
+  const judged = s.rollout.phase === 'progressing' || s.rollout.phase === 'paused' || (s.weights[s.canary] ?? 0) > 0;
+  if (!judged) return undefined;
+  const word = a.verdict === 'inconclusive' ? 'no verdict yet' : a.verdict;
+  return `verdict: ${word}: ${a.reason}`;
+}
+
+function summary(s: StatusDoc, now = Date.now()): string {
   const bar = (w: number) => '█'.repeat(Math.round(w / 5)).padEnd(20, '·');
   const lines = [
     `version ${s.version}   stable ${s.stable}   canary ${s.canary}   phase ${s.rollout.phase}` +
       (s.rollout.phase === 'progressing' || s.rollout.phase === 'paused'
-        ? `   step ${s.rollout.stepIndex + 1}/${s.rollout.steps.length} (${s.rollout.steps.join(' → ')})`
+        ? `   step ${s.rollout.stepIndex + 1}/${s.rollout.steps.length} (${s.rollout.steps.join(' → ')})${holdLeft(s, now)}`
         : ''),
   ];
+  const verdict = verdictLine(s);
+  if (verdict !== undefined) lines.push(verdict);
   // A walk down says its reason itself.
   const ramp = s.rollout.rampDown;
   if (ramp) lines.push(rampLine(ramp));
@@ -172,6 +212,33 @@ function summary(s: StatusDoc): string {
   return lines.join('\n');
 }
 
+/**
+ * `sluice status --watch`: the summary redrawn in place every second (on a terminal; piped, one
+ * summary after another), until Ctrl-C. A failed read shows its reason and keeps trying.
+ */
+async function watch(base: string, token: string | undefined, json: boolean): Promise<number> {
+  const tty = process.stdout.isTTY === true;
+  let stop = false;
+  process.once('SIGINT', () => {
+    stop = true;
+  });
+  while (!stop) {
+    let text: string;
+    try {
+      const s = (await call(base, token, 'GET', '/api/v1/status')) as StatusDoc;
+      text = json ? JSON.stringify(s) : summary(s);
+    } catch (err) {
+      if (!(err instanceof ClientError)) throw err;
+      if (err.exitCode === 4) throw err; // a token problem does not fix itself
+      text = `sluice: ${err.message} (retrying)`;
+    }
+    const at = new Date().toISOString();
+    process.stdout.write(tty ? `\x1b[H\x1b[2J${text}\n\n${at}  (Ctrl-C to stop)\n` : `${text}\n--- ${at}\n`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return 0;
+}
+
 export async function runClient(positional: readonly string[], flags: Map<string, string | true>): Promise<number> {
   const urlFlag = flags.get('--admin-url');
   const base = typeof urlFlag === 'string' ? urlFlag : (process.env.SLUICE_ADMIN_URL ?? 'http://127.0.0.1:9901');
@@ -181,17 +248,17 @@ export async function runClient(positional: readonly string[], flags: Map<string
   try {
     switch (cmd) {
       case 'status': {
+        if (flags.has('--watch')) return await watch(base, token, flags.has('--json'));
         const s = (await call(base, token, 'GET', '/api/v1/status')) as StatusDoc;
         process.stdout.write(flags.has('--json') ? `${JSON.stringify(s, null, 2)}\n` : `${summary(s)}\n`);
         return 0;
       }
       case 'weights': {
-        if (rest.length === 0) throw new ClientError('weights needs green=<percent> and/or blue=<percent>');
+        if (rest.length === 0) throw usage('weights needs green=<percent> and/or blue=<percent>');
         const weights: Record<string, number> = {};
         for (const a of rest) {
           const m = /^(blue|green)=(\d+(?:\.\d{1,2})?)$/.exec(a);
-          if (m === null)
-            throw new ClientError(`bad weight ${JSON.stringify(a)}: expected blue=<0-100> or green=<0-100>`);
+          if (m === null) throw usage(`bad weight ${JSON.stringify(a)}: expected blue=<0-100> or green=<0-100>`);
           weights[m[1] as string] = Number(m[2]);
         }
         const s = (await call(base, token, 'PUT', '/api/v1/weights', { weights })) as StatusDoc;
@@ -201,7 +268,7 @@ export async function runClient(positional: readonly string[], flags: Map<string
       case 'rollout': {
         const action = rest[0];
         if (action === undefined || !['start', 'pause', 'resume', 'promote', 'abort'].includes(action)) {
-          throw new ClientError('rollout needs one of start, pause, resume, promote, abort');
+          throw usage('rollout needs one of start, pause, resume, promote, abort');
         }
         const body: Record<string, unknown> = {};
         const steps = flags.get('--steps');
@@ -209,6 +276,8 @@ export async function runClient(positional: readonly string[], flags: Map<string
         const hold = flags.get('--step-hold');
         if (action === 'start' && typeof hold === 'string') body.stepHold = hold;
         if (action === 'start' && flags.has('--dry-run')) body.dryRun = true;
+        const why = flags.get('--reason');
+        if (action === 'abort' && typeof why === 'string') body.reason = why;
         const s = (await call(base, token, 'POST', `/api/v1/rollout/${action}`, body)) as StatusDoc;
         process.stdout.write(`${summary(s)}\n`);
         return 0;
@@ -237,7 +306,7 @@ export async function runClient(positional: readonly string[], flags: Map<string
         // on|off, or nothing to show it.
         const action = rest[0];
         if (action !== undefined && action !== 'on' && action !== 'off')
-          throw new ClientError('maintenance needs on or off (or nothing, to show it)');
+          throw usage('maintenance needs on or off (or nothing, to show it)');
         const body: Record<string, unknown> = { enabled: action === 'on' };
         const message = flags.get('--message');
         if (typeof message === 'string') body.message = message;
@@ -257,11 +326,11 @@ export async function runClient(positional: readonly string[], flags: Map<string
       }
       case 'shadow': {
         const action = rest[0];
-        if (action !== 'start' && action !== 'stop') throw new ClientError('shadow needs start or stop');
+        if (action !== 'start' && action !== 'stop') throw usage('shadow needs start or stop');
         const body: Record<string, unknown> = {};
         const percent = flags.get('--percent');
         if (action === 'start' && typeof percent === 'string') {
-          if (!/^\d+(\.\d{1,2})?$/.test(percent)) throw new ClientError(`bad --percent ${JSON.stringify(percent)}`);
+          if (!/^\d+(\.\d{1,2})?$/.test(percent)) throw usage(`bad --percent ${JSON.stringify(percent)}`);
           body.percent = Number(percent);
         }
         const duration = flags.get('--duration');
@@ -286,7 +355,7 @@ export async function runClient(positional: readonly string[], flags: Map<string
         for (const a of rest) {
           const m = /^(level|access)=(.+)$/.exec(a);
           if (m === null || (m[1] === 'access' && m[2] !== 'on' && m[2] !== 'off'))
-            throw new ClientError(`bad setting ${JSON.stringify(a)}: expected level=<level> or access=on|off`);
+            throw usage(`bad setting ${JSON.stringify(a)}: expected level=<level> or access=on|off`);
           body[m[1] as string] = m[1] === 'access' ? m[2] === 'on' : m[2];
         }
         const l = (await call(
@@ -303,7 +372,7 @@ export async function runClient(positional: readonly string[], flags: Map<string
   } catch (err) {
     if (err instanceof ClientError) {
       process.stderr.write(`sluice: ${err.message}\n`);
-      return 1;
+      return err.exitCode;
     }
     throw err;
   }

@@ -85,21 +85,83 @@ describe('sluice CLI client', () => {
     expect(lines[0]).toMatch(/aborted +by ops/);
     expect(lines.some((l) => /promoted +by ops/.test(l))).toBe(true);
 
-    // Failures: 409, 401, 403, bad arguments.
+    // Failures, each with its exit code: 409 → 3, 401/403 → 4, bad arguments → 2.
     const conflict = await cli(['rollout', 'pause'], env);
-    expect(conflict.code).toBe(1);
+    expect(conflict.code).toBe(3);
     expect(conflict.stderr).toMatch(/409 phase_conflict: cannot pause while rolled_back/);
     const noToken = await cli(['status'], { SLUICE_ADMIN_URL: s.admin });
-    expect(noToken.code).toBe(1);
+    expect(noToken.code).toBe(4);
     expect(noToken.stderr).toMatch(/401 .*--token or set SLUICE_ADMIN_TOKEN/);
     const viewer = await cli(['weights', 'green=1'], { SLUICE_ADMIN_URL: s.admin, SLUICE_ADMIN_TOKEN: 'view-token' });
-    expect(viewer.code).toBe(1);
+    expect(viewer.code).toBe(4);
     expect(viewer.stderr).toContain('403');
     const bad = await cli(['weights', 'green=abc'], env);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('bad weight');
     const badCmd = await cli(['rollout', 'explode'], env);
-    expect(badCmd.code).toBe(1);
+    expect(badCmd.code).toBe(2);
+  });
+
+  it('status says why a rollout waits, with the time left at the step; --watch redraws it', async () => {
+    const blue = h.track(await startUpstream('blue'));
+    const green = h.track(await startUpstream('green'));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      rollout: { stepHold: '1m', analysis: { interval: '1h', window: '1h', minRequests: 50 } },
+    }));
+    const env = { SLUICE_ADMIN_URL: s.admin };
+    await s.controller.command({ type: 'start' }, 'test');
+    await s.controller.tick();
+    const st = await cli(['status'], env);
+    expect(st.code).toBe(0);
+    expect(st.stdout).toMatch(
+      /step 1\/4 \(10 → 25 → 50 → 100\), \d+ s left at 10% before 25% \(if the verdict passes\)/,
+    );
+    expect(st.stdout).toMatch(/^verdict: no verdict yet: waiting for traffic: 0\/50 green requests/m);
+    // --watch, piped: one summary per second until it is stopped.
+    const p = spawn(process.execPath, [CLI, 'status', '--watch'], {
+      env: { ...process.env, ...env, SLUICE_ADMIN_TOKEN: '' },
+    });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if ((out.match(/^--- /gm) ?? []).length >= 2) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 50);
+    });
+    p.kill('SIGINT');
+    const code = await new Promise((r) => p.on('close', r));
+    expect(code).toBe(0);
+    expect((out.match(/^verdict: no verdict yet/gm) ?? []).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('--help lists every command; <command> --help its flags; exit codes are documented', async () => {
+    const all = await cli(['--help']);
+    expect(all.code).toBe(0);
+    for (const c of [
+      'status',
+      'weights',
+      'rollout',
+      'history',
+      'log',
+      'maintenance',
+      'reload',
+      'shadow',
+      'new-token',
+      'hash-token',
+    ])
+      expect(all.stdout).toContain(`sluice ${c}`);
+    for (const f of ['--steps', '--step-hold', '--dry-run', '--watch', '--then-rollout', '--allow-from', '--workers'])
+      expect(all.stdout).toContain(f);
+    expect(all.stdout).toMatch(/exit codes: 0 ok, 1 failed .*2 usage,\s+3 conflict \(409.*4 auth/s);
+    const one = await cli(['rollout', '--help']);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain('sluice rollout start [--steps 10,50,100] [--step-hold 1m] [--dry-run]');
+    expect(one.stdout).not.toContain('sluice maintenance');
+    expect(one.stdout).toContain('--admin-url');
+    expect((await cli(['help', 'log'])).stdout).toContain('sluice log [level=<level>] [access=on|off]');
   });
 
   it('shows and changes the log settings (sluice log)', async () => {
@@ -113,7 +175,7 @@ describe('sluice CLI client', () => {
     expect(set.stdout).toBe('level error   access log on\n');
     expect((await cli(['log'], env)).stdout).toBe('level error   access log on\n');
     const bad = await cli(['log', 'access=yes'], env);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('expected level=<level> or access=on|off');
     const badLevel = await cli(['log', 'level=loud'], env);
     expect(badLevel.code).toBe(1);

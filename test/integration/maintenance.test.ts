@@ -157,7 +157,7 @@ describe('maintenance mode', () => {
     expect(on.stdout).toMatch(/^MAINTENANCE since .*, except 10\.1\.0\.0\/16 — release 42/);
     expect((await get(r, '/x')).status).toBe(503);
     expect(runCli(['status'], env).stdout).toContain('MAINTENANCE since');
-    expect(runCli(['maintenance', 'sideways'], env).code).toBe(1);
+    expect(runCli(['maintenance', 'sideways'], env).code).toBe(2);
     const { readFileSync } = await import('node:fs');
     const audit = readFileSync(join(dir, 'audit.log'), 'utf8')
       .trim()
