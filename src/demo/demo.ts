@@ -188,13 +188,15 @@ async function main(): Promise<void> {
     `rolled back by itself ${tookMs} ms after v3 started failing; ${load.counts.failed - failedBefore} client requests failed in between`,
   );
   canary.failRate = 0;
-  say(
-    `summary: blue answered ${load.counts.blue}, green ${load.counts.green}, failed ${load.counts.failed}; history: node dist/cli.js history --admin-url ${admin}`,
-  );
+  say(`summary: blue answered ${load.counts.blue}, green ${load.counts.green}, failed ${load.counts.failed}`);
   if (keep) {
-    say('still serving (--keep): Ctrl-C to stop');
+    say(
+      `still serving (--keep): the live page is ${admin}/, the history \`node dist/cli.js history --admin-url ${admin}\`; Ctrl-C to stop`,
+    );
     return;
   }
+  // The sluice stops with the demo: its story is in the history it printed as it went.
+  say('to look around afterwards, run it again with `npm run demo -- --keep` (the live page and the CLI stay up)');
   await stop(0);
 }
 
