@@ -29,6 +29,11 @@ const USAGE = `usage:
                                       show or change logging until the next restart
   sluice maintenance [on|off] [--message M] [--retry-after 10m] [--allow-from CIDR,CIDR]
                                       503 + Retry-After for proxied requests (except --allow-from)
+  sluice faults set --pool green [--abort-percent 20] [--abort-status 503]
+                    [--delay-percent 10 --delay-ms 300]
+                                      rehearsals (needs faults.enabled: true): abort or delay a
+                                      share of one pool's requests, judged as real failures
+  sluice faults [clear]               show fault injection, or end it
   sluice reload                       re-read the config file (as SIGHUP does)
 client options: --admin-url <url> ($SLUICE_ADMIN_URL, default http://127.0.0.1:9901)
                 --token <token> ($SLUICE_ADMIN_TOKEN)`;
@@ -58,6 +63,11 @@ function parseArgs(argv: readonly string[]): Args {
     '--id',
     '--role',
     '--workers',
+    '--pool',
+    '--abort-percent',
+    '--abort-status',
+    '--delay-percent',
+    '--delay-ms',
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;

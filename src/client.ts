@@ -2,7 +2,16 @@
  * The CLI client: subcommands that talk to a running sluice's admin API. Non-zero exit with the
  * reason on stderr for any failure (unreachable, 401, 403, 409, 400).
  */
-export const CLIENT_COMMANDS = new Set(['status', 'weights', 'rollout', 'history', 'log', 'maintenance', 'reload']);
+export const CLIENT_COMMANDS = new Set([
+  'status',
+  'weights',
+  'rollout',
+  'history',
+  'log',
+  'maintenance',
+  'faults',
+  'reload',
+]);
 
 interface StatusDoc {
   version: number;
@@ -26,6 +35,7 @@ interface StatusDoc {
   >;
   workers?: { id: string; state: string; restarts: number }[];
   maintenance?: Maintenance;
+  faults?: Faults | null;
   fleet?: {
     name: string;
     connected: boolean;
@@ -44,6 +54,29 @@ interface Maintenance {
   retryAfter: number;
   allowFrom: string[];
   since: number | null;
+}
+
+interface Faults {
+  pool: string;
+  abortPercent: number;
+  abortStatus: number;
+  delayPercent: number;
+  delayMs: number;
+  since: number;
+  by: string;
+  active: boolean;
+  injected: { aborts: number; delays: number };
+}
+
+/** `fault injection on: green abort 20 % (503), delay 10 % 300 ms` (the live page's badge too). */
+export function faultsLine(f: Faults | null): string {
+  if (f === null) return 'fault injection off';
+  const parts: string[] = [];
+  if (f.abortPercent > 0) parts.push(`abort ${f.abortPercent} % (${f.abortStatus})`);
+  if (f.delayPercent > 0) parts.push(`delay ${f.delayPercent} % ${f.delayMs} ms`);
+  const what = `${f.pool} ${parts.join(', ')}`;
+  if (!f.active) return `fault injection set but not applied (faults.enabled is false here): ${what}`;
+  return `fault injection on: ${what} — since ${new Date(f.since).toISOString()} by ${f.by}; injected ${f.injected.aborts} aborts, ${f.injected.delays} delays`;
 }
 
 const maintenanceLine = (m: Maintenance) =>
@@ -111,6 +144,7 @@ function summary(s: StatusDoc): string {
       `dry run: ${s.rollout.wouldRollBack ? `would roll back: ${s.rollout.wouldRollBack}` : 'no rollback so far at this step'}`,
     );
   if (s.maintenance?.enabled) lines.push(maintenanceLine(s.maintenance));
+  if (s.faults) lines.push(faultsLine(s.faults));
   for (const name of ['blue', 'green']) {
     const p = s.pools[name];
     if (p === undefined) continue;
@@ -219,6 +253,38 @@ export async function runClient(positional: readonly string[], flags: Map<string
           action === undefined ? undefined : body,
         )) as Maintenance;
         process.stdout.write(`${maintenanceLine(m)}\n`);
+        return 0;
+      }
+      case 'faults': {
+        // set --pool P [--abort-percent N [--abort-status S]] [--delay-percent N --delay-ms MS],
+        // clear, or nothing to show it.
+        const action = rest[0];
+        if (action !== undefined && action !== 'set' && action !== 'clear')
+          throw new ClientError('faults needs set or clear (or nothing, to show it)');
+        const body: Record<string, unknown> = {};
+        if (action === 'set') {
+          const pool = flags.get('--pool');
+          if (pool !== 'blue' && pool !== 'green')
+            throw new ClientError('faults set needs --pool blue or --pool green');
+          body.pool = pool;
+          for (const [flag, key] of [
+            ['--abort-percent', 'abortPercent'],
+            ['--abort-status', 'abortStatus'],
+            ['--delay-percent', 'delayPercent'],
+            ['--delay-ms', 'delayMs'],
+          ] as const) {
+            const v = flags.get(flag);
+            if (v === undefined) continue;
+            const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+            if (!Number.isFinite(n)) throw new ClientError(`${flag} needs a number, not ${JSON.stringify(v)}`);
+            body[key] = n;
+          }
+        }
+        const method = action === 'set' ? 'PUT' : action === 'clear' ? 'DELETE' : 'GET';
+        const r = (await call(base, token, method, '/api/v1/faults', action === undefined ? undefined : body)) as {
+          faults: Faults | null;
+        };
+        process.stdout.write(`${faultsLine(r.faults)}\n`);
         return 0;
       }
       case 'reload': {

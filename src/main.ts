@@ -38,7 +38,7 @@ import { loadAssets } from './admin/assets.js';
 import { EventHub } from './admin/events.js';
 import { DEFAULT_FAILURE_LIMITS, FailureLimiter } from './admin/rate-limit.js';
 import { registerMetrics } from './metrics/metrics.js';
-import { statusDocument } from './status.js';
+import { faultStatus, statusDocument } from './status.js';
 import { WorkerMember } from './worker/member.js';
 import { Fleet, FleetStore } from './fleet/fleet.js';
 
@@ -244,6 +244,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         endpoints: book,
         workers: members.list.map((m) => m.info),
         table: { version: table.current.version, health: table.current.health, appliedInMs: controller.appliedInMs },
+        faultsEnabled: controller.faultsEnabled,
       },
     );
   };
@@ -296,6 +297,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     fleet: () => (fleet === undefined ? undefined : { connected: fleet.connected, leader: fleet.leader }),
     reloads: () => reloads,
     maintenance: () => controller.state.maintenance.enabled,
+    faults: () => (controller.faultsEnabled ? (controller.state.faults?.pool ?? null) : null),
   });
   // Reads of the status and metrics see every member's numbers as of now, not of the last tick.
   const refresh = async () => {
@@ -331,6 +333,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     routes: apiRoutes(controller, status, events, logSettings, {
       refresh,
       reload: (by) => reload(by),
+      faults: () => faultStatus(controller.state, controller.faultsEnabled, members.view()),
       // In turn with reloads: the lists it replaces are the config's in force when it runs.
       setEndpoints: (pool, endpoints, by, expectedVersion) =>
         serially(async () => {
@@ -353,6 +356,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         phase: s.phase,
         stepIndex: s.stepIndex,
         maintenance: s.maintenance.enabled,
+        faults: s.faults === null ? null : { ...s.faults, active: controller.faultsEnabled },
         log: logSettings.get(),
       };
     },

@@ -17,9 +17,11 @@ import { SluiceError } from '../core/errors.js';
 import { analyze, type AnalysisPolicy, type Observation, type Verdict } from './analysis.js';
 import {
   canaryOf,
+  describeFaults,
   MAINTENANCE_OFF,
   weightsFor,
   type ControllerState,
+  type FaultSpec,
   type Maintenance,
   type Phase,
   type WeightsState,
@@ -59,6 +61,7 @@ export type ChangeEvent =
   | 'weights'
   | 'maintenance'
   | 'endpoints'
+  | 'faults'
   | 'would_roll_back';
 
 export interface Change {
@@ -81,6 +84,8 @@ export type Command =
   | { type: 'abort'; reason?: string | undefined }
   | { type: 'weights'; weights: WeightsState }
   | { type: 'endpoints'; pool: PoolName; endpoints: string[]; base: string }
+  /** Set fault injection for rehearsals (null: end it). */
+  | { type: 'faults'; spec: Omit<FaultSpec, 'since' | 'by'> | null }
   | {
       type: 'maintenance';
       enabled: boolean;
@@ -268,6 +273,27 @@ export function command(
       const endpoints = { ...prev, [cmd.pool]: [...cmd.endpoints] };
       const reason = `${cmd.pool} endpoints set by ${by}: ${cmd.endpoints.join(', ')}`;
       return { state: { ...s, endpoints }, changes: [{ event: 'endpoints', reason }] };
+    }
+    case 'faults': {
+      if (cmd.spec === null) {
+        // Nothing set: nothing to end (DELETE stays idempotent and records nothing).
+        if (s.faults === null) return { state: s, changes: [] };
+        const reason = `fault injection off by ${by} (was ${describeFaults(s.faults)})`;
+        return { state: { ...s, faults: null }, changes: [{ event: 'faults', reason }] };
+      }
+      // Changed while on: one rehearsal still, on since it began.
+      const f = cmd.spec;
+      const faults: FaultSpec = {
+        pool: f.pool,
+        abortPercent: f.abortPercent,
+        abortStatus: f.abortStatus,
+        delayPercent: f.delayPercent,
+        delayMs: f.delayMs,
+        since: s.faults?.since ?? now,
+        by,
+      };
+      const reason = `fault injection on by ${by}: ${describeFaults(faults)}`;
+      return { state: { ...s, faults }, changes: [{ event: 'faults', reason }] };
     }
     case 'maintenance': {
       const cur = s.maintenance;

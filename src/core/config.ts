@@ -100,6 +100,7 @@ const webhookEvents = z.enum([
   'maintenance.changed',
   'endpoints.changed',
   'rollout.would_roll_back',
+  'faults.changed',
 ]);
 
 export const configSchema = z
@@ -523,6 +524,20 @@ export const configSchema = z
       .prefault({})
       .describe(
         'Maintenance mode: 503 + Retry-After for every proxied request except allowFrom; also PUT /api/v1/maintenance.',
+      ),
+    faults: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Allow fault injection (PUT /api/v1/faults). Off: PUT is refused and a fault already set stops applying at once. For rehearsals in staging, never in production.',
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe(
+        "Rehearsals: injected aborts and delays on one pool's traffic (Envoy's fault filter), judged by the analysis like real failures.",
       ),
     webhooks: z
       .array(

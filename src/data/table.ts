@@ -38,6 +38,8 @@ export interface RoutingTable {
   readonly weights: Weights;
   /** Maintenance mode: answer 503 to every client outside `allowFrom`; null when off. */
   readonly maintenance: TableMaintenance | null;
+  /** Fault injection for rehearsals; null when none is set or the config does not enable it. */
+  readonly faults: TableFaults | null;
 }
 
 export interface TableMaintenance {
@@ -45,6 +47,15 @@ export interface TableMaintenance {
   /** Retry-After, in whole seconds. */
   readonly retryAfterSec: number;
   readonly allowFrom: readonly string[];
+}
+
+/** A fault on one pool's requests, in the request path's terms: shares per 10,000, drawn apart. */
+export interface TableFaults {
+  readonly pool: PoolId;
+  readonly abortPer10k: number;
+  readonly abortStatus: number;
+  readonly delayPer10k: number;
+  readonly delayMs: number;
 }
 
 /** Endpoint availability: which endpoints the control plane lets take traffic. */
@@ -66,6 +77,7 @@ export function makeTable(
   weights: Weights,
   avail: Availability = { health: 0, endpoints: [[], []] },
   maintenance?: { enabled: boolean; message: string | null; retryAfter: number; allowFrom: readonly string[] },
+  faults: FaultsInput | null = null,
 ): RoutingTable {
   const s = poolIdOf(stable);
   const c = otherPool(s);
@@ -86,6 +98,29 @@ export function makeTable(
             allowFrom: Object.freeze([...maintenance.allowFrom]),
           })
         : null,
+    faults: faults === null ? null : tableFaults(faults),
+  });
+}
+
+/** A fault spec as the controller holds it (percent with two decimals, pool by name). */
+export interface FaultsInput {
+  pool: PoolName;
+  abortPercent: number;
+  abortStatus: number;
+  delayPercent: number;
+  delayMs: number;
+}
+
+function tableFaults(f: FaultsInput): TableFaults | null {
+  const abortPer10k = Math.round(f.abortPercent * 100);
+  const delayPer10k = f.delayMs > 0 ? Math.round(f.delayPercent * 100) : 0;
+  if (abortPer10k === 0 && delayPer10k === 0) return null;
+  return Object.freeze({
+    pool: poolIdOf(f.pool),
+    abortPer10k,
+    abortStatus: f.abortStatus,
+    delayPer10k,
+    delayMs: f.delayMs,
   });
 }
 

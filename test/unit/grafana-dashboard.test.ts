@@ -21,6 +21,7 @@ describe('Grafana dashboard', () => {
       workerRestarts: () => 0,
       reloads: () => ({ applied: 0 }),
       maintenance: () => false,
+      faults: () => null,
       fleet: () => undefined,
     });
     const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));
