@@ -11,6 +11,8 @@ export const CLIENT_COMMANDS = new Set([
   'maintenance',
   'reload',
   'shadow',
+  'faults',
+  'reload',
 ]);
 
 interface StatusDoc {
@@ -46,6 +48,7 @@ interface StatusDoc {
     run: { pairs: number; mismatches: number; mirrored: number; dropped: number } | null;
     last: { verdict: string; at: number; reason: string } | null;
   };
+  faults?: Faults | null;
   fleet?: {
     name: string;
     connected: boolean;
@@ -74,6 +77,29 @@ interface Maintenance {
   retryAfter: number;
   allowFrom: string[];
   since: number | null;
+}
+
+interface Faults {
+  pool: string;
+  abortPercent: number;
+  abortStatus: number;
+  delayPercent: number;
+  delayMs: number;
+  since: number;
+  by: string;
+  active: boolean;
+  injected: { aborts: number; delays: number };
+}
+
+/** `fault injection on: green abort 20 % (503), delay 10 % 300 ms` (the live page's badge too). */
+export function faultsLine(f: Faults | null): string {
+  if (f === null) return 'fault injection off';
+  const parts: string[] = [];
+  if (f.abortPercent > 0) parts.push(`abort ${f.abortPercent} % (${f.abortStatus})`);
+  if (f.delayPercent > 0) parts.push(`delay ${f.delayPercent} % ${f.delayMs} ms`);
+  const what = `${f.pool} ${parts.join(', ')}`;
+  if (!f.active) return `fault injection set but not applied (faults.enabled is false here): ${what}`;
+  return `fault injection on: ${what} — since ${new Date(f.since).toISOString()} by ${f.by}; injected ${f.injected.aborts} aborts, ${f.injected.delays} delays`;
 }
 
 const maintenanceLine = (m: Maintenance) =>
@@ -185,6 +211,7 @@ function summary(s: StatusDoc, now = Date.now()): string {
       `SHADOW ${sh.percent}% of ${s.stable}'s requests mirrored to ${s.canary} (${left})${r === null ? '' : `: ${r.pairs} pairs, ${r.mismatches} mismatched, ${r.mirrored} mirrored, ${r.dropped} dropped`}`,
     );
   } else if (sh?.last) lines.push(`last shadow ${new Date(sh.last.at).toISOString()}: ${sh.last.reason}`);
+  if (s.faults) lines.push(faultsLine(s.faults));
   for (const name of ['blue', 'green']) {
     const p = s.pools[name];
     if (p === undefined) continue;
@@ -338,6 +365,37 @@ export async function runClient(positional: readonly string[], flags: Map<string
         if (action === 'start' && flags.has('--then-rollout')) body.thenRollout = true;
         const s = (await call(base, token, 'POST', `/api/v1/shadow/${action}`, body)) as StatusDoc;
         process.stdout.write(`${summary(s)}\n`);
+        return 0;
+      }
+      case 'faults': {
+        // set --pool P [--abort-percent N [--abort-status S]] [--delay-percent N --delay-ms MS],
+        // clear, or nothing to show it.
+        const action = rest[0];
+        if (action !== undefined && action !== 'set' && action !== 'clear')
+          throw usage('faults needs set or clear (or nothing, to show it)');
+        const body: Record<string, unknown> = {};
+        if (action === 'set') {
+          const pool = flags.get('--pool');
+          if (pool !== 'blue' && pool !== 'green') throw usage('faults set needs --pool blue or --pool green');
+          body.pool = pool;
+          for (const [flag, key] of [
+            ['--abort-percent', 'abortPercent'],
+            ['--abort-status', 'abortStatus'],
+            ['--delay-percent', 'delayPercent'],
+            ['--delay-ms', 'delayMs'],
+          ] as const) {
+            const v = flags.get(flag);
+            if (v === undefined) continue;
+            const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+            if (!Number.isFinite(n)) throw usage(`${flag} needs a number, not ${JSON.stringify(v)}`);
+            body[key] = n;
+          }
+        }
+        const method = action === 'set' ? 'PUT' : action === 'clear' ? 'DELETE' : 'GET';
+        const r = (await call(base, token, method, '/api/v1/faults', action === undefined ? undefined : body)) as {
+          faults: Faults | null;
+        };
+        process.stdout.write(`${faultsLine(r.faults)}\n`);
         return 0;
       }
       case 'reload': {

@@ -24,6 +24,11 @@ export const COMMAND_HELP: Readonly<Record<string, string>> = {
                                       show or change logging until the next restart`,
   maintenance: `  sluice maintenance [on|off] [--message M] [--retry-after 10m] [--allow-from CIDR,CIDR]
                                       503 + Retry-After for proxied requests (except --allow-from)`,
+  faults: `  sluice faults set --pool green [--abort-percent 20] [--abort-status 503]
+                    [--delay-percent 10 --delay-ms 300]
+                                      rehearsals (needs faults.enabled: true): abort or delay a
+                                      share of one pool's requests, judged as real failures
+  sluice faults [clear]               show fault injection, or end it`,
   reload: `  sluice reload                       re-read the config file (as SIGHUP does)`,
   shadow: `  sluice shadow start [--percent 10] [--duration 5m] [--then-rollout]
                                       mirror a share of stable's requests to the canary and
@@ -47,6 +52,11 @@ export const VALUED_FLAGS: ReadonlySet<string> = new Set([
   '--id',
   '--role',
   '--workers',
+  '--pool',
+  '--abort-percent',
+  '--abort-status',
+  '--delay-percent',
+  '--delay-ms',
 ]);
 
 export const CLIENT_OPTIONS = `client options: --admin-url <url> ($SLUICE_ADMIN_URL, default http://127.0.0.1:9901)

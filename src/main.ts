@@ -39,7 +39,7 @@ import { loadAssets } from './admin/assets.js';
 import { EventHub } from './admin/events.js';
 import { DEFAULT_FAILURE_LIMITS, FailureLimiter } from './admin/rate-limit.js';
 import { registerMetrics } from './metrics/metrics.js';
-import { statusDocument } from './status.js';
+import { faultStatus, statusDocument } from './status.js';
 import { WorkerMember } from './worker/member.js';
 import { Fleet, FleetStore } from './fleet/fleet.js';
 
@@ -246,6 +246,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         workers: members.list.map((m) => m.info),
         table: { version: table.current.version, health: table.current.health, appliedInMs: controller.appliedInMs },
         shadowRun: controller.shadowEvidence(),
+        faultsEnabled: controller.faultsEnabled,
       },
     );
   };
@@ -299,6 +300,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     reloads: () => reloads,
     maintenance: () => controller.state.maintenance.enabled,
     shadowPercent: () => controller.state.shadow?.percent ?? 0,
+    faults: () => (controller.faultsEnabled ? (controller.state.faults?.pool ?? null) : null),
   });
   // Reads of the status and metrics see every member's numbers as of now, not of the last tick.
   const refresh = async () => {
@@ -335,6 +337,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       refresh,
       series: (since) => seriesDocument(controller, since, running.rollout.analysis.interval, thresholds(), clock()),
       reload: (by) => reload(by),
+      faults: () => faultStatus(controller.state, controller.faultsEnabled, members.view()),
       // In turn with reloads: the lists it replaces are the config's in force when it runs.
       setEndpoints: (pool, endpoints, by, expectedVersion) =>
         serially(async () => {
@@ -357,6 +360,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         phase: s.phase,
         stepIndex: s.stepIndex,
         maintenance: s.maintenance.enabled,
+        faults: s.faults === null ? null : { ...s.faults, active: controller.faultsEnabled },
         log: logSettings.get(),
       };
     },

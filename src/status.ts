@@ -1,6 +1,6 @@
 /** The status document (contract), built from the controller's state, the pools and the last tick's windows. */
 import type { AnalysisStatus } from './control/controller.js';
-import type { ControllerState, Maintenance, ShadowResult } from './control/state.js';
+import type { ControllerState, FaultSpec, Maintenance, ShadowResult } from './control/state.js';
 import type { ShadowEvidence } from './control/shadow.js';
 import type { ShadowTotals } from './stats/totals.js';
 import { canaryOf } from './control/state.js';
@@ -10,7 +10,7 @@ import type { EndpointBook } from './control/endpoints.js';
 import type { FleetStatus } from './fleet/fleet.js';
 import type { MemberInfo, PlaneView } from './control/members.js';
 import type { UpstreamConnections } from './data/upstream.js';
-import type { ForcedCounts } from './stats/recorder.js';
+import type { ForcedCounts, InjectedCounts } from './stats/recorder.js';
 import type { WindowStats } from './stats/window.js';
 
 export interface StatusDocument {
@@ -42,6 +42,8 @@ export interface StatusDocument {
       connections: UpstreamConnections;
       /** Requests the override placed since start: served, never judged. */
       forced: ForcedCounts;
+      /** Faults injected on this pool's requests since start (sluice_injected_faults_total). */
+      injected: InjectedCounts;
     }
   >;
   /** Client requests being served now (an exchange from its headers to its end). */
@@ -78,6 +80,22 @@ export interface StatusDocument {
     /** Since start (sluice_shadow_requests_total, sluice_shadow_mismatches_total). */
     totals: ShadowTotals;
   };
+  /** Fault injection set for rehearsals, or null. */
+  faults: FaultStatus | null;
+}
+
+/**
+ * A fault spec as the status shows it: `active` is false while the config's faults.enabled is
+ * not true (set, but not applied); `injected` counts the pool's injected faults since start.
+ */
+export type FaultStatus = FaultSpec & { active: boolean; injected: InjectedCounts };
+
+/** The state's fault spec with whether it applies and what it injected. */
+export function faultStatus(s: Readonly<ControllerState>, enabled: boolean, view: PlaneView): FaultStatus | null {
+  const f = s.faults;
+  if (f === null) return null;
+  const injected = view.totals.pools[f.pool === 'blue' ? 0 : 1].injected;
+  return { ...f, active: enabled, injected: { ...injected } };
 }
 
 export interface ConfigStatus {
@@ -99,6 +117,8 @@ export interface StatusContext {
   config: ConfigStatus;
   /** The shadow under way's numbers so far (Controller.shadowEvidence). */
   shadowRun: ShadowEvidence | null;
+  /** config faults.enabled: whether a fault spec in the state applies. */
+  faultsEnabled: boolean;
 }
 
 const publicWindow = (w: WindowStats): WindowStats => ({
@@ -157,6 +177,7 @@ export function statusDocument(
       last: s.lastShadow,
       totals: { ...ctx.view.totals.shadow },
     },
+    faults: faultStatus(s, ctx.faultsEnabled, ctx.view),
   };
   const book = ctx.endpoints;
   for (const id of [0, 1] as const) {
@@ -175,6 +196,7 @@ export function statusDocument(
       window: publicWindow(windows[name]),
       connections: { ...ctx.view.connections[id] },
       forced: { ...(ctx.view.totals.pools[id].forced as ForcedCounts) },
+      injected: { ...ctx.view.totals.pools[id].injected },
     };
   }
   return doc;

@@ -8,11 +8,13 @@ import type { Route } from './server.js';
 import {
   commandBody,
   endpointsBody,
+  faultsBody,
   fullWeights,
   logBody,
   maintenanceBody,
   shadowBody,
   startBody,
+  versionBody,
   weightsBody,
 } from './schemas.js';
 
@@ -42,9 +44,15 @@ export function apiRoutes(
     series?: (since: number) => unknown;
     /** Set a pool's endpoints in place of the config's; resolves once every member uses them. */
     setEndpoints?: (pool: PoolName, endpoints: string[], by: string, expectedVersion?: number) => Promise<void>;
+    /** The fault injection as the status shows it (with whether it applies and its counts). */
+    faults?: () => unknown;
   } = {},
 ): Route[] {
   const { refresh = async () => {}, reload, setEndpoints, series } = more;
+  const faults = async () => {
+    await refresh();
+    return { faults: more.faults?.() ?? controller.state.faults };
+  };
   const simple = (name: 'pause' | 'resume' | 'promote' | 'abort'): Route => ({
     method: 'POST',
     path: `/api/v1/rollout/${name}`,
@@ -165,6 +173,29 @@ export function apiRoutes(
         const { expectedVersion, ...m } = ctx.parse(maintenanceBody);
         await controller.command({ type: 'maintenance', ...m }, ctx.principal.id, expectedVersion);
         return controller.state.maintenance;
+      },
+    },
+    { method: 'GET', path: '/api/v1/faults', role: 'viewer', handle: faults },
+    {
+      method: 'PUT',
+      path: '/api/v1/faults',
+      role: 'operator',
+      action: 'faults.set',
+      handle: async (ctx) => {
+        const { expectedVersion, ...spec } = ctx.parse(faultsBody);
+        await controller.command({ type: 'faults', spec }, ctx.principal.id, expectedVersion);
+        return faults();
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/api/v1/faults',
+      role: 'operator',
+      action: 'faults.clear',
+      handle: async (ctx) => {
+        const b = ctx.parse(versionBody);
+        await controller.command({ type: 'faults', spec: null }, ctx.principal.id, b.expectedVersion);
+        return faults();
       },
     },
     {

@@ -1,6 +1,7 @@
 /** Admin request bodies, validated by zod; failures name the field. */
 import { z } from 'zod';
-import { cidr, duration, httpUrl, logLevel, percent } from '../core/config.js';
+import { MAX_FAULT_DELAY_MS } from '../control/state.js';
+import { cidr, duration, httpUrl, logLevel, percent, POOL_NAMES } from '../core/config.js';
 
 export const weightsBody = z
   .object({
@@ -45,6 +46,9 @@ export const commandBody = z
   .object({ expectedVersion: z.number().int().nonnegative().optional(), reason: z.string().max(500).optional() })
   .strict();
 
+/** A body with nothing but the optional version check (DELETE /api/v1/faults). */
+export const versionBody = z.object({ expectedVersion: z.number().int().nonnegative().optional() }).strict();
+
 export const maintenanceBody = z
   .object({
     enabled: z.boolean(),
@@ -54,6 +58,41 @@ export const maintenanceBody = z
     expectedVersion: z.number().int().nonnegative().optional(),
   })
   .strict();
+
+/**
+ * PUT /api/v1/faults: a share of one pool's requests aborted with a status, or delayed. At least
+ * one of them must do something; a delay needs both its share and its length.
+ */
+export const faultsBody = z
+  .object({
+    pool: z.enum(POOL_NAMES),
+    abortPercent: percent().default(0),
+    abortStatus: z
+      .number({ error: 'expected an HTTP status from 400 to 599' })
+      .int('expected an HTTP status from 400 to 599')
+      .min(400, 'expected an HTTP status from 400 to 599')
+      .max(599, 'expected an HTTP status from 400 to 599')
+      .default(503),
+    delayPercent: percent().default(0),
+    delayMs: z
+      .number({ error: `expected milliseconds from 0 to ${MAX_FAULT_DELAY_MS}` })
+      .int('expected whole milliseconds')
+      .min(0, 'must be >= 0')
+      .max(MAX_FAULT_DELAY_MS, `must be <= ${MAX_FAULT_DELAY_MS} (60 s)`)
+      .default(0),
+    expectedVersion: z.number().int().nonnegative().optional(),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    if (b.abortPercent === 0 && b.delayPercent === 0) {
+      for (const k of ['abortPercent', 'delayPercent'] as const)
+        ctx.addIssue({ code: 'custom', path: [k], message: 'give abortPercent or delayPercent above 0' });
+    }
+    if (b.delayPercent > 0 && b.delayMs === 0)
+      ctx.addIssue({ code: 'custom', path: ['delayMs'], message: 'must be above 0 when delayPercent is set' });
+    if (b.delayMs > 0 && b.delayPercent === 0)
+      ctx.addIssue({ code: 'custom', path: ['delayPercent'], message: 'must be above 0 when delayMs is set' });
+  });
 
 export const endpointsBody = z
   .object({

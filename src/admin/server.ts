@@ -33,7 +33,7 @@ export interface AdminContext {
 }
 
 export interface Route {
-  method: 'GET' | 'PUT' | 'POST';
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE';
   path: string;
   role: Role;
   /** Audit action name for mutations. */

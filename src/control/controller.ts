@@ -48,7 +48,7 @@ import { evidenceOf, judgeShadow, type ShadowEvidence, type ShadowPolicy } from 
 import { addTally, emptyTally, type ShadowTally } from '../stats/snapshot.js';
 
 /** What the controller reads of the config: the rollout, the first stable and the first split. */
-export type ControlOptions = Pick<Config, 'stable' | 'rollout' | 'maintenance'> & {
+export type ControlOptions = Pick<Config, 'stable' | 'rollout' | 'maintenance' | 'faults'> & {
   split: Pick<Config['split'], 'initialCanaryWeight'>;
 };
 
@@ -107,6 +107,7 @@ export function initialState(config: ControlOptions, now = 0): ControllerState {
     rollbacks: 0,
     maintenance: maintenanceOf(config.maintenance, now),
     endpoints: null,
+    faults: null,
     dryRun: false,
     wouldRollBack: null,
     shadow: null,
@@ -156,6 +157,7 @@ const WEBHOOK_EVENTS: Record<Change['event'], string> = {
   weights: 'weights.changed',
   maintenance: 'maintenance.changed',
   endpoints: 'endpoints.changed',
+  faults: 'faults.changed',
   would_roll_back: 'rollout.would_roll_back',
   shadow_started: 'shadow.started',
   shadow_stopped: 'shadow.stopped',
@@ -202,6 +204,8 @@ export class Controller {
   private shadowPolicy: ShadowPolicy;
   /** The shadow under way's pairs and mirrors so far (in memory: a restart counts again). */
   private shadowTally: { startedAt: number; tally: ShadowTally } | undefined;
+  /** config faults.enabled: whether the state's fault spec reaches the table, and may be set. */
+  private faultsOn: boolean;
   private timer: NodeJS.Timeout | undefined;
   /** Window statistics of both pools as of the last tick. */
   windows: { blue: WindowStats; green: WindowStats };
@@ -222,6 +226,7 @@ export class Controller {
   private constructor(private readonly deps: ControllerDeps) {
     this.policy = policyOf(deps.config);
     this.shadowPolicy = shadowPolicyOf(deps.config);
+    this.faultsOn = deps.config.faults.enabled;
     this.s = initialState(deps.config, deps.clock());
     const empty = deps.window.query(0);
     this.windows = { blue: empty, green: empty };
@@ -247,6 +252,11 @@ export class Controller {
       }
     }
     await this.publish();
+  }
+
+  /** Whether config faults.enabled lets the state's fault spec apply. */
+  get faultsEnabled(): boolean {
+    return this.faultsOn;
   }
 
   get state(): Readonly<ControllerState> {
@@ -440,10 +450,20 @@ export class Controller {
         { field: 'expectedVersion' },
       );
     }
+    // Ending a rehearsal is always allowed; starting one only where the config says so.
+    if (cmd.type === 'faults' && cmd.spec !== null && !this.faultsOn) {
+      throw new SluiceError(
+        'faults_disabled',
+        403,
+        'fault injection is off here: set faults.enabled: true in the config (staging, never production) and reload',
+      );
+    }
     if (cmd.type === 'weights' && Math.abs(cmd.weights.blue + cmd.weights.green - 100) > 1e-6) {
       throw new SluiceError('invalid_weights', 400, 'weights must sum to 100', { field: 'weights' });
     }
     const r = command(this.s, cmd, by, this.deps.clock(), this.defaults());
+    // Nothing to change (ending a fault injection that is not set): no new version, no record.
+    if (r.state === this.s && r.changes.length === 0) return this.s;
     const fleet = this.deps.fleet;
     if (fleet !== undefined && !fleet.connected) {
       // An abort (a rollback) is always safe: here now, written to the fleet when Redis returns.
@@ -585,13 +605,16 @@ export class Controller {
 
   /** The table for the current state and endpoint availability. */
   private table(): RoutingTable {
+    const s = this.s;
+    const faults = this.faultsOn ? s.faults : null;
     return makeTable(
-      this.s.version,
-      this.s.stable,
-      this.s.weights,
+      s.version,
+      s.stable,
+      s.weights,
       this.deps.endpoints.current,
-      this.s.maintenance,
-      this.s.shadow?.percent ?? 0,
+      s.maintenance,
+      faults,
+      s.shadow?.percent ?? 0,
     );
   }
 
@@ -613,13 +636,15 @@ export class Controller {
    * member's new options with it). Runs between ticks and commands, never beside one.
    */
   reconfigure(
-    config: Pick<Config, 'rollout'>,
+    config: Pick<Config, 'rollout' | 'faults'>,
     apply: (t: RoutingTable) => Promise<void>,
     before: () => void = () => {},
   ): Promise<void> {
     return this.serial(async () => {
       this.policy = policyOf(config);
       this.shadowPolicy = shadowPolicyOf(config);
+      // faults.enabled turned off: the table below carries no fault, whatever the state holds.
+      this.faultsOn = config.faults.enabled;
       // The new endpoint lists, the table that carries them and its hand-over, in one synchronous
       // run: no other table can reach a member between them.
       before();

@@ -22,9 +22,11 @@ import { startShadow, stopShadow, type ShadowPolicy } from './shadow.js';
 import { rampDownTick, rampFrom, rampWalk, severeSuffix } from './ramp.js';
 import {
   canaryOf,
+  describeFaults,
   MAINTENANCE_OFF,
   weightsFor,
   type ControllerState,
+  type FaultSpec,
   type Maintenance,
   type Phase,
   type WeightsState,
@@ -73,7 +75,8 @@ export type ChangeEvent =
   | 'shadow_stopped'
   | 'shadow_passed'
   | 'shadow_failed'
-  | 'ramp_down';
+  | 'ramp_down'
+  | 'faults';
 
 export interface Change {
   event: ChangeEvent;
@@ -95,6 +98,8 @@ export type Command =
   | { type: 'abort'; reason?: string | undefined }
   | { type: 'weights'; weights: WeightsState }
   | { type: 'endpoints'; pool: PoolName; endpoints: string[]; base: string }
+  /** Set fault injection for rehearsals (null: end it). */
+  | { type: 'faults'; spec: Omit<FaultSpec, 'since' | 'by'> | null }
   | {
       type: 'shadow_start';
       percent?: number | undefined;
@@ -339,6 +344,27 @@ export function command(s: ControllerState, cmd: Command, by: string, now: numbe
       const endpoints = { ...prev, [cmd.pool]: [...cmd.endpoints] };
       const reason = `${cmd.pool} endpoints set by ${by}: ${cmd.endpoints.join(', ')}`;
       return { state: { ...s, endpoints }, changes: [{ event: 'endpoints', reason }] };
+    }
+    case 'faults': {
+      if (cmd.spec === null) {
+        // Nothing set: nothing to end (DELETE stays idempotent and records nothing).
+        if (s.faults === null) return { state: s, changes: [] };
+        const reason = `fault injection off by ${by} (was ${describeFaults(s.faults)})`;
+        return { state: { ...s, faults: null }, changes: [{ event: 'faults', reason }] };
+      }
+      // Changed while on: one rehearsal still, on since it began.
+      const f = cmd.spec;
+      const faults: FaultSpec = {
+        pool: f.pool,
+        abortPercent: f.abortPercent,
+        abortStatus: f.abortStatus,
+        delayPercent: f.delayPercent,
+        delayMs: f.delayMs,
+        since: s.faults?.since ?? now,
+        by,
+      };
+      const reason = `fault injection on by ${by}: ${describeFaults(faults)}`;
+      return { state: { ...s, faults }, changes: [{ event: 'faults', reason }] };
     }
     case 'maintenance': {
       const cur = s.maintenance;

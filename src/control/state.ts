@@ -71,6 +71,36 @@ export const MAINTENANCE_OFF: Maintenance = Object.freeze({
 }) as Maintenance;
 
 /**
+ * Fault injection for rehearsals (PUT /api/v1/faults): a share of `pool`'s requests answered
+ * `abortStatus` at once, or held `delayMs` before they go out. Part of the state, so it survives a
+ * restart and reaches every worker and instance; it applies only where the config's
+ * `faults.enabled` is true.
+ */
+export interface FaultSpec {
+  pool: PoolName;
+  /** Percent of the pool's requests answered abortStatus (two decimals). */
+  abortPercent: number;
+  abortStatus: number;
+  /** Percent of the pool's requests held delayMs before they are sent (drawn apart from the abort). */
+  delayPercent: number;
+  delayMs: number;
+  /** When it was set (ms), and by whom. */
+  since: number;
+  by: string;
+}
+
+/** The longest delay a fault may hold a request (ms): a rehearsal of slowness, not a hang. */
+export const MAX_FAULT_DELAY_MS = 60_000;
+
+/** `green abort 20% (503), delay 10% 300ms`: for history, logs and the CLI. */
+export function describeFaults(f: Omit<FaultSpec, 'since' | 'by'>): string {
+  const parts: string[] = [];
+  if (f.abortPercent > 0) parts.push(`abort ${f.abortPercent}% (${f.abortStatus})`);
+  if (f.delayPercent > 0) parts.push(`delay ${f.delayPercent}% ${f.delayMs}ms`);
+  return `${f.pool} ${parts.join(', ')}`;
+}
+
+/**
  * Endpoint lists set through the API (PUT /api/v1/pools/{pool}/endpoints) in place of the
  * config's, for deployers that register instances without editing files. `base` is the hash of
  * the config's lists they replaced: once the config's lists change, the config wins again.
@@ -111,6 +141,8 @@ export interface ControllerState {
   rollbacks: number;
   maintenance: Maintenance;
   endpoints: EndpointOverride | null;
+  /** Fault injection set for rehearsals (applies only with config faults.enabled); null: none. */
+  faults: FaultSpec | null;
   /** This rollout runs dry: failing verdicts are recorded, never acted on. */
   dryRun: boolean;
   /** In a dry run: the reason it would have rolled back at the current step (one record per step). */
@@ -207,6 +239,19 @@ export const controllerStateSchema = z.object({
       base: z.string(),
       blue: z.array(z.string()).min(1).optional(),
       green: z.array(z.string()).min(1).optional(),
+    })
+    .nullable()
+    .default(null),
+  // Saved before fault injection existed: none.
+  faults: z
+    .object({
+      pool: z.enum(POOL_NAMES),
+      abortPercent: z.number().min(0).max(100),
+      abortStatus: z.number().int().min(400).max(599),
+      delayPercent: z.number().min(0).max(100),
+      delayMs: z.number().int().min(0).max(MAX_FAULT_DELAY_MS),
+      since: z.number(),
+      by: z.string(),
     })
     .nullable()
     .default(null),

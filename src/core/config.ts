@@ -105,6 +105,7 @@ const webhookEvents = z.enum([
   'shadow.passed',
   'shadow.failed',
   'rollout.ramp_down',
+  'faults.changed',
 ]);
 
 /** Methods a shadow may mirror: GET, HEAD and OPTIONS unless widened (a mirrored write is a duplicate). */
@@ -600,6 +601,20 @@ export const configSchema = z
       .prefault({})
       .describe(
         'Maintenance mode: 503 + Retry-After for every proxied request except allowFrom; also PUT /api/v1/maintenance.',
+      ),
+    faults: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Allow fault injection (PUT /api/v1/faults). Off: PUT is refused and a fault already set stops applying at once. For rehearsals in staging, never in production.',
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe(
+        "Rehearsals: injected aborts and delays on one pool's traffic (Envoy's fault filter), judged by the analysis like real failures.",
       ),
     webhooks: z
       .array(

@@ -39,6 +39,25 @@ export function sendError(
   res.end(body);
 }
 
+/**
+ * An injected abort (PUT /api/v1/faults): the JSON error body with code `fault_injected`, named
+ * for the pool that "answered" as its real answers are (x-sluice-pool).
+ */
+export function sendFault(res: ServerResponse, status: number, pool: string, requestId: string): void {
+  const body = errorBody('fault_injected', status, requestId, 'injected by sluice fault injection (a rehearsal)');
+  res.writeHead(status, [
+    'content-type',
+    'application/json',
+    'content-length',
+    String(Buffer.byteLength(body)),
+    'x-sluice-pool',
+    pool,
+    'x-request-id',
+    requestId,
+  ]);
+  res.end(body);
+}
+
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   405: 'Method Not Allowed',

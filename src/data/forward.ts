@@ -16,7 +16,7 @@ import type { Recorder } from '../stats/recorder.js';
 import type { AccessLog } from './access-log.js';
 import { type Body, type BodyBudget, type BodyPolicy, readBody, watchRate } from './body.js';
 import type { Awaiting, ResponseDeadlines } from './deadlines.js';
-import { sendError } from './answers.js';
+import { sendError, sendFault } from './answers.js';
 import { ClientPace, type PacePolicy } from './pace.js';
 import { rawHeader, responseHeaders, type ResponseMeta } from './headers.js';
 import type { Mirror, Shadowing } from './mirror.js';
@@ -93,14 +93,21 @@ function onResponseSocket(this: ServerResponse): void {
 enum Stage {
   /** Pipelined behind an earlier request on the same connection: nothing is read or sent yet. */
   Turn = 0,
+  /** Held by an injected delay (PUT /api/v1/faults) before anything is read or sent. */
+  Delayed = 1,
   /** Reading the request body before any upstream is involved (body.ts). */
-  Body = 1,
+  Body = 2,
   /** Waiting in the pool's line for a free upstream connection (timeouts.queue). */
-  Waiting = 2,
+  Waiting = 3,
   /** Handed to undici: connecting, or about to be written. */
-  Dispatched = 3,
+  Dispatched = 4,
   /** Written to an upstream connection: waiting for or relaying its answer. */
-  Sent = 4,
+  Sent = 5,
+}
+
+/** An injected delay is over: the exchange goes on as if it had just begun. */
+function delayOver(x: Exchange): void {
+  x.afterDelay();
 }
 
 /** The request, and also what undici is given to dispatch (it reads the fields it knows). */
@@ -153,6 +160,14 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
   private held = 0;
   /** Made at the first stall: what the response holds for a slow client, and its pace (pace.ts). */
   private pace: ClientPace | undefined;
+  /**
+   * Injected faults (PUT /api/v1/faults), drawn by the proxy for this request: a delay (ms) to
+   * hold it before it begins, and a status its pool answers "at once" when it would be sent.
+   * 0: none; negated once applied (the access log names them).
+   */
+  private faultDelayMs = 0;
+  private faultAbort = 0;
+  private delayTimer: NodeJS.Timeout | undefined = undefined;
   /** Which coarse-clock list the exchange is linked into, if any. */
   private list: ResponseDeadlines | undefined;
   awaitPrev: Awaiting | undefined = undefined;
@@ -206,6 +221,36 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
       this.res.once('socket', onResponseSocket);
       return;
     }
+    if (this.faultDelayMs > 0) {
+      // Held before its body is read or a connection is taken: the client's bytes wait in its
+      // socket, and the latency recorded for the pool includes the delay (it is judged).
+      this.stage = Stage.Delayed;
+      this.delayTimer = setTimeout(delayOver, this.faultDelayMs, this);
+      this.faultDelayMs = -this.faultDelayMs;
+      this.ctx.recorder.pools[this.pool.id].injected.delays++;
+      return;
+    }
+    this.proceed();
+  }
+
+  /**
+   * Faults for this request, set before begin(): hold it `delayMs` first, and/or answer
+   * `abortStatus` in place of its pool's upstream (0: not this fault).
+   */
+  inject(delayMs: number, abortStatus: number): void {
+    this.faultDelayMs = delayMs;
+    this.faultAbort = abortStatus;
+  }
+
+  /** From the delay's timer. */
+  afterDelay(): void {
+    this.delayTimer = undefined;
+    if (this.finished) return;
+    this.proceed();
+  }
+
+  /** Read the body (if any), then send. */
+  private proceed(): void {
     const r = this.request;
     if (!r.hasBody) {
       this.send(null);
@@ -238,7 +283,33 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     // A streamed body restarts undici's headers timeout as it goes out: give it its own.
     if (body !== null && !Buffer.isBuffer(body)) r.headersTimeout = this.ctx.deadlines?.timeoutMs;
     if (this.mirrorTo !== undefined) this.mirror = this.ctx.shadow.launch(r, this.requestId, body, this.mirrorTo);
+    if (this.faultAbort > 0) {
+      this.injectedAnswer(this.faultAbort);
+      return;
+    }
     this.go();
+  }
+
+  /**
+   * An injected abort: the pool "answers" `status` at once, before any connection is taken. It
+   * takes the path an upstream's answer would: recorded for the pool (so it is judged), and a 5xx
+   * from the canary goes to stable when retry.toStable would send a real one there. No endpoint
+   * is involved, so passive health never ejects one for it.
+   */
+  private injectedAnswer(status: number): void {
+    this.faultAbort = -status;
+    this.ctx.recorder.pools[this.pool.id].injected.aborts++;
+    this.headerMicros = (this.ctx.now() - this.attemptStart) * 1000;
+    this.status = status;
+    if (status >= 500 && this.fallback !== undefined && this.reserveRetry()) {
+      this.faultAbort = 0; // not the answer the client gets: stable's is
+      this.toStable(status, undefined);
+      return;
+    }
+    // A streamed body not read to its end: the connection closes after the answer.
+    if (!this.request.req.complete) this.res.shouldKeepAlive = false;
+    sendFault(this.res, status, this.pool.name, this.requestId);
+    this.finish(undefined);
   }
 
   /** To an endpoint with a free connection, or into the pool's line until one frees up. */
@@ -530,8 +601,11 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     this.fallback = undefined;
     this.discarding = false;
     this.recordCanary(status, kind);
-    (this.endpoint as Endpoint).inflight--;
-    canary.released();
+    // An injected abort took no endpoint.
+    if (this.endpoint !== undefined) {
+      this.endpoint.inflight--;
+      canary.released();
+    }
     // Its client left while the canary's answer was dropped: nothing to send anywhere.
     if (this.clientGone || this.res.destroyed) {
       this.endpoint = undefined;
@@ -556,6 +630,13 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     this.ctx.recorder.record(this.pool.id, status, this.headerMicros, kind);
   }
 
+  /** The access log's code for an injected fault: the abort the client got, else the delay. */
+  private faultCode(): string | undefined {
+    if (this.faultAbort < 0) return 'fault_injected';
+    if (this.faultDelayMs < 0) return 'fault_delayed';
+    return undefined;
+  }
+
   /**
    * Record, log and release, exactly once. `rejected` names why sluice answered without any
    * upstream (nothing is recorded for the pool then).
@@ -568,6 +649,10 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
       this.ctx.retry.active--;
     }
     this.unlink();
+    if (this.delayTimer !== undefined) {
+      clearTimeout(this.delayTimer);
+      this.delayTimer = undefined;
+    }
     this.stopBody?.();
     this.stopBody = undefined;
     if (this.held !== 0) {
@@ -610,7 +695,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
         this.remote,
         rawHeader(req.rawHeaders, 'user-agent'),
         rawHeader(req.rawHeaders, 'referer'),
-        clientAborted ? 'client_abort' : (rejected ?? failure?.code),
+        clientAborted ? 'client_abort' : (rejected ?? failure?.code ?? this.faultCode()),
       );
     }
     this.ctx.done();

@@ -37,7 +37,7 @@ import {
   type ScannedRequest,
 } from './headers.js';
 import { choosePool, clientIp, FORCED, normalizeIp, parseSplitKey, routingKey, type Selector } from './select.js';
-import type { PoolId, TableMaintenance, TableSource } from './table.js';
+import type { PoolId, TableFaults, TableMaintenance, TableSource } from './table.js';
 import type { UpstreamPool } from './upstream.js';
 import { WebSocketProxy } from './upgrade.js';
 import { Shadowing, type ShadowOptions } from './mirror.js';
@@ -596,6 +596,10 @@ export class ProxyServer {
       this.fallbackFor(req, p),
     );
     if (this.deps.table.current.shadowBuckets > 0) exchange.mirrorTo = this.mirrorTo(req, p);
+    // Fault injection for rehearsals: only the split's own traffic to the fault's pool (what the
+    // verdict judges); a request the override placed is someone checking that pool by hand.
+    const f = this.deps.table.current.faults;
+    if (f !== null && f.pool === p.pool.id && !p.forced) injectFaults(exchange, f);
     exchange.begin();
     if (conn !== undefined) {
       conn.last = exchange;
@@ -637,6 +641,13 @@ export class ProxyServer {
     this.ctx.queue.stop();
     await closed;
   }
+}
+
+/** Draw the delay and the abort apart (Envoy's fault filter: either, both, or neither). */
+function injectFaults(x: Exchange, f: TableFaults): void {
+  const delay = f.delayPer10k > 0 && Math.random() * 10_000 < f.delayPer10k ? f.delayMs : 0;
+  const abort = f.abortPer10k > 0 && Math.random() * 10_000 < f.abortPer10k ? f.abortStatus : 0;
+  if (delay !== 0 || abort !== 0) x.inject(delay, abort);
 }
 
 /** TRACK (IIS's TRACE): Node's parser refuses the method itself; it gets TRACE's 405 (prepare). */

@@ -40,6 +40,8 @@ export interface RoutingTable {
   readonly maintenance: TableMaintenance | null;
   /** A shadow: stable's requests in buckets [0, shadowBuckets) are mirrored to the canary; 0: none. */
   readonly shadowBuckets: number;
+  /** Fault injection for rehearsals; null when none is set or the config does not enable it. */
+  readonly faults: TableFaults | null;
 }
 
 export interface TableMaintenance {
@@ -47,6 +49,15 @@ export interface TableMaintenance {
   /** Retry-After, in whole seconds. */
   readonly retryAfterSec: number;
   readonly allowFrom: readonly string[];
+}
+
+/** A fault on one pool's requests, in the request path's terms: shares per 10,000, drawn apart. */
+export interface TableFaults {
+  readonly pool: PoolId;
+  readonly abortPer10k: number;
+  readonly abortStatus: number;
+  readonly delayPer10k: number;
+  readonly delayMs: number;
 }
 
 /** Endpoint availability: which endpoints the control plane lets take traffic. */
@@ -68,6 +79,7 @@ export function makeTable(
   weights: Weights,
   avail: Availability = { health: 0, endpoints: [[], []] },
   maintenance?: { enabled: boolean; message: string | null; retryAfter: number; allowFrom: readonly string[] },
+  faults: FaultsInput | null = null,
   /** A shadow's percent of stable's requests mirrored to the canary (0: none). */
   shadowPercent = 0,
 ): RoutingTable {
@@ -91,6 +103,29 @@ export function makeTable(
           })
         : null,
     shadowBuckets: Math.round(shadowPercent * 100),
+    faults: faults === null ? null : tableFaults(faults),
+  });
+}
+
+/** A fault spec as the controller holds it (percent with two decimals, pool by name). */
+export interface FaultsInput {
+  pool: PoolName;
+  abortPercent: number;
+  abortStatus: number;
+  delayPercent: number;
+  delayMs: number;
+}
+
+function tableFaults(f: FaultsInput): TableFaults | null {
+  const abortPer10k = Math.round(f.abortPercent * 100);
+  const delayPer10k = f.delayMs > 0 ? Math.round(f.delayPercent * 100) : 0;
+  if (abortPer10k === 0 && delayPer10k === 0) return null;
+  return Object.freeze({
+    pool: poolIdOf(f.pool),
+    abortPer10k,
+    abortStatus: f.abortStatus,
+    delayPer10k,
+    delayMs: f.delayMs,
   });
 }
 

@@ -50,6 +50,8 @@ export interface MetricsSource {
   maintenance(): boolean;
   /** The shadow under way's percent of stable's requests mirrored (0: none). */
   shadowPercent(): number;
+  /** The pool a fault injection applies to now (set, and enabled by the config), else null. */
+  faults(): string | null;
 }
 
 export function registerMetrics(registry: Registry, source: MetricsSource): void {
@@ -251,6 +253,29 @@ export function registerMetrics(registry: Registry, source: MetricsSource): void
     collector('sluice_maintenance', 'Maintenance mode: 1 while proxied requests get 503.', 'gauge', () => [
       { labels: {}, value: source.maintenance() ? 1 : 0 },
     ]),
+  );
+  reg(
+    collector(
+      'sluice_injected_faults_total',
+      'Faults injected for rehearsals (PUT /api/v1/faults), by pool and kind (abort, delay); the aborts also count in sluice_requests_total and the verdict.',
+      'counter',
+      () =>
+        source.totals().pools.flatMap((p, i) => [
+          { labels: { pool: POOL_NAMES[i] as string, kind: 'abort' }, value: p.injected.aborts },
+          { labels: { pool: POOL_NAMES[i] as string, kind: 'delay' }, value: p.injected.delays },
+        ]),
+    ),
+  );
+  reg(
+    collector(
+      'sluice_fault_injection',
+      'Fault injection: 1 for the pool whose requests get injected faults now (none: 0 for both).',
+      'gauge',
+      () => {
+        const on = source.faults();
+        return POOL_NAMES.map((pool) => ({ labels: { pool }, value: pool === on ? 1 : 0 }));
+      },
+    ),
   );
   reg(
     collector(

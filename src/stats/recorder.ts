@@ -37,6 +37,12 @@ export function newHistogram(): hdr.Histogram {
   });
 }
 
+/** Faults injected on a pool's requests (PUT /api/v1/faults): counted apart, judged as they are. */
+export interface InjectedCounts {
+  aborts: number;
+  delays: number;
+}
+
 /** Requests the override placed: served and counted, never part of any verdict. */
 export interface ForcedCounts {
   requests: number;
@@ -57,6 +63,8 @@ export class PoolRecorder {
   count = 0;
   /** Cumulative forced (override) requests and their errors: never in the interval or buckets. */
   readonly forced: ForcedCounts = { requests: 0, errors: 0 };
+  /** Cumulative injected aborts and delays (the aborts are also in codes and the interval). */
+  readonly injected: InjectedCounts = { aborts: 0, delays: 0 };
 }
 
 export class Recorder {
@@ -149,6 +157,7 @@ export class Recorder {
         sumSeconds: p.sumSeconds,
         count: p.count,
         forced: { ...p.forced },
+        injected: { ...p.injected },
       };
     };
     return {

@@ -4,7 +4,7 @@
  * and adds those of members that are gone (`TotalsBook`), so exported counters never go back,
  * also across a worker restart.
  */
-import { DURATION_BUCKETS, ERROR_KINDS, type ForcedCounts } from './recorder.js';
+import { DURATION_BUCKETS, ERROR_KINDS, type ForcedCounts, type InjectedCounts } from './recorder.js';
 
 export interface PoolTotals {
   /** [status code, count] for codes seen (0 = no response). */
@@ -16,6 +16,7 @@ export interface PoolTotals {
   sumSeconds: number;
   count: number;
   forced: ForcedCounts;
+  injected: InjectedCounts;
 }
 
 export interface Totals {
@@ -56,6 +57,7 @@ export function emptyTotals(): Totals {
     sumSeconds: 0,
     count: 0,
     forced: { requests: 0, errors: 0 },
+    injected: { aborts: 0, delays: 0 },
   });
   return {
     pools: [pool(), pool()],
@@ -79,6 +81,7 @@ export function addTotals(a: Totals, b: Totals): Totals {
     sumSeconds: x.sumSeconds + y.sumSeconds,
     count: x.count + y.count,
     forced: { requests: x.forced.requests + y.forced.requests, errors: x.forced.errors + y.forced.errors },
+    injected: { aborts: x.injected.aborts + y.injected.aborts, delays: x.injected.delays + y.injected.delays },
   });
   return {
     pools: [pool(a.pools[0], b.pools[0]), pool(a.pools[1], b.pools[1])],

@@ -18,6 +18,7 @@ export function st(over: Partial<ControllerState> = {}): ControllerState {
     rollbacks: 0,
     maintenance: { ...MAINTENANCE_OFF, allowFrom: [] },
     endpoints: null,
+    faults: null,
     dryRun: false,
     wouldRollBack: null,
     shadow: null,

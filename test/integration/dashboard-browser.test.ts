@@ -49,6 +49,7 @@ describe.skipIf(!present)('live page in Chromium', () => {
     const s = (h.sluice = await startTestSluice(blue.url, green.url, {
       admin: { host: '127.0.0.1', port: 0, tokens: [{ id: 'ops', sha256: sha256Hex('ops-token'), role: 'operator' }] },
       rollout: { stepHold: '10m', analysis: { interval: '200ms', window: '2s' } },
+      faults: { enabled: true },
     }));
     const page: Page = await browser.newPage();
     const errors: string[] = [];
@@ -99,6 +100,21 @@ describe.skipIf(!present)('live page in Chromium', () => {
       .toMatch(/^Maintenance mode since .* — db upgrade$/);
     await maint(false);
     await expect.poll(() => page.getByTestId('maintenance').isVisible(), { timeout: 5000 }).toBe(false);
+
+    // Fault injection (a rehearsal) shows as a badge while it is set.
+    expect(await page.getByTestId('faults').isVisible()).toBe(false);
+    const faults = (method: 'PUT' | 'DELETE', body: unknown) =>
+      request(`${s.admin}/api/v1/faults`, { method, headers: auth, body: JSON.stringify(body) }).then((r) =>
+        r.body.dump(),
+      );
+    await faults('PUT', { pool: 'green', abortPercent: 20, abortStatus: 503, delayPercent: 10, delayMs: 300 });
+    await expect
+      .poll(() => page.getByTestId('faults').textContent(), { timeout: 5000 })
+      .toMatch(
+        /^Fault injection on: green abort 20 % \(503\), delay 10 % 300 ms — since .* by ops; injected 0 aborts, 0 delays$/,
+      );
+    await faults('DELETE', {});
+    await expect.poll(() => page.getByTestId('faults').isVisible(), { timeout: 5000 }).toBe(false);
     expect(errors).toEqual([]);
     await page.close();
   });

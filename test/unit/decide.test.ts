@@ -477,6 +477,68 @@ describe('maintenance command', () => {
   });
 });
 
+describe('faults command', () => {
+  const spec = { pool: 'green' as const, abortPercent: 20, abortStatus: 503, delayPercent: 10, delayMs: 300 };
+  it('sets a spec with since and by, keeps since while it stays on, ends it; ending none records nothing', () => {
+    const on = command(
+      st({ phase: 'progressing', weights: { blue: 90, green: 10 } }),
+      { type: 'faults', spec },
+      'ops',
+      1000,
+      defaults,
+    );
+    expect(on.state.faults).toEqual({ ...spec, since: 1000, by: 'ops' });
+    expect(on.changes).toEqual([
+      { event: 'faults', reason: 'fault injection on by ops: green abort 20% (503), delay 10% 300ms' },
+    ]);
+    // The rollout is not touched.
+    expect(on.state).toMatchObject({ phase: 'progressing', weights: { blue: 90, green: 10 } });
+    const changed = command(
+      on.state,
+      { type: 'faults', spec: { ...spec, abortPercent: 0, delayPercent: 50 } },
+      'qa',
+      5000,
+      defaults,
+    );
+    expect(changed.state.faults).toEqual({ ...spec, abortPercent: 0, delayPercent: 50, since: 1000, by: 'qa' });
+    expect(changed.changes[0]?.reason).toBe('fault injection on by qa: green delay 50% 300ms');
+    const off = command(changed.state, { type: 'faults', spec: null }, 'ops', 9000, defaults);
+    expect(off.state.faults).toBeNull();
+    expect(off.changes).toEqual([
+      { event: 'faults', reason: 'fault injection off by ops (was green delay 50% 300ms)' },
+    ]);
+    const again = command(off.state, { type: 'faults', spec: null }, 'ops', 9500, defaults);
+    expect(again.state).toBe(off.state);
+    expect(again.changes).toEqual([]);
+    // On again later: a fresh since.
+    expect(command(off.state, { type: 'faults', spec }, 'ops', 20_000, defaults).state.faults?.since).toBe(20_000);
+  });
+
+  it('a state saved before fault injection existed loads with none; a saved spec loads back', () => {
+    const { faults: _none, ...old } = st();
+    expect(validateState(old)?.faults).toBeNull();
+    const saved = { ...st(), faults: { ...spec, since: 5, by: 'ops' } };
+    expect(validateState(JSON.parse(JSON.stringify(saved)))?.faults).toEqual(saved.faults);
+    expect(validateState({ ...saved, faults: { ...saved.faults, delayMs: 3_600_000 } })).toBeUndefined();
+  });
+
+  it('copies only the spec fields, in any phase', () => {
+    for (const phase of ['idle', 'paused', 'promoted', 'rolled_back'] as Phase[]) {
+      const r = command(st({ phase }), { type: 'faults', spec: { ...spec, extra: 1 } as never }, 'ops', 1, defaults);
+      expect(Object.keys(r.state.faults ?? {}).sort()).toEqual([
+        'abortPercent',
+        'abortStatus',
+        'by',
+        'delayMs',
+        'delayPercent',
+        'pool',
+        'since',
+      ]);
+      expect(r.state.phase).toBe(phase);
+    }
+  });
+});
+
 describe('endpoints command', () => {
   it('sets a pool against the config lists it replaces; lists set against other config lists are dropped', () => {
     const a = command(

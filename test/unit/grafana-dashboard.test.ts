@@ -22,6 +22,7 @@ describe('Grafana dashboard', () => {
       reloads: () => ({ applied: 0 }),
       maintenance: () => false,
       shadowPercent: () => 0,
+      faults: () => null,
       fleet: () => undefined,
     });
     const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));

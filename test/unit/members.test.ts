@@ -341,6 +341,7 @@ describe('totals: the arithmetic', () => {
         sumSeconds: 0,
         count: 0,
         forced: { requests: 0, errors: 0 },
+        injected: { aborts: 0, delays: 0 },
       })),
       rejected: [],
       retried: { toStable: 0, refused: 0 },
@@ -361,6 +362,7 @@ describe('totals: the arithmetic', () => {
           sumSeconds: 0.5,
           count: 5,
           forced: { requests: 2, errors: 1 },
+          injected: { aborts: 4, delays: 1 },
         }),
         pool({ codes: [[404, 1]], count: 1 }),
       ],
@@ -381,6 +383,7 @@ describe('totals: the arithmetic', () => {
           sumSeconds: 0.25,
           count: 4,
           forced: { requests: 1, errors: 1 },
+          injected: { aborts: 1, delays: 2 },
         }),
         emptyTotals().pools[1],
       ],
@@ -407,6 +410,7 @@ describe('totals: the arithmetic', () => {
       sumSeconds: 0.75,
       count: 9,
       forced: { requests: 3, errors: 2 },
+      injected: { aborts: 5, delays: 3 },
     });
     expect(t.pools[1]).toEqual(pool({ codes: [[404, 1]], count: 1 }));
     expect(t.rejected).toEqual([

@@ -40,3 +40,27 @@ describe('table versions: the rollout and the endpoint availability each only mo
     expect(p.current).toBe(ok ? next : cur);
   });
 });
+
+describe('fault injection in the table', () => {
+  const f = { pool: 'green' as const, abortPercent: 20.5, abortStatus: 503, delayPercent: 0.01, delayMs: 300 };
+  it.each<[string, Parameters<typeof makeTable>[5], RoutingTable['faults']]>([
+    ['none', null, null],
+    [
+      'shares per 10,000 and the pool by id',
+      f,
+      { pool: 1, abortPer10k: 2050, abortStatus: 503, delayPer10k: 1, delayMs: 300 },
+    ],
+    ['blue', { ...f, pool: 'blue' }, { pool: 0, abortPer10k: 2050, abortStatus: 503, delayPer10k: 1, delayMs: 300 }],
+    [
+      'a delay of 0 ms is no delay',
+      { ...f, delayMs: 0 },
+      { pool: 1, abortPer10k: 2050, abortStatus: 503, delayPer10k: 0, delayMs: 0 },
+    ],
+    ['nothing to inject: no fault at all', { ...f, abortPercent: 0, delayPercent: 0 }, null],
+  ])('%s', (_name, input, want) => {
+    const t = makeTable(1, 'blue', { blue: 90, green: 10 }, undefined, undefined, input);
+    expect(t.faults).toEqual(want);
+    // Plain data: it crosses to worker threads whole.
+    expect(structuredClone(t)).toEqual(t);
+  });
+});

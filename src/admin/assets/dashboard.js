@@ -255,6 +255,7 @@ function render(s) {
     $('maintenance').textContent =
       `Maintenance mode since ${new Date(m.since).toLocaleTimeString()}: clients get 503 (Retry-After ${Math.ceil(m.retryAfter / 1000)} s)${m.allowFrom.length ? `, except ${m.allowFrom.join(', ')}` : ''}${m.message ? ` — ${m.message}` : ''}`;
   renderShadow(s);
+  renderFaults(s.faults);
 }
 
 /** A shadow under way (its numbers so far), else how the last one ended. */
@@ -273,6 +274,21 @@ function renderShadow(s) {
   }
   el.textContent = `Last shadow (${new Date(sh.last.at).toLocaleTimeString()}): ${sh.last.reason}`;
   el.className = `banner shadow ${sh.last.verdict === 'shadow_failed' ? 'bad' : ''}`;
+}
+
+/** Fault injection (a rehearsal): shown while set, so nobody mistakes its failures for the release's. */
+function renderFaults(f) {
+  const el = $('faults');
+  el.hidden = !f;
+  if (!f) return;
+  const parts = [];
+  if (f.abortPercent > 0) parts.push(`abort ${f.abortPercent} % (${f.abortStatus})`);
+  if (f.delayPercent > 0) parts.push(`delay ${f.delayPercent} % ${f.delayMs} ms`);
+  const what = `${f.pool} ${parts.join(', ')}`;
+  el.classList.toggle('inactive', !f.active);
+  el.textContent = f.active
+    ? `Fault injection on: ${what} — since ${new Date(f.since).toLocaleTimeString()} by ${f.by}; injected ${f.injected.aborts} aborts, ${f.injected.delays} delays`
+    : `Fault injection set but not applied (faults.enabled is false here): ${what}`;
 }
 
 /** The fleet (instances sharing this rollout through Redis) and this instance's worker threads. */
