@@ -4,6 +4,7 @@
  * keeps going on it; the next request reads the new table.
  */
 import type { PoolName } from '../core/config.js';
+import type { SequentialLimit } from '../stats/sequential.js';
 
 /** 0 = blue, 1 = green: array indexes on the request path, names everywhere else. */
 export type PoolId = 0 | 1;
@@ -38,6 +39,11 @@ export interface RoutingTable {
   readonly weights: Weights;
   /** Maintenance mode: answer 503 to every client outside `allowFrom`; null when off. */
   readonly maintenance: TableMaintenance | null;
+  /**
+   * The sequential check's critical line for the canary (stats/sequential.ts), while the canary
+   * is guarded; null otherwise. Six numbers, computed once per policy by the controller.
+   */
+  readonly sequential: SequentialLimit | null;
 }
 
 export interface TableMaintenance {
@@ -66,6 +72,7 @@ export function makeTable(
   weights: Weights,
   avail: Availability = { health: 0, endpoints: [[], []] },
   maintenance?: { enabled: boolean; message: string | null; retryAfter: number; allowFrom: readonly string[] },
+  sequential: SequentialLimit | null = null,
 ): RoutingTable {
   const s = poolIdOf(stable);
   const c = otherPool(s);
@@ -86,6 +93,7 @@ export function makeTable(
             allowFrom: Object.freeze([...maintenance.allowFrom]),
           })
         : null,
+    sequential,
   });
 }
 
