@@ -379,7 +379,10 @@ export class Fleet {
     };
     const c = m.counts as unknown[] | undefined;
     if (typeof m.id !== 'string' || m.id === this.id || !Array.isArray(c) || c.length !== 2 || !c.every(ok)) return;
-    this.alarms.set(m.id, { counts: c as unknown as PoolCounts, at: this.clock() });
+    const now = this.clock();
+    // Kept by every instance (a follower may lead next); members that left age out.
+    for (const [id, a] of this.alarms) if (now - a.at > 60_000) this.alarms.delete(id);
+    this.alarms.set(m.id, { counts: c as unknown as PoolCounts, at: now });
     if (this.leader) this.onUrgent();
   }
 
