@@ -9,7 +9,10 @@
 // (N sluice processes sharing one rollout through a redis-server started here, the load split
 // evenly over them: breach → 0 % on every instance, against the same scenarios on one instance,
 // and the time for a survivor to take over from a leader killed with SIGKILL), --retry (a canary
-// failing every GET at the first step, 10 %, with retry.toStable on and off: failed responses).
+// failing every GET at the first step, 10 %, with retry.toStable on and off: failed responses),
+// --seq (the sequential check: a canary failing every request at 10 %, retry off so that each
+// failure reaches a client as a non-idempotent one would, at 100, 400 and 1,000 req/s), --dist DIR
+// (run another build's dist/cli.js, for a before/after in one session).
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +24,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
 const wi = process.argv.indexOf('--workers');
 const workers = wi < 0 ? 1 : Number(process.argv[wi + 1]);
+const di = process.argv.indexOf('--dist');
+const cli = di < 0 ? undefined : join(process.argv[di + 1], 'cli.js');
 const fi = process.argv.indexOf('--fleet');
 const fleetSize = fi < 0 ? 0 : Number(process.argv[fi + 1]);
 if (fi >= 0 && !(Number.isInteger(fleetSize) && fleetSize >= 2)) {
@@ -38,13 +43,18 @@ async function startSluices(blue, green, stepHold, instances, retry = true) {
   const list = [];
   for (let i = 0; i < instances; i++)
     list.push(
-      await startSluiceProcess(blue.url, green.url, {
-        split: { trustedProxies: ['127.0.0.1/32'] },
-        rollout: { steps: [10, 25, 50, 100], stepHold },
-        retry: { toStable: retry },
-        workers,
-        ...(instances > 1 ? { fleet: { redis: redis.url, name } } : {}),
-      }),
+      await startSluiceProcess(
+        blue.url,
+        green.url,
+        {
+          split: { trustedProxies: ['127.0.0.1/32'] },
+          rollout: { steps: [10, 25, 50, 100], stepHold },
+          retry: { toStable: retry },
+          workers,
+          ...(instances > 1 ? { fleet: { redis: redis.url, name } } : {}),
+        },
+        cli,
+      ),
     );
   return list;
 }
@@ -282,19 +292,28 @@ async function main() {
   // With --fleet N: each scenario on one instance, then on N sharing the same total load.
   // With --retry: the first step (10 %) failing every GET, with retry.toStable and without.
   const retryRuns = process.argv.includes('--retry');
-  const list = retryRuns
-    ? [100, 400].flatMap((rps) =>
-        [true, false].map((retry) => ({
-          name: `100 % 5xx at 10 %, retry ${retry ? 'on' : 'off'}`,
-          rps,
-          failRate: 1,
-          atStep: 0,
-          retry,
-        })),
-      )
-    : fleetSize
-      ? base.flatMap((sc) => [sc, { ...sc, instances: fleetSize }])
-      : base;
+  const seqRuns = process.argv.includes('--seq');
+  const list = seqRuns
+    ? [100, 400, 1000].map((rps) => ({
+        name: '100 % 5xx at 10 %, retry off',
+        rps,
+        failRate: 1,
+        atStep: 0,
+        retry: false,
+      }))
+    : retryRuns
+      ? [100, 400].flatMap((rps) =>
+          [true, false].map((retry) => ({
+            name: `100 % 5xx at 10 %, retry ${retry ? 'on' : 'off'}`,
+            rps,
+            failRate: 1,
+            atStep: 0,
+            retry,
+          })),
+        )
+      : fleetSize
+        ? base.flatMap((sc) => [sc, { ...sc, instances: fleetSize }])
+        : base;
   const results = [];
   for (const sc of list) {
     const r = await scenario({ ...sc, stepHold });
@@ -321,9 +340,9 @@ async function main() {
   const fo = failovers.length
     ? `\nLeader killed with SIGKILL mid-rollout (lease 3 s, analysis interval 1 s), ${fleetSize} instances, 300 req/s over the survivors:\n\n| run | a survivor leads after | its first verdict after | epoch | failed responses (survivors) |\n| --- | --- | --- | --- | --- |\n${failovers.map((f, i) => `| ${i + 1} | ${f.tookOverMs} ms | ${f.decidedMs} ms | ${f.epochs} | ${f.failed} |`).join('\n')}\n`
     : '';
-  const md = `Rollback bench ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, default analysis (1 s interval, 10 s window, minRequests 50, maxErrorRate 1 %, maxP95Ms 500), canary broken at ${retryRuns ? 'step 1 (10 %), with retry.toStable on and off' : 'step 2 (25 %)'}${fleetSize ? `; the same total load on one instance and on a fleet of ${fleetSize} (split evenly)` : ''}.\n\n| scenario | instances | req/s | canary req/s | outcome | breach → 0 % on every instance (status API) | breach → last green answer | failed responses after the breach |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n${rows.join('\n')}\n${fo}`;
+  const md = `Rollback bench ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, default analysis (1 s interval, 10 s window, minRequests 50, maxErrorRate 1 %, maxP95Ms 500), canary broken at ${seqRuns ? 'step 1 (10 %), retry.toStable off' : retryRuns ? 'step 1 (10 %), with retry.toStable on and off' : 'step 2 (25 %)'}${fleetSize ? `; the same total load on one instance and on a fleet of ${fleetSize} (split evenly)` : ''}.\n\n| scenario | instances | req/s | canary req/s | outcome | breach → 0 % on every instance (status API) | breach → last green answer | failed responses after the breach |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n${rows.join('\n')}\n${fo}`;
   mkdirSync(join(here, 'results'), { recursive: true });
-  const file = retryRuns ? 'rollback-retry' : fleetSize ? 'rollback-fleet' : 'rollback';
+  const file = seqRuns ? 'rollback-seq' : retryRuns ? 'rollback-retry' : fleetSize ? 'rollback-fleet' : 'rollback';
   writeFileSync(
     join(here, 'results', `${file}.json`),
     JSON.stringify(

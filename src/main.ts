@@ -122,6 +122,9 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const table = new TablePublisher(makeTable(0, config.stable, { blue: 100, green: 0 }, book.current));
   let access = config.log.access;
   const report = (e: Parameters<EndpointBook['report']>[0]) => book.report(e);
+  // A member's sequential check crossed: the controller (created below) judges now.
+  let urgent = () => {};
+  const alarm = () => urgent();
 
   let local: DataPlane | undefined;
   const list: Member[] = [];
@@ -132,6 +135,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       logger,
       access: accessSink,
       report,
+      alarm,
     });
     list.push(new LocalMember(local));
   } else {
@@ -148,6 +152,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
         sink,
         accessSink,
         onEvent: report,
+        onAlarm: alarm,
         logger,
         // A worker that does not report within half an interval is passed over for that tick (its
         // interval joins the next one). A table waits up to 2 s for it, then goes on with a warning.
@@ -190,15 +195,18 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
     endpoints: book,
     intervals: (spare) => members.interval(spare),
     broadcast: (t) => members.publish(t),
+    peek: () => members.counts(),
     clock,
     logger,
     notifier,
     fleet,
   });
+  urgent = () => void controller.urgent().catch((err: unknown) => logger.error({ err }, 'urgent verdict failed'));
   if (fleet !== undefined) {
     const f = fleet;
     const copy = store as FleetStore;
     f.held = () => controller.state.version;
+    f.onUrgent = () => urgent();
     f.onState = (s) => {
       void controller.adopt(s);
       void copy.keepCopy(s).catch(() => {});

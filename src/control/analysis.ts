@@ -12,6 +12,7 @@
  * `minRequests` requests), so a clearly broken canary fails within an interval or two of the
  * breach instead of after the window fills.
  */
+import { type Counts, criticalErrors, crossesLimit, type SequentialLimit } from '../stats/sequential.js';
 import type { RecentStats, WindowStats } from '../stats/window.js';
 
 export interface AnalysisPolicy {
@@ -32,6 +33,18 @@ export interface AnalysisPolicy {
    * small, overlapping slices every tick and would otherwise add up false alarms over a rollout.
    */
   fastConfidence: number;
+  /** The sequential check's critical line (stats/sequential.ts); absent or null: no sequential check. */
+  sequential?: SequentialLimit | null | undefined;
+}
+
+/** Counts for the sequential check: the interval under way (an urgent look) or the newest closed one (a tick). */
+export interface SequentialObservation {
+  canary: Counts;
+  stable: Counts;
+  /** What the counts cover (ms): since the last tick, or one interval. */
+  spanMs: number;
+  /** True for the interval under way (the controller's urgent look after a member's alarm). */
+  live: boolean;
 }
 
 export interface Observation {
@@ -49,6 +62,8 @@ export interface Observation {
   windowMs: number;
   /** Length of the recent suffix in ms. */
   recentMs: number;
+  /** The sequential check's counts (absent: not judged). */
+  sequential?: SequentialObservation | undefined;
 }
 
 export type VerdictKind = 'pass' | 'fail' | 'inconclusive';
@@ -243,6 +258,8 @@ export function analyze(name: string, o: Observation, p: AnalysisPolicy): Verdic
     const fast = judge(name, r, o.stableRecent ?? EMPTY, p, o.recentMs, p.fastConfidence, FAST_MIN_ERRORS);
     if (fast !== undefined) return fast;
   }
+  const seq = o.sequential === undefined ? undefined : sequentialVerdict(name, o.sequential, p);
+  if (seq !== undefined) return seq;
   if (o.canary.requests < p.minRequests) {
     return {
       kind: 'inconclusive',
@@ -307,4 +324,50 @@ export function severeBreach(name: string, o: Observation, p: AnalysisPolicy): V
     };
   }
   return undefined;
+}
+
+const asStats = (c: Counts): WindowStats => ({
+  ...EMPTY,
+  requests: c.requests,
+  errors: c.errors,
+  errorRate: c.requests === 0 ? 0 : c.errors / c.requests,
+});
+
+/**
+ * The sequential check's verdict: a failure when the canary's counts cross the critical line
+ * (stats/sequential.ts), else undefined. It needs no minRequests: the SPRT's bound holds at any
+ * count, and the line asks for FAST_MIN_ERRORS errors at least. Stable failing as badly over the
+ * same counts (crossing the same line, or its fast-confidence Wilson bound above maxErrorRate on
+ * minRequests) with the canary not clearly worse is said as `both pools failing`, so
+ * analysis.onSharedFailure applies as for the other checks.
+ */
+export function sequentialVerdict(name: string, s: SequentialObservation, p: AnalysisPolicy): Verdict | undefined {
+  const l = p.sequential;
+  const c = s.canary;
+  if (l === undefined || l === null || !crossesLimit(l, c.errors, c.requests)) return undefined;
+  const st = s.stable;
+  const z = zFor(p.fastConfidence);
+  const stableFailing =
+    crossesLimit(l, st.errors, st.requests) ||
+    (st.requests >= p.minRequests && wilsonLower(st.errors, st.requests, z) > p.maxErrorRate);
+  const shared = stableFailing && worseThanStable(asStats(c), asStats(st), p, z) === undefined;
+  const critical = criticalErrors(l, c.requests);
+  const span = s.live ? 'since the last tick' : `in the last ${secs(s.spanMs)}`;
+  return {
+    kind: 'fail',
+    reason: `${shared ? 'both pools failing: ' : ''}${name} failed ${c.errors} of ${c.requests} requests ${span} (sequential check: the critical count for ${c.requests} requests is ${critical} errors; a canary at ${pct(l.p0)} errors reaches it in under ${pct(l.alpha)} of intervals)${shared ? `, stable failed ${st.errors} of ${st.requests}` : ''}`,
+    evidence: {
+      check: 'sequential',
+      errors: c.errors,
+      requests: c.requests,
+      errorRate: c.requests === 0 ? 0 : c.errors / c.requests,
+      criticalErrors: critical,
+      threshold: l.p0,
+      alternative: l.p1,
+      alpha: l.alpha,
+      spanMs: s.spanMs,
+      live: s.live,
+      ...(shared ? { shared: true, stableErrors: st.errors, stableRequests: st.requests } : {}),
+    },
+  };
 }

@@ -15,10 +15,18 @@ import type { Config } from '../core/config.js';
 import { SluiceError } from '../core/errors.js';
 import { makeTable, poolIdOf, type TablePublisher } from '../data/table.js';
 import type { RoutingTable } from '../data/table.js';
+import { addCounts, type PoolCounts, sequentialLimit } from '../stats/sequential.js';
 import type { IntervalSnapshot } from '../stats/snapshot.js';
 import type { Spare, WindowSource, WindowStats } from '../stats/window.js';
 import type { EndpointBook } from './endpoints.js';
-import { recentSuffix, zFor, type Observation, type Verdict } from './analysis.js';
+import {
+  FAST_MIN_ERRORS,
+  recentSuffix,
+  zFor,
+  type Observation,
+  type SequentialObservation,
+  type Verdict,
+} from './analysis.js';
 import {
   command,
   decide,
@@ -64,6 +72,10 @@ export interface FleetLink {
   /** The leader's interval: its own plus every member's; a follower's: its own. */
   exchange(local: IntervalSnapshot): Promise<IntervalSnapshot>;
   publishSummary(s: { at: number; windows: { blue: WindowStats; green: WindowStats }; analysis: AnalysisStatus }): void;
+  /** A follower's alarm: its live counts to the leader, which judges (resolves whether sent). */
+  askLeader?(counts: PoolCounts): Promise<boolean>;
+  /** The leader: the live counts other members sent with their alarms in the last `maxAgeMs`. */
+  forwarded?(maxAgeMs: number): { counts: PoolCounts; members: number };
 }
 
 export interface ControllerDeps {
@@ -77,6 +89,11 @@ export interface ControllerDeps {
   intervals: (spare: Spare) => IntervalSnapshot | Promise<IntervalSnapshot>;
   /** Hand a new table to every member; resolves once each has it (default: nothing to wait for). */
   broadcast?: (t: RoutingTable) => Promise<void>;
+  /**
+   * Both pools' counts of the interval under way over this instance's members, without closing
+   * it: what an urgent verdict reads (absent: urgent() does nothing).
+   */
+  peek?: () => PoolCounts | Promise<PoolCounts>;
   clock: Clock;
   logger: Logger;
   notifier?: Notifier;
@@ -125,6 +142,7 @@ export function maintenanceOf(m: Config['maintenance'], now: number): Maintenanc
 
 export function policyOf(config: Pick<Config, 'rollout'>): RolloutPolicy {
   const a = config.rollout.analysis;
+  const fastConfidence = 1 - (1 - a.confidence) / 10;
   return {
     steps: config.rollout.steps,
     stepHold: config.rollout.stepHold,
@@ -142,7 +160,11 @@ export function policyOf(config: Pick<Config, 'rollout'>): RolloutPolicy {
     maxInconclusive: a.maxInconclusive,
     confidence: a.confidence,
     // Ten times stricter for the fast check (0.99 → 0.999).
-    fastConfidence: 1 - (1 - a.confidence) / 10,
+    fastConfidence,
+    // The sequential check between ticks: its false alarms per interval bounded by the fast
+    // check's miss rate, and as many errors at least (stats/sequential.ts).
+    // (Rounded: 1 − 0.99 is 0.010000000000000009 in binary floating point.)
+    sequential: sequentialLimit(a.maxErrorRate, +(1 - fastConfidence).toPrecision(12), FAST_MIN_ERRORS),
   };
 }
 
@@ -228,6 +250,7 @@ export class Controller {
     this.shadowPolicy = shadowPolicyOf(deps.config);
     this.faultsOn = deps.config.faults.enabled;
     this.s = initialState(deps.config, deps.clock());
+    this.lastTickAt = deps.clock();
     const empty = deps.window.query(0);
     this.windows = { blue: empty, green: empty };
   }
@@ -297,8 +320,9 @@ export class Controller {
   /**
    * Build the observation of the current canary from the window (percentile math happens here).
    * Also keeps both pools' window numbers in `windows`, which the status document and metrics read.
+   * The sequential check reads the newest interval's counts, or `live` ones (an urgent look).
    */
-  observe(): Observation {
+  observe(live?: PoolCounts): Observation {
     const { window, endpoints, clock } = this.deps;
     const canaryId = poolIdOf(canaryOf(this.s.stable));
     const stableId = canaryId === 0 ? 1 : 0;
@@ -310,7 +334,17 @@ export class Controller {
     const interval = this.deps.config.rollout.analysis.interval;
     this.windows = canaryId === 0 ? { blue: canary, green: stable } : { blue: stable, green: canary };
     const fastSlice = k !== undefined && k < window.length;
+    const sequential: SequentialObservation =
+      live === undefined
+        ? {
+            canary: window.recent(canaryId, 1),
+            stable: window.recent(stableId, 1),
+            spanMs: interval,
+            live: false,
+          }
+        : { canary: live[canaryId], stable: live[stableId], spanMs: clock() - this.lastTickAt, live: true };
     return {
+      sequential,
       canary,
       stable,
       canaryRecent: fastSlice ? window.query(canaryId, { intervals: k, z: zFast }) : undefined,
@@ -375,11 +409,86 @@ export class Controller {
     return run;
   }
 
+  /** When the last tick closed an interval: the start of the interval under way. */
+  private lastTickAt: number;
+  /** An urgent verdict queued and not started yet: further alarms join it. */
+  private urgentQueued: Promise<void> | undefined;
+  /** Members' alarms, and the urgent verdicts that confirmed them (for the log and tests). */
+  readonly urgentChecks = { alarms: 0, confirmed: 0 };
+
+  /**
+   * A member's sequential check crossed (stats/sequential.ts): judge the interval under way now
+   * instead of at the next tick, through the same queue as ticks and commands. Rate-limited by
+   * construction: each member alarms at most once per interval, and alarms that arrive while one
+   * is queued join it. The verdict reads the members' counts without closing the interval (so the
+   * window keeps fixed-length slots and `windowMs` stays true) and re-checks their sum with the
+   * same critical line; only a failure changes anything, through `decide` as at a tick (dry run,
+   * onSharedFailure and the rollback itself are the tick's).
+   */
+  urgent(): Promise<void> {
+    this.urgentChecks.alarms++;
+    if (this.urgentQueued !== undefined) return this.urgentQueued;
+    const run = this.serial(async () => {
+      this.urgentQueued = undefined;
+      await this.judgeNow();
+    });
+    this.urgentQueued = run;
+    return run;
+  }
+
+  private async judgeNow(): Promise<void> {
+    const { peek, fleet, logger } = this.deps;
+    if (peek === undefined || !guarded(this.s)) return;
+    let counts = await peek();
+    let members = 1;
+    if (fleet?.connected) {
+      // In a fleet the leader judges, on the merged traffic as at its ticks: a follower's alarm
+      // sends its live counts to the leader, which adds them to its own (and to those of other
+      // members that alarmed in this interval). So one instance whose own path to the canary is
+      // broken does not roll back a release the fleet's traffic finds healthy (the fleet's rule
+      // since issue 17), while a canary failing everywhere is cut at the first alarm: the
+      // leader's own counts cross too. Deciding on the follower instead would save one Redis
+      // message (a few ms) and give up that rule. Redis away: the local guard below.
+      if (!fleet.leader) {
+        const sent = (await fleet.askLeader?.(counts)) ?? false;
+        logger.info({ counts, sent }, 'sequential check: alarm sent to the fleet leader');
+        return;
+      }
+      const f = fleet.forwarded?.(this.deps.config.rollout.analysis.interval);
+      if (f !== undefined && f.members > 0) {
+        members += f.members;
+        counts = addCounts(counts, f.counts);
+      }
+    }
+    const now = this.deps.clock();
+    const r = decide(this.s, this.observe(counts), this.policy, now);
+    if (r.verdict?.kind !== 'fail') {
+      logger.info({ counts, members }, 'sequential check: an alarm the merged counts do not confirm');
+      return;
+    }
+    this.urgentChecks.confirmed++;
+    this.analysis = { at: now, verdict: 'fail', reason: r.verdict.reason };
+    if (r.state === this.s) return; // dry run already recorded at this step, or already paused
+    if (fleet === undefined) return this.apply(r, 'auto');
+    if (!fleet.connected) {
+      // Redis away: the local guard on this instance's own traffic, as at a tick.
+      if (r.changes.some((c) => c.event === 'rolled_back')) await this.applyLocally(r, 'auto');
+      return;
+    }
+    try {
+      await this.apply(r, 'auto', fleet.epoch);
+    } catch (err) {
+      if (!(err instanceof SluiceError)) throw err;
+      logger.warn({ err: err.message }, 'fleet: urgent decision not written (no longer the leader, or Redis away)');
+    }
+  }
+
   /** One control step: close the interval, observe, decide, apply. Tests call this by hand. */
   tick(): Promise<void> {
     return this.serial(async () => {
       const { window, fleet } = this.deps;
       const local = await this.deps.intervals(window.spare());
+      this.lastTickAt = this.deps.clock();
       const merged = fleet === undefined ? local : await fleet.exchange(local);
       window.push(merged);
       const now = this.deps.clock();
@@ -607,15 +716,13 @@ export class Controller {
   private table(): RoutingTable {
     const s = this.s;
     const faults = this.faultsOn ? s.faults : null;
-    return makeTable(
-      s.version,
-      s.stable,
-      s.weights,
-      this.deps.endpoints.current,
-      s.maintenance,
+    return makeTable(s.version, s.stable, s.weights, this.deps.endpoints.current, {
+      maintenance: s.maintenance,
       faults,
-      s.shadow?.percent ?? 0,
-    );
+      shadowPercent: s.shadow?.percent ?? 0,
+      // The sequential check is armed only while the canary is guarded (decide.guarded).
+      sequential: guarded(s) ? (this.policy.sequential ?? null) : null,
+    });
   }
 
   /** How long the last table took to reach every member (ms): a rollback's time to take hold. */

@@ -10,6 +10,12 @@ import type { DataPlane, MemberReport, PlaneOptions } from '../data/plane.js';
 import type { RoutingTable } from '../data/table.js';
 import type { UpstreamConnections } from '../data/upstream.js';
 import { newHistogram } from '../stats/recorder.js';
+import { addCounts, type PoolCounts } from '../stats/sequential.js';
+
+const NO_COUNTS: PoolCounts = [
+  { requests: 0, errors: 0 },
+  { requests: 0, errors: 0 },
+];
 import { type EncodedInterval, type IntervalSnapshot, mergeIntervals } from '../stats/snapshot.js';
 import { served, type Totals, TotalsBook } from '../stats/totals.js';
 import type { Spare } from '../stats/window.js';
@@ -119,6 +125,22 @@ export class Members {
   /** Refresh the gauges and totals from every member (before a status or a scrape). */
   async refresh(): Promise<void> {
     await Promise.all(this.list.map(async (m) => this.keep(m, await m.collect(false))));
+  }
+
+  /**
+   * Both pools' counts of the interval under way, summed over the members, without closing it
+   * (the controller's urgent look; the window keeps its fixed-length slots). A member that does
+   * not answer in time is left out.
+   */
+  async counts(): Promise<PoolCounts> {
+    const reports = await Promise.all(
+      this.list.map(async (m) => {
+        const r = await m.collect(false);
+        this.keep(m, r);
+        return r;
+      }),
+    );
+    return reports.reduce<PoolCounts>((sum, r) => (r === undefined ? sum : addCounts(sum, r.counts)), NO_COUNTS);
   }
 
   /**

@@ -10,6 +10,7 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { TlsMaterial } from '../core/tls.js';
 import { Recorder } from '../stats/recorder.js';
+import type { PoolCounts } from '../stats/sequential.js';
 import type { IntervalSnapshot } from '../stats/snapshot.js';
 import type { Totals } from '../stats/totals.js';
 import { AccessLog, type LogSink } from './access-log.js';
@@ -63,6 +64,8 @@ export interface MemberReport<I = IntervalSnapshot> {
   connections: [UpstreamConnections, UpstreamConnections];
   /** Requests in flight per endpoint, per pool. */
   endpointInflight: [number[], number[]];
+  /** Both pools' counts of the interval under way (before it was closed, when `interval` is set). */
+  counts: PoolCounts;
 }
 
 export interface PlaneDeps {
@@ -74,6 +77,11 @@ export interface PlaneDeps {
   report: (e: EndpointEvent) => void;
   /** With workers: this one's column of the shared per-client connection counts. */
   connColumn?: ConnColumn | undefined;
+  /**
+   * The sequential check crossed on this member's canary traffic (once per interval): ask the
+   * controller for a verdict now. The controller decides; the request path never changes a table.
+   */
+  alarm?: (() => void) | undefined;
 }
 
 export class DataPlane {
@@ -98,6 +106,10 @@ export class DataPlane {
     for (const p of this.pools) p.report = deps.report;
     this.table = new TablePublisher(first);
     this.applyHealth(first);
+    // The sequential check follows the table: armed on its canary while the controller guards it.
+    this.recorder.onAlarm = deps.alarm;
+    this.recorder.guard(first.canary, first.sequential);
+    this.table.subscribe((t) => this.recorder.guard(t.canary, t.sequential));
     this.accessLog = new AccessLog(deps.access);
     this.proxy = new ProxyServer({
       config: opts,
@@ -140,7 +152,9 @@ export class DataPlane {
   /** This member's numbers; with `interval`, the current interval is closed and handed over. */
   report(interval: boolean, recycle?: readonly [Histogram | undefined, Histogram | undefined]): MemberReport {
     const [b, g] = this.pools;
+    const counts = this.recorder.counts();
     return {
+      counts,
       interval: interval ? this.recorder.takeInterval(recycle) : undefined,
       totals: this.recorder.totals(),
       inflight: this.proxy.inFlight,

@@ -4,6 +4,7 @@
  * keeps going on it; the next request reads the new table.
  */
 import type { PoolName } from '../core/config.js';
+import type { SequentialLimit } from '../stats/sequential.js';
 
 /** 0 = blue, 1 = green: array indexes on the request path, names everywhere else. */
 export type PoolId = 0 | 1;
@@ -42,6 +43,11 @@ export interface RoutingTable {
   readonly shadowBuckets: number;
   /** Fault injection for rehearsals; null when none is set or the config does not enable it. */
   readonly faults: TableFaults | null;
+  /**
+   * The sequential check's critical line for the canary (stats/sequential.ts), while the canary
+   * is guarded; null otherwise. Six numbers, computed once per policy by the controller.
+   */
+  readonly sequential: SequentialLimit | null;
 }
 
 export interface TableMaintenance {
@@ -72,17 +78,26 @@ export function allUp(counts: readonly [number, number]): Availability {
   return { health: 0, endpoints: [up(counts[0]), up(counts[1])] };
 }
 
+/** What a table carries besides the split: each off when not given. */
+export interface TableExtras {
+  maintenance?: { enabled: boolean; message: string | null; retryAfter: number; allowFrom: readonly string[] };
+  /** Fault injection (null: none, or the config does not enable it). */
+  faults?: FaultsInput | null;
+  /** A shadow's percent of stable's requests mirrored to the canary (0: none). */
+  shadowPercent?: number;
+  /** The sequential check's line, while the canary is guarded. */
+  sequential?: SequentialLimit | null;
+}
+
 /** Build a table; canary weight in percent with at most two decimals. */
 export function makeTable(
   version: number,
   stable: PoolName,
   weights: Weights,
   avail: Availability = { health: 0, endpoints: [[], []] },
-  maintenance?: { enabled: boolean; message: string | null; retryAfter: number; allowFrom: readonly string[] },
-  faults: FaultsInput | null = null,
-  /** A shadow's percent of stable's requests mirrored to the canary (0: none). */
-  shadowPercent = 0,
+  extras: TableExtras = {},
 ): RoutingTable {
+  const { maintenance, faults = null, shadowPercent = 0, sequential = null } = extras;
   const s = poolIdOf(stable);
   const c = otherPool(s);
   const canaryWeight = c === 0 ? weights.blue : weights.green;
@@ -104,6 +119,7 @@ export function makeTable(
         : null,
     shadowBuckets: Math.round(shadowPercent * 100),
     faults: faults === null ? null : tableFaults(faults),
+    sequential,
   });
 }
 

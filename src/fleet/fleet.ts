@@ -23,6 +23,7 @@ import type { AnalysisStatus } from '../control/controller.js';
 import type { ControllerState } from '../control/state.js';
 import { StaleWriteError, StoreUnavailableError, type Loaded, type StateStore } from '../control/state-store.js';
 import { newHistogram } from '../stats/recorder.js';
+import { addCounts, type PoolCounts } from '../stats/sequential.js';
 import {
   encodeInterval,
   type EncodedInterval,
@@ -114,6 +115,10 @@ export class Fleet {
   onState: (s: ControllerState) => void = () => {};
   /** Called when Redis is reachable again (flush a pending rollback, re-seed). */
   onReconnect: () => void = () => {};
+  /** The leader heard a member's alarm (its counts are in `forwarded`): judge now. */
+  onUrgent: () => void = () => {};
+  /** The latest live counts each member sent with an alarm, and when they came (the leader's clock). */
+  private readonly alarms = new Map<string, { counts: PoolCounts; at: number }>();
   /** The version held here, to tell a newer one. */
   held: () => number = () => 0;
   pendingRollback = false;
@@ -171,10 +176,12 @@ export class Fleet {
       first.then(() => true),
       new Promise<boolean>((r) => setTimeout(() => r(false), 1500).unref()),
     ]).catch(() => false);
-    const subscribe = () =>
-      this.sub.subscribe(this.keys.changed, (msg) => {
+    const subscribe = async () => {
+      await this.sub.subscribe(this.keys.changed, (msg) => {
         if (Number(msg) > this.held()) void this.fetch();
       });
+      await this.sub.subscribe(this.keys.urgent, (msg) => this.heard(msg));
+    };
     if (ok) await subscribe();
     else {
       this.lost(new Error('cannot connect at start'));
@@ -335,6 +342,69 @@ export class Fleet {
     ring.push({ pools, lastSnapshotAt: at ?? last });
     while (ring.length > this.windowSlots) ring.shift();
     this.shares.set(id, ring);
+  }
+
+  /**
+   * A follower's sequential check crossed: its live counts go to the leader, which judges them
+   * with its own (Controller.urgent). Resolves whether the message was sent.
+   */
+  async askLeader(counts: PoolCounts): Promise<boolean> {
+    if (!this.connected) return false;
+    try {
+      await this.client.publish(this.keys.urgent, JSON.stringify({ id: this.id, counts }));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** An alarm on the channel: kept (checked, not trusted) and judged when this instance leads. */
+  private heard(msg: string): void {
+    let m: { id?: unknown; counts?: unknown };
+    try {
+      m = JSON.parse(msg) as typeof m;
+    } catch {
+      return;
+    }
+    const ok = (c: unknown): c is { requests: number; errors: number } => {
+      const x = c as { requests?: unknown; errors?: unknown } | null;
+      return (
+        typeof x === 'object' &&
+        x !== null &&
+        Number.isInteger(x.requests) &&
+        Number.isInteger(x.errors) &&
+        (x.errors as number) >= 0 &&
+        (x.errors as number) <= (x.requests as number)
+      );
+    };
+    const c = m.counts as unknown[] | undefined;
+    if (typeof m.id !== 'string' || m.id === this.id || !Array.isArray(c) || c.length !== 2 || !c.every(ok)) return;
+    const now = this.clock();
+    // Kept by every instance (a follower may lead next); members that left age out.
+    for (const [id, a] of this.alarms) if (now - a.at > 60_000) this.alarms.delete(id);
+    this.alarms.set(m.id, { counts: c as unknown as PoolCounts, at: now });
+    if (this.leader) this.onUrgent();
+  }
+
+  /**
+   * The other members' counts sent with their alarms within the last `maxAgeMs` (one interval:
+   * older ones belong to an interval the leader's tick has judged), summed.
+   */
+  forwarded(maxAgeMs: number): { counts: PoolCounts; members: number } {
+    const now = this.clock();
+    let counts: PoolCounts = [
+      { requests: 0, errors: 0 },
+      { requests: 0, errors: 0 },
+    ];
+    let members = 0;
+    for (const [id, a] of this.alarms) {
+      if (now - a.at > maxAgeMs) this.alarms.delete(id);
+      else {
+        members++;
+        counts = addCounts(counts, a.counts);
+      }
+    }
+    return { counts, members };
   }
 
   /** The leader's verdict and window for every member to show (fire and forget). */

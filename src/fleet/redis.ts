@@ -32,6 +32,8 @@ export interface FleetKeys {
   snaps: (id: string) => string;
   /** STRING (PX): the leader's latest merged windows, verdict and member shares. */
   summary: string;
+  /** Pub/sub channel: a member's sequential check crossed; its live counts, for the leader to judge. */
+  urgent: string;
 }
 
 export function fleetKeys(name: string): FleetKeys {
@@ -44,6 +46,7 @@ export function fleetKeys(name: string): FleetKeys {
     members: `${p}members`,
     snaps: (id) => `${p}snap:${id}`,
     summary: `${p}summary`,
+    urgent: `${p}urgent`,
   };
 }
 

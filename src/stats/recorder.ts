@@ -8,6 +8,7 @@
 import * as hdr from 'hdr-histogram-js';
 import type { UpstreamErrorKind } from '../core/errors.js';
 import type { PoolId } from '../data/table.js';
+import { crossesLimit, type PoolCounts, type SequentialLimit } from './sequential.js';
 import type { IntervalSnapshot, PoolInterval, ShadowTally } from './snapshot.js';
 import { emptyShadowTotals, type PoolTotals, type Totals } from './totals.js';
 
@@ -67,8 +68,37 @@ export class PoolRecorder {
   readonly injected: InjectedCounts = { aborts: 0, delays: 0 };
 }
 
+/** The line nothing crosses: the sequential check disarmed. */
+const NEVER: SequentialLimit = Object.freeze({
+  offset: Number.POSITIVE_INFINITY,
+  slope: 0,
+  minErrors: Number.POSITIVE_INFINITY,
+  p0: 1,
+  p1: 1,
+  alpha: 0,
+});
+
 export class Recorder {
   readonly pools: readonly [PoolRecorder, PoolRecorder] = [new PoolRecorder(), new PoolRecorder()];
+  /** The pool the sequential check watches (the canary, while guarded), or -1. */
+  private seqPool = -1;
+  private seqLimit: SequentialLimit = NEVER;
+  /** The check crossed in this interval: it alarms once per interval (reset by takeInterval). */
+  alarmed = false;
+  /**
+   * Called once when the watched pool's interval counts cross the critical line: it asks the
+   * controller for a verdict now (a message from a worker); the controller decides.
+   */
+  onAlarm: (() => void) | undefined;
+
+  /**
+   * Arm the sequential check on `pool` with `limit` (from the routing table), or disarm it
+   * (`limit` null: the canary is not guarded). Only the canary is checked.
+   */
+  guard(pool: PoolId, limit: SequentialLimit | null): void {
+    this.seqPool = limit === null ? -1 : pool;
+    this.seqLimit = limit ?? NEVER;
+  }
 
   /**
    * One finished upstream exchange. `status` is the upstream status, or the status sluice
@@ -81,7 +111,12 @@ export class Recorder {
     p.interval.recordValue(v);
     p.intervalRequests++;
     const isError = errorKind !== undefined || status >= 500;
-    if (isError) p.intervalErrors++;
+    if (isError) {
+      p.intervalErrors++;
+      // The sequential check costs nothing on success: one comparison per error, when armed.
+      if (pool === this.seqPool && !this.alarmed && crossesLimit(this.seqLimit, p.intervalErrors, p.intervalRequests))
+        this.alarm();
+    }
     if (errorKind !== undefined) p.errorKinds[KIND_INDEX[errorKind]]! += 1;
     p.codes[status > 0 && status < 600 ? status : 0]! += 1;
     let b = 0;
@@ -89,6 +124,20 @@ export class Recorder {
     p.buckets[b]! += 1;
     p.sumSeconds += v / 1e6;
     p.count++;
+  }
+
+  private alarm(): void {
+    this.alarmed = true;
+    this.onAlarm?.();
+  }
+
+  /** Both pools' counts of the current interval, without closing it (the controller's urgent look). */
+  counts(): PoolCounts {
+    const [b, g] = this.pools;
+    return [
+      { requests: b.intervalRequests, errors: b.intervalErrors },
+      { requests: g.intervalRequests, errors: g.intervalErrors },
+    ];
   }
 
   /**
@@ -139,6 +188,7 @@ export class Recorder {
       p.intervalErrors = 0;
       return out;
     };
+    this.alarmed = false;
     const shadow = this.shadow;
     this.shadow = undefined;
     const pools: IntervalSnapshot['pools'] = [take(0), take(1)];

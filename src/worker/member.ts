@@ -31,6 +31,8 @@ export interface WorkerMemberOptions {
   /** Where its access lines go. */
   accessSink: LogSink;
   onEvent: (e: EndpointEvent) => void;
+  /** The thread's sequential check crossed: the controller judges now (Controller.urgent). */
+  onAlarm?: () => void;
   logger: Logger;
   /** The per-client connection counts shared by every worker; this worker's column is its index. */
   conns?: SharedArrayBuffer | undefined;
@@ -190,6 +192,9 @@ export class WorkerMember implements Member {
       }
       case 'event':
         this.o.onEvent(m.event);
+        break;
+      case 'alarm':
+        this.o.onAlarm?.();
         break;
       case 'access':
         this.o.accessSink.write(m.chunk);

@@ -38,6 +38,8 @@ export type FromWorker =
   | { t: 'ack'; seq: number }
   | { t: 'report'; seq: number; report: MemberReport<EncodedInterval> }
   | { t: 'event'; event: EndpointEvent }
+  /** The sequential check crossed on this worker's canary traffic: a verdict now, please. */
+  | { t: 'alarm' }
   | { t: 'out'; chunk: string }
   /** Access lines: to log.accessFile when one is set, else with the rest to stdout. */
   | { t: 'access'; chunk: string }

@@ -26,6 +26,8 @@ const plane = new DataPlane(init.options, init.table, {
   access: { write: (chunk: string) => post({ t: 'access', chunk }) },
   report: (event) => post({ t: 'event', event }),
   connColumn: init.conns,
+  // Each worker runs the check on its own traffic; the main thread judges the merged counts.
+  alarm: () => post({ t: 'alarm' }),
 });
 plane.accessLogging = init.access;
 

@@ -1,6 +1,10 @@
 /**
  * A simulated rollout: the real Recorder, WindowRing and Controller, a fake clock, and synthetic
- * traffic recorded straight into the recorder (no sockets), one simulated second per tick.
+ * traffic recorded straight into the recorder (no sockets), one simulated second per tick. The
+ * recorder follows the published table (its sequential check armed as on a data plane); an alarm
+ * runs the controller's urgent verdict before the next simulated request (a real one takes a few
+ * ms, during which a few more requests may arrive: the simulation is exact about false alarms and
+ * a lower bound on the requests a failing canary gets).
  */
 import pino from 'pino';
 import { parseConfig, type ConfigInput } from '../../src/core/config.js';
@@ -43,6 +47,10 @@ export interface Sim {
   now: () => number;
   /** Simulate one second of traffic at `rps` (split by the current weights), then tick. */
   second(rps: number, blue: PoolBehaviour, green: PoolBehaviour): Promise<void>;
+  /** `n` requests (split by the current weights) and no tick: part of an interval. */
+  requests(n: number, blue: PoolBehaviour, green: PoolBehaviour): Promise<void>;
+  /** Failed requests green received so far, the sequential alarms raised, the controller's looks at the counts. */
+  readonly counts: { greenFailures: number; alarms: number; peeks: number };
   close(): Promise<void>;
 }
 
@@ -71,6 +79,13 @@ export async function simulate(seed: number, extra: Partial<ConfigInput> = {}, o
   );
   const table = new TablePublisher(makeTable(0, 'blue', { blue: 100, green: 0 }, endpoints.current));
   const store = opts.store ?? new MemoryStateStore<ControllerState>();
+  const counts = { greenFailures: 0, alarms: 0, peeks: 0 };
+  let alarmed = false;
+  recorder.onAlarm = () => {
+    alarmed = true;
+    counts.alarms++;
+  };
+  table.subscribe((t) => recorder.guard(t.canary, t.sequential));
   const controller = await Controller.create({
     config,
     table,
@@ -79,31 +94,45 @@ export async function simulate(seed: number, extra: Partial<ConfigInput> = {}, o
     window,
     endpoints,
     intervals: (spare) => recorder.takeInterval(spare),
+    peek: () => {
+      counts.peeks++;
+      return recorder.counts();
+    },
     clock,
     logger: pino({ level: 'silent' }),
   });
   const step = config.rollout.analysis.interval;
-  return {
+  const sim: Sim = {
     controller,
     recorder,
     endpoints,
     store,
     now: clock,
+    counts,
+    async requests(n, blue, green) {
+      let share = table.current.weights.green / 100;
+      for (let i = 0; i < n; i++) {
+        const g = r() < share;
+        const b = g ? green : blue;
+        const fail = r() < b.errorRate;
+        if (g && fail) counts.greenFailures++;
+        recorder.record(poolIdOf(g ? 'green' : 'blue'), fail ? 503 : 200, latency(r, b.medianMs) * 1000, undefined);
+        if (alarmed) {
+          alarmed = false;
+          await controller.urgent();
+          share = table.current.weights.green / 100;
+        }
+      }
+    },
     async second(rps, blue, green) {
       const ticks = Math.round(1000 / step);
       for (let k = 0; k < ticks; k++) {
-        const n = Math.round((rps * step) / 1000);
-        const share = table.current.weights.green / 100;
-        for (let i = 0; i < n; i++) {
-          const g = r() < share;
-          const b = g ? green : blue;
-          const fail = r() < b.errorRate;
-          recorder.record(poolIdOf(g ? 'green' : 'blue'), fail ? 503 : 200, latency(r, b.medianMs) * 1000, undefined);
-        }
+        await sim.requests(Math.round((rps * step) / 1000), blue, green);
         t += step;
         await controller.tick();
       }
     },
     close: async () => {},
   };
+  return sim;
 }

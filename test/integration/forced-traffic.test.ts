@@ -83,10 +83,14 @@ describe('forced traffic', () => {
   it('cannot rescue a broken canary: forced successes do not dilute its errors', async () => {
     const s = await start({ retry: { toStable: false } }); // real users must meet the broken path
     await startRollout(s);
-    // Real users, half of them on green (50 %), on the broken path; a flood of forced successes.
-    const real = await send(s, 200, '/api', (i) => ({ 'x-user': `user-${i}` }));
-    expect(real.filter((c) => c === 503).length).toBeGreaterThan(50);
+    // A flood of forced successes on green, then real users, half of them on green (50 %), on the
+    // broken path: the sequential check counts only the real ones, and cuts the canary between
+    // ticks after a few of them.
     await send(s, 2000, '/ok', () => ({ 'x-sluice-pool': 'green' }));
+    const real = await send(s, 200, '/api', (i) => ({ 'x-user': `user-${i}` }));
+    expect(real.filter((c) => c === 503).length).toBeGreaterThanOrEqual(5);
+    expect(s.controller.state.phase).toBe('rolled_back');
+    expect(s.controller.state.history[0]?.evidence).toMatchObject({ check: 'sequential', errorRate: 1 });
     await s.controller.tick();
     const doc = s.status();
     expect(doc.pools.green!.forced.requests).toBe(2000);

@@ -57,7 +57,7 @@ describe('retry.toStable', () => {
     expect(green.seen.length).toBeGreaterThan(0);
     const st = s.status();
     expect(st.retried.toStable).toBe(green.seen.length);
-    expect(st.rollout.reason).toMatch(/green error rate/);
+    expect(st.rollout.reason).toMatch(/green (error rate|failed \d+ of \d+ requests)/);
     const metrics = await (await request(`${s.admin}/metrics`)).body.text();
     expect(metrics).toMatch(new RegExp(`^sluice_retried_to_stable_total ${st.retried.toStable}$`, 'm'));
   });

@@ -114,8 +114,42 @@ describe('workers: 2', () => {
       await load.stop();
     }
     expect(s.controller.state.weights).toEqual({ blue: 100, green: 0 });
-    expect(s.controller.state.reason).toMatch(/error rate/);
+    expect(s.controller.state.reason).toMatch(/error rate|failed \d+ of \d+ requests/);
     expect(green.seen.length).toBeGreaterThan(0);
+  });
+
+  it('each worker runs the sequential check on its own traffic: a canary failing everything is cut within 10 requests', async () => {
+    const blue = h.track(await startUpstream('blue'));
+    const green = h.track(
+      await startUpstream('green', (_req, res) => {
+        res.writeHead(503);
+        res.end('green');
+      }),
+    );
+    // The default interval (1 s): only an alarm from a worker can cut it this soon.
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      ...workers,
+      retry: { toStable: false },
+      rollout: { steps: [10, 100], stepHold: '1m' },
+    }));
+    const load = startLoad(s.base, 8);
+    try {
+      await until(() => load.counts.blue > 300, 10_000);
+      await s.controller.command({ type: 'start' }, 'test');
+      expect(await until(() => s.controller.state.phase === 'rolled_back', 10_000)).toBe(true);
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      await load.stop();
+    }
+    expect(s.controller.state.weights).toEqual({ blue: 100, green: 0 });
+    expect(green.seen.length).toBeGreaterThanOrEqual(5);
+    expect(green.seen.length).toBeLessThanOrEqual(10);
+    expect(s.controller.state.history[0]?.evidence).toMatchObject({ check: 'sequential', errorRate: 1 });
+    expect(s.controller.state.reason).toMatch(/^green failed \d+ of \d+ requests .*\(sequential check: /);
+    // Usually a worker's alarm; when a tick comes first, the tick's check on the merged interval.
+    console.log(
+      `workers: ${green.seen.length} failed canary requests, ${s.controller.urgentChecks.alarms} alarms from the workers`,
+    );
   });
 
   it('routes no new request by the old weights once PUT /api/v1/weights has returned', async () => {

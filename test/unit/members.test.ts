@@ -170,6 +170,7 @@ class FakeMember implements Member {
   }
   async collect(interval: boolean): Promise<MemberReport> {
     return {
+      counts: this.rec.counts(),
       interval: interval ? this.rec.takeInterval() : undefined,
       totals: this.rec.totals(),
       inflight: 2,
@@ -191,6 +192,11 @@ describe('Members', () => {
     const m = new Members([a, b]);
     for (let i = 0; i < 30; i++) a.rec.record(1, i < 3 ? 500 : 200, 2000, undefined);
     for (let i = 0; i < 10; i++) b.rec.record(1, 500, 9000, undefined);
+    // The urgent look: the sums of the interval under way, which stays open.
+    expect(await m.counts()).toEqual([
+      { requests: 0, errors: 0 },
+      { requests: 40, errors: 13 },
+    ]);
     const s = await m.interval([undefined, undefined]);
     expect(s.pools[1]).toMatchObject({ requests: 40, errors: 13 });
     expect(s.pools[1].hist.totalCount).toBe(40);

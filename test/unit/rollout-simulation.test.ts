@@ -1,13 +1,19 @@
 /**
  * Seeded simulations of whole rollouts through the real controller (fake clock, synthetic
  * traffic): healthy canaries reach promotion without a false rollback; broken ones are rolled
- * back, and the time from breach to 0 % canary is printed.
+ * back, and the time from breach to 0 % canary is printed, with the failed canary requests
+ * before it (the sequential check between ticks acts on those).
  */
 import { describe, expect, it } from 'vitest';
+import { FAST_MIN_ERRORS, wilsonLower, zFor } from '../../src/control/analysis.js';
+import { policyOf } from '../../src/control/controller.js';
+import { parseConfig } from '../../src/core/config.js';
+import { Recorder } from '../../src/stats/recorder.js';
+import type { SequentialLimit } from '../../src/stats/sequential.js';
 import type { FleetLink } from '../../src/control/controller.js';
 import { MemoryStateStore, StoreUnavailableError } from '../../src/control/state-store.js';
 import type { ControllerState, HistoryEntry } from '../../src/control/state.js';
-import { simulate, type PoolBehaviour, type Sim } from '../helpers/sim.js';
+import { rng, simulate, type PoolBehaviour, type Sim } from '../helpers/sim.js';
 
 const healthy: PoolBehaviour = { errorRate: 0.002, medianMs: 5 };
 const cfg = { rollout: { stepHold: '20s' } };
@@ -21,16 +27,21 @@ describe('rollout simulation', () => {
     `promotes a healthy canary (same error rate and latency as stable) at %i req/s, onFailure %s, in ${runs} of ${runs} seeded runs, with no rollback`,
     async (rps, onFailure) => {
       let promoted = 0;
+      let alarms = 0;
       for (let seed = 1; seed <= runs; seed++) {
         const sim = await simulate(seed * 7919 + rps, { rollout: { ...cfg.rollout, onFailure } });
         await sim.controller.command({ type: 'start' }, 'test');
         for (let s = 0; s < 150 && sim.controller.state.phase === 'progressing'; s++)
           await sim.second(rps, healthy, healthy);
         expect(sim.controller.state.rollbacks).toBe(0);
+        alarms += sim.counts.alarms;
         if (sim.controller.state.phase === 'promoted') promoted++;
         await sim.close();
       }
-      console.log(`healthy canary at ${rps} req/s (${onFailure}): ${promoted}/${runs} promoted, 0 rolled back`);
+      console.log(
+        `healthy canary at ${rps} req/s (${onFailure}): ${promoted}/${runs} promoted, 0 rolled back, ${alarms} sequential alarms`,
+      );
+      expect(alarms).toBe(0);
       expect(promoted).toBe(runs);
     },
     300_000,
@@ -59,28 +70,134 @@ describe('rollout simulation', () => {
     'rolls back a canary that starts failing %s of requests mid-rollout at %i req/s within %i s',
     async (errorRate, rps, maxSeconds) => {
       const times: number[] = [];
+      const failures: number[] = [];
+      let sequential = 0;
       for (let seed = 100; seed < 120; seed++) {
         const sim = await simulate(seed, cfg);
         await sim.controller.command({ type: 'start' }, 'test');
         for (let s = 0; s < 25; s++) await sim.second(rps, healthy, healthy); // into step 2 (25 %)
         expect(sim.controller.state.phase).toBe('progressing');
         const breach = sim.now();
+        const before = sim.counts.greenFailures;
         let s = 0;
         while (sim.controller.state.phase === 'progressing' && s++ < 60)
           await sim.second(rps, healthy, { errorRate, medianMs: 5 });
         expect(sim.controller.state.phase).toBe('rolled_back');
         expect(sim.controller.state.weights.green).toBe(0);
-        expect(sim.controller.state.reason).toMatch(/^green error rate/);
+        expect(sim.controller.state.reason).toMatch(/^green (error rate|failed \d+ of \d+ requests)/);
+        if ((sim.controller.state.history[0]?.evidence as { check?: string } | undefined)?.check === 'sequential')
+          sequential++;
         times.push((sim.controller.state.history[0]!.at - breach) / 1000);
+        failures.push(sim.counts.greenFailures - before);
         await sim.close();
       }
       const sorted = [...times].sort((a, b) => a - b);
+      const f = [...failures].sort((a, b) => a - b);
       console.log(
-        `${errorRate * 100}% errors at ${rps} req/s: breach → 0 % canary in ${sorted[0]}–${sorted.at(-1)} s (median ${sorted[sorted.length >> 1]} s) over ${times.length} runs`,
+        `${errorRate * 100}% errors at ${rps} req/s: breach → 0 % canary in ${sorted[0]}–${sorted.at(-1)} s (median ${sorted[sorted.length >> 1]} s), ${f[0]}–${f.at(-1)} failed canary requests (median ${f[f.length >> 1]}), ${sequential} of ${times.length} runs by the sequential check`,
       );
       expect(sorted.at(-1)!).toBeLessThanOrEqual(maxSeconds);
     },
   );
+
+  it.each([100, 1000, 4000])(
+    'a canary failing every request from the start at 10 percent (%i req/s) gets at most 10 of them before 0 percent',
+    async (rps) => {
+      const failures: number[] = [];
+      for (let seed = 300; seed < 320; seed++) {
+        const sim = await simulate(seed, cfg);
+        for (let s = 0; s < 3; s++) await sim.second(rps, healthy, healthy);
+        await sim.controller.command({ type: 'start' }, 'test');
+        let s = 0;
+        while (sim.controller.state.phase === 'progressing' && s++ < 60)
+          await sim.second(rps, healthy, { errorRate: 1, medianMs: 5 });
+        expect(sim.controller.state.phase).toBe('rolled_back');
+        const evidence = sim.controller.state.history[0]?.evidence as { check?: string };
+        if (rps >= 1000) expect(evidence.check).toBe('sequential');
+        failures.push(sim.counts.greenFailures);
+        await sim.close();
+      }
+      const f = failures.sort((a, b) => a - b);
+      console.log(`100% errors from the start at 10 %, ${rps} req/s: ${f[0]}–${f.at(-1)} failed canary requests`);
+      expect(f.at(-1)).toBeLessThanOrEqual(10);
+    },
+  );
+
+  it.each([300, 2000])(
+    'a canary that breaks mid-interval (every request failing, %i req/s) is cut by the sequential check after the critical count of its interval',
+    async (rps) => {
+      const failures: number[] = [];
+      for (let seed = 400; seed < 420; seed++) {
+        const sim = await simulate(seed, cfg);
+        await sim.controller.command({ type: 'start' }, 'test');
+        for (let s = 0; s < 25; s++) await sim.second(rps, healthy, healthy); // step 2 (25 %)
+        // Good requests first in the interval of the breach (the tick is every second).
+        await sim.requests(rps / 2, healthy, healthy);
+        const before = sim.counts.greenFailures;
+        let s = 0;
+        while (sim.controller.state.phase === 'progressing' && s++ < 60)
+          await sim.second(rps, healthy, { errorRate: 1, medianMs: 5 });
+        expect(sim.controller.state.phase).toBe('rolled_back');
+        expect((sim.controller.state.history[0]?.evidence as { check?: string } | undefined)?.check).toBe('sequential');
+        failures.push(sim.counts.greenFailures - before);
+        await sim.close();
+      }
+      const f = failures.sort((a, b) => a - b);
+      console.log(
+        `100% errors from mid-interval at ${rps} req/s (25 %): ${f[0]}–${f.at(-1)} failed canary requests (median ${f[10]})`,
+      );
+      // About 3 + 0.04 × the good requests already in the interval (rps / 2 × 25 %): the SPRT's price.
+      expect(f.at(-1)).toBeLessThanOrEqual(5 + Math.ceil(0.05 * (rps / 2) * 0.25));
+    },
+  );
+
+  it('a canary below maxErrorRate (0.5 %, beside a stable at 0.5 %) is never rolled back by the sequential check', async () => {
+    const below: PoolBehaviour = { errorRate: 0.005, medianMs: 5 };
+    let alarms = 0;
+    let rollbacks = 0;
+    for (let seed = 1; seed <= runs; seed++) {
+      const sim = await simulate(seed * 104729, cfg);
+      await sim.controller.command({ type: 'start' }, 'test');
+      for (let s = 0; s < 150 && sim.controller.state.phase === 'progressing'; s++)
+        await sim.second(2000, below, below);
+      alarms += sim.counts.alarms;
+      rollbacks += sim.controller.state.rollbacks;
+      await sim.close();
+    }
+    console.log(`canary at 0.5 % at 2000 req/s: ${alarms} sequential alarms, ${rollbacks} rollbacks in ${runs} runs`);
+    expect(alarms).toBe(0);
+  }, 300_000);
+
+  it("the sequential check's choice, seeded: at exactly maxErrorRate the SPRT alarms in under α of intervals; the Wilson bound checked after every request in far more", () => {
+    const limit = policyOf(
+      parseConfig({ pools: { blue: { endpoints: ['http://a'] }, green: { endpoints: ['http://b'] } } }),
+    ).sequential as SequentialLimit;
+    const z = zFor(0.999);
+    const rec = new Recorder();
+    let sprt = 0;
+    rec.onAlarm = () => sprt++;
+    rec.guard(1, limit);
+    const r = rng(2024);
+    const intervals = 4000;
+    let wilson = 0;
+    for (let i = 0; i < intervals; i++) {
+      let k = 0;
+      let hit = false;
+      for (let n = 1; n <= 1000; n++) {
+        const fail = r() < 0.01;
+        rec.record(1, fail ? 503 : 200, 1000, undefined);
+        if (fail && !hit && ++k >= FAST_MIN_ERRORS && wilsonLower(k, n, z) > 0.01) hit = true;
+        else if (fail && hit) k++;
+      }
+      if (hit) wilson++;
+      rec.takeInterval();
+    }
+    console.log(
+      `canary at exactly 1 %, ${intervals} intervals of 1000 requests: SPRT alarmed in ${sprt}, Wilson (99.9 %, 5 errors) after every request in ${wilson}`,
+    );
+    expect(sprt).toBeLessThanOrEqual(limit.alpha * intervals);
+    expect(wilson).toBeGreaterThan(20 * Math.max(1, sprt));
+  });
 
   it('rolls back a canary at 0.8 % errors beside a stable at 0.01 % (under the 1 % threshold), by comparison', async () => {
     const clean: PoolBehaviour = { errorRate: 0.0001, medianMs: 5 };
@@ -187,7 +304,9 @@ describe('gradual rollback in the simulation (rollout.onFailure: rampDown)', () 
       for (let s = 0; s < 10 && sim.controller.state.phase === 'progressing'; s++)
         await sim.second(300, healthy, { errorRate: 1, medianMs: 5 });
       expect(sim.controller.state.history[0]).toMatchObject({ event: 'rolled_back', weights: { green: 0 } });
-      expect(sim.controller.state.reason).toMatch(/; severe: more than 50% errors: .*, cut at once$/);
+      expect(sim.controller.state.reason).toMatch(
+        /; severe: (more than 50% errors: .*|\d+ of \d+ failed \(more than 50% errors\)), cut at once$/,
+      );
     }
     const dead = await simulate(7, ramp);
     await atHalf(dead, 300);

@@ -1,6 +1,6 @@
 /** The routing table publisher: one writer, versions only forward, subscribers get each value. */
 import { describe, expect, it } from 'vitest';
-import { isNewer, makeTable, TablePublisher, type RoutingTable } from '../../src/data/table.js';
+import { isNewer, makeTable, TablePublisher, type RoutingTable, type TableExtras } from '../../src/data/table.js';
 
 describe('TablePublisher', () => {
   it('publishes newer tables to every subscriber and refuses an older one', () => {
@@ -43,7 +43,7 @@ describe('table versions: the rollout and the endpoint availability each only mo
 
 describe('fault injection in the table', () => {
   const f = { pool: 'green' as const, abortPercent: 20.5, abortStatus: 503, delayPercent: 0.01, delayMs: 300 };
-  it.each<[string, Parameters<typeof makeTable>[5], RoutingTable['faults']]>([
+  it.each<[string, TableExtras['faults'], RoutingTable['faults']]>([
     ['none', null, null],
     [
       'shares per 10,000 and the pool by id',
@@ -58,7 +58,7 @@ describe('fault injection in the table', () => {
     ],
     ['nothing to inject: no fault at all', { ...f, abortPercent: 0, delayPercent: 0 }, null],
   ])('%s', (_name, input, want) => {
-    const t = makeTable(1, 'blue', { blue: 90, green: 10 }, undefined, undefined, input);
+    const t = makeTable(1, 'blue', { blue: 90, green: 10 }, undefined, { faults: input });
     expect(t.faults).toEqual(want);
     // Plain data: it crosses to worker threads whole.
     expect(structuredClone(t)).toEqual(t);
