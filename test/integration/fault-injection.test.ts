@@ -184,12 +184,18 @@ describe('fault injection: aborts', () => {
       if (p.pool === 'green') gets = { ...gets, green: gets.green + 1 };
       else gets = { ...gets, blue: gets.blue + 1 };
     }
-    expect(posts.green).toBeGreaterThan(10);
+    // The sequential check cuts green after its first few failures (FAST_MIN_ERRORS: 5), POSTs
+    // and retried GETs alike; the rest of the loop goes to blue.
+    expect(posts.green + gets.green).toBeGreaterThanOrEqual(5);
+    expect(posts.green).toBeGreaterThan(0);
     expect(posts.blue).toBeGreaterThan(10);
     // Nothing reached green: every one of its answers was injected.
     expect(green.seen.length).toBe(0);
     const st = s.status();
-    expect(st.retried.toStable).toBe(gets.green);
+    // The GET right after the POST that tipped the check went to blue by the new weights, unretried.
+    expect(gets.green - st.retried.toStable).toBeGreaterThanOrEqual(0);
+    expect(gets.green - st.retried.toStable).toBeLessThanOrEqual(1);
+    gets = { ...gets, green: st.retried.toStable };
     expect(st.pools.green?.injected).toEqual({ aborts: posts.green + gets.green, delays: 0 });
     expect(st.faults).toMatchObject({ pool: 'green', active: true, injected: { aborts: posts.green + gets.green } });
     expect(await injected(s.admin, 'green', 'abort')).toBe(posts.green + gets.green);
@@ -202,7 +208,7 @@ describe('fault injection: aborts', () => {
     await s.controller.tick();
     expect(s.controller.state.phase).toBe('rolled_back');
     expect(s.controller.state.weights).toEqual({ blue: 100, green: 0 });
-    expect(s.controller.state.reason).toMatch(/green error rate 100(\.0+)?%/);
+    expect(s.controller.state.reason).toMatch(/green error rate 100(\.0+)?%|green failed (\d+) of \2 requests/);
     const events = s.controller.state.history.map((e) => e.event);
     expect(events.slice(0, 3)).toEqual(['rolled_back', 'started', 'faults']);
     expect(s.controller.state.history[2]?.reason).toBe('fault injection on by local: green abort 100% (503)');
@@ -337,13 +343,14 @@ describe('fault injection: lifetime', () => {
     );
     expect(runCli(['faults', 'set', '--abort-percent', '5'], env()).code).toBe(2); // usage: no --pool
     // Every thread serves by it: POSTs (not retried) all get the injected answer.
-    for (let i = 0; i < 8; i++) {
+    // Four: one short of what the sequential check needs to roll a failing canary back.
+    for (let i = 0; i < 4; i++) {
       const x = await call(proxy(), i, 'POST', { 'content-type': 'application/json' });
       expect([x.status, x.pool]).toEqual([502, 'green']);
     }
     expect(runCli(['status'], env()).stdout).toContain('fault injection on: green abort 100 % (502)');
     // The counts cross from every worker.
-    expect(await injected(`http://127.0.0.1:${r.adminPort}`, 'green', 'abort')).toBe(8);
+    expect(await injected(`http://127.0.0.1:${r.adminPort}`, 'green', 'abort')).toBe(4);
     r.proc.kill('SIGTERM');
     expect(await r.exited).toBe(0);
     r = await startProcess(file);
