@@ -225,7 +225,7 @@ export class Controller {
   private policy: RolloutPolicy;
   private shadowPolicy: ShadowPolicy;
   /** The shadow under way's pairs and mirrors so far (in memory: a restart counts again). */
-  private shadowTally: { startedAt: number; tally: ShadowTally } | undefined;
+  private shadowTally: { startedAt: number; tally: ShadowTally; ticks: number } | undefined;
   /** config faults.enabled: whether the state's fault spec reaches the table, and may be set. */
   private faultsOn: boolean;
   private timer: NodeJS.Timeout | undefined;
@@ -380,8 +380,32 @@ export class Controller {
       return undefined;
     }
     if (this.shadowTally?.startedAt !== run.startedAt)
-      this.shadowTally = { startedAt: run.startedAt, tally: emptyTally() };
+      this.shadowTally = { startedAt: run.startedAt, tally: emptyTally(), ticks: 0 };
+    this.shadowTally.ticks++;
     return addTally(this.shadowTally.tally, t);
+  }
+
+  /**
+   * The observation a shadow is judged on: only the intervals since it started, so the canary's
+   * own traffic before it (a rollout just rolled back, say) does not decide the shadow's verdict.
+   */
+  private observeShadow(o: Observation): Observation {
+    // The first interval is not the shadow's alone (see tick).
+    const ticks = (this.shadowTally?.ticks ?? 1) - 1;
+    const { window } = this.deps;
+    if (ticks >= window.length) return o;
+    const canaryId = poolIdOf(canaryOf(this.s.stable));
+    const stableId = canaryId === 0 ? 1 : 0;
+    const z = zFor(this.policy.confidence);
+    const intervals = Math.max(1, ticks);
+    return {
+      ...o,
+      canary: window.query(canaryId, { intervals, z }),
+      stable: window.query(stableId, { intervals, z }),
+      canaryRecent: undefined,
+      stableRecent: undefined,
+      windowMs: intervals * this.deps.config.rollout.analysis.interval,
+    };
   }
 
   /** The shadow under way's numbers so far (this instance's tally; the leader's in a fleet), or null. */
@@ -496,8 +520,9 @@ export class Controller {
       const o = this.observe();
       const tally = this.tallyShadow(merged.shadow);
       let r = this.limitWaiting(decide(this.s, o, this.policy, now), now);
-      if (tally !== undefined && r.state === this.s)
-        r = judgeShadow(this.s, o, tally, { ...this.policy, shadow: this.shadowPolicy }, now, (s) =>
+      // The interval a shadow started in holds traffic from before it: judged from the next one.
+      if (tally !== undefined && r.state === this.s && (this.shadowTally?.ticks ?? 0) > 1)
+        r = judgeShadow(this.s, this.observeShadow(o), tally, { ...this.policy, shadow: this.shadowPolicy }, now, (s) =>
           command(s, { type: 'start' }, 'auto', now, this.defaults()),
         );
       this.analysis = { at: now, verdict: r.verdict?.kind ?? null, reason: r.verdict?.reason ?? null };

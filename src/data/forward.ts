@@ -282,12 +282,22 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     r.body = body;
     // A streamed body restarts undici's headers timeout as it goes out: give it its own.
     if (body !== null && !Buffer.isBuffer(body)) r.headersTimeout = this.ctx.deadlines?.timeoutMs;
-    if (this.mirrorTo !== undefined) this.mirror = this.ctx.shadow.launch(r, this.requestId, body, this.mirrorTo);
     if (this.faultAbort > 0) {
+      this.launchMirror(body);
       this.injectedAnswer(this.faultAbort);
       return;
     }
     this.go();
+    // The client's request first; its mirror after, so nothing of the mirror's runs before it.
+    this.launchMirror(body);
+  }
+
+  /** A shadow's copy of this request to the canary (mirror.ts), once the request is on its way. */
+  private launchMirror(body: Body | null): void {
+    if (this.mirrorTo === undefined || this.finished) return;
+    const canary = this.mirrorTo;
+    this.mirrorTo = undefined;
+    this.mirror = this.ctx.shadow.launch(this.request, this.requestId, body, canary);
   }
 
   /**
@@ -670,6 +680,7 @@ export class Exchange implements ResponseMeta, Awaiting, Waiter {
     // finished exchange ignores the rest.
     // The mirror's pair: stable's answer as the client got it (none when it left or was refused).
     this.mirror?.original(rejected !== undefined || clientAborted ? -1 : this.status, this.headerMicros);
+    this.mirror = undefined; // the exchange may outlive its answer (conn.last): the mirror need not
     const rec = this.ctx.recorder;
     if (rejected !== undefined) rec.reject(rejected);
     else if (!clientAborted) {

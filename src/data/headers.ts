@@ -43,6 +43,8 @@ const REQUEST_NAMES = new Map<string, H>([
   ['proxy-authorization', H.Drop],
   // sluice sets X-Real-IP itself, from a trusted proxy too (see proxy.ts prepare()).
   ['x-real-ip', H.Drop],
+  // Marks a shadow's mirror (data/mirror.ts): a client's own must never pass for one.
+  ['x-sluice-shadow', H.Drop],
   ['cookie', H.Cookie],
   ['x-forwarded-for', H.Xff],
   ['x-forwarded-proto', H.XfProto],

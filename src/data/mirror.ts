@@ -42,6 +42,16 @@ export function comparePair(
   return 'match';
 }
 
+/**
+ * A request's path as a sample in a verdict (history, webhooks, Redis): without its query string,
+ * which may carry tokens or signatures, and at most 200 characters.
+ */
+export function samplePath(path: string): string {
+  const q = path.indexOf('?');
+  const p = q < 0 ? path : path.slice(0, q);
+  return p.length > 200 ? `${p.slice(0, 200)}…` : p;
+}
+
 /** The request being mirrored, as the exchange holds it. */
 export interface MirrorSource {
   readonly path: string;
@@ -117,7 +127,7 @@ export class Shadowing {
       tally.samples.push({
         kind,
         method: m.method,
-        path: m.path,
+        path: samplePath(m.path),
         requestId: m.requestId,
         stable,
         canary: m.status,
@@ -140,7 +150,8 @@ export class Mirror implements Dispatcher.DispatchHandler {
   readonly path: string;
   readonly method: string;
   readonly headers: string[];
-  readonly body: Buffer | null;
+  /** Dropped once the mirror is done (the exchange that made it may be kept a while). */
+  body: Buffer | null;
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
   /** The canary's status, or the one its failure maps to; its kind when it failed. */
@@ -149,6 +160,9 @@ export class Mirror implements Dispatcher.DispatchHandler {
   /** Time to the canary's response headers (or to its failure), µs. */
   micros = 0;
   private done = false;
+  private controller: Dispatcher.DispatchController | undefined;
+  /** rollout.shadow.timeout over the whole mirror: a canary trickling its body cannot hold a slot. */
+  private timer: NodeJS.Timeout | undefined;
   /** The original's status and time to headers, once it finished (-1: not yet). */
   private stable = -1;
   private stableMicros = 0;
@@ -171,7 +185,15 @@ export class Mirror implements Dispatcher.DispatchHandler {
     this.bodyTimeout = shadow.options.timeout;
   }
 
-  onRequestStart(): void {}
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.done) {
+      controller.abort(new Error('mirror done'));
+      return;
+    }
+    this.timer = setTimeout(() => this.controller?.abort(new Error('shadow timeout')), this.headersTimeout);
+    this.timer.unref();
+  }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number): void {
     if (statusCode < 200) return;
@@ -188,6 +210,7 @@ export class Mirror implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_c: Dispatcher.DispatchController | null, err: Error): void {
+    if (this.done) return;
     const f = classifyUpstreamError(err);
     this.kind = f.kind;
     if (this.status === 0) {
@@ -201,6 +224,9 @@ export class Mirror implements Dispatcher.DispatchHandler {
   private end(): void {
     if (this.done) return;
     this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.controller = undefined;
+    this.body = null;
     this.shadow.ended(this, this.pool, this.ep);
     if (this.stable >= 0) this.shadow.paired(this, this.stable, this.stableMicros);
   }

@@ -117,7 +117,8 @@ export function makeTable(
             allowFrom: Object.freeze([...maintenance.allowFrom]),
           })
         : null,
-    shadowBuckets: Math.round(shadowPercent * 100),
+    // Any shadow mirrors at least one bucket: a share too small to round to one would mirror nothing.
+    shadowBuckets: shadowPercent > 0 ? Math.max(1, Math.round(shadowPercent * 100)) : 0,
     faults: faults === null ? null : tableFaults(faults),
     sequential,
   });

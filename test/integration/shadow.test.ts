@@ -119,8 +119,10 @@ describe('shadow rollouts', () => {
       await send('POST', `10.1.0.${i}`);
     }
     await send('GET', '10.9.9.9', { cookie: 'sluice-pool=blue' });
-    await until(() => green.seen.length > 0, 1000);
-    await new Promise((r) => setTimeout(r, 100));
+    await until(
+      () => s.status().shadow.totals.mirrored > 0 && green.seen.length === s.status().shadow.totals.mirrored,
+      2000,
+    );
     expect(green.seen.every((x) => x.method === 'GET')).toBe(true);
     const perClient = new Map<string, number>();
     for (const x of green.seen) {
@@ -152,6 +154,57 @@ describe('shadow rollouts', () => {
     expect([t.mirrored, t.dropped]).toEqual([2, 4]);
     for (const res of held) res.end('late');
     expect(green.seen.length).toBe(2);
+    // The slots came back: the next request is mirrored again, and green's endpoint is idle after.
+    await until(() => s.status().pools.green?.endpoints[0]?.inflight === 0, 2000);
+    const again = await request(`${s.base}/again`);
+    await again.body.dump();
+    expect(await until(() => held.length === 3, 2000)).toBe(true);
+    held[2]?.end('late');
+    expect(s.status().shadow.totals.mirrored).toBe(3);
+  });
+
+  it("a client's own x-sluice-shadow is dropped: only a mirror carries it", async () => {
+    const blue = h.track(await startUpstream('blue'));
+    const green = h.track(await startUpstream('green'));
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, fast));
+    const r = await request(`${s.base}/spoof`, { headers: { 'x-sluice-shadow': '1' } });
+    await r.body.dump();
+    expect(blue.seen[0]?.headers['x-sluice-shadow']).toBeUndefined();
+    expect((await post(s.admin, '/api/v1/shadow/start', { percent: 100 })).status).toBe(200);
+    const m = await request(`${s.base}/m`, { headers: { 'x-sluice-shadow': 'forged' } });
+    await m.body.dump();
+    expect(await until(() => green.seen.length === 1, 2000)).toBe(true);
+    expect(green.seen[0]?.rawHeaders.filter((x) => x.toLowerCase() === 'x-sluice-shadow').length).toBe(1);
+    expect(green.seen[0]?.headers['x-sluice-shadow']).toBe('1');
+  });
+
+  it("a shadow right after a rollback is judged on its own mirrors, not the canary's earlier failures", async () => {
+    const blue = h.track(await startUpstream('blue'));
+    let broken = true;
+    const green = h.track(
+      await startUpstream('green', (_req, res) => {
+        res.writeHead(broken ? 500 : 200);
+        res.end();
+      }),
+    );
+    const s = (h.sluice = await startTestSluice(blue.url, green.url, {
+      ...fast,
+      retry: { toStable: false },
+      rollout: { ...fast.rollout, analysis: { ...fast.rollout.analysis, window: '10s' } },
+    }));
+    const load = startLoad(s.base, 4);
+    try {
+      await s.controller.command({ type: 'start' }, 'test');
+      expect(await until(() => s.controller.state.phase === 'rolled_back', 5000)).toBe(true);
+      broken = false; // the fixed build
+      const r = await post(s.admin, '/api/v1/shadow/start', { percent: 100, duration: '1500ms' });
+      expect(r.status).toBe(200);
+      expect(await until(() => s.controller.state.lastShadow !== null, 8000)).toBe(true);
+    } finally {
+      await load.stop();
+    }
+    // The window still held the rolled-back green's errors; the shadow saw only its own.
+    expect(s.controller.state.lastShadow?.verdict).toBe('shadow_passed');
   });
 
   it('refuses a bad start with the field, a second start, a start during a rollout; stop records shadow_stopped', async () => {

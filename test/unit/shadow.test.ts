@@ -4,7 +4,7 @@ import { command, type RolloutPolicy } from '../../src/control/decide.js';
 import { judgeShadow, startShadow, stopShadow, type ShadowPolicy } from '../../src/control/shadow.js';
 import type { ControllerState } from '../../src/control/state.js';
 import type { SluiceError } from '../../src/core/errors.js';
-import { comparePair } from '../../src/data/mirror.js';
+import { comparePair, samplePath } from '../../src/data/mirror.js';
 import { newHistogram } from '../../src/stats/recorder.js';
 import {
   addTally,
@@ -81,6 +81,14 @@ describe('comparePair', () => {
   ] as const)('%s', (_name, stable, sMicros, canary, kind, cMicros, want) => {
     expect(comparePair(stable, sMicros, canary, kind, cMicros, o)).toBe(want);
   });
+});
+
+describe('samplePath', () => {
+  it.each([
+    ['/a/b', '/a/b'],
+    ['/login?token=secret&x=1', '/login'],
+    [`/${'x'.repeat(300)}`, `/${'x'.repeat(199)}…`],
+  ])('%s', (path, want) => expect(samplePath(path)).toBe(want));
 });
 
 describe('the shadow tally crossing', () => {

@@ -100,7 +100,9 @@ async function refreshSeries() {
     else {
       for (const name of ['blue', 'green'])
         for (const k of Object.keys(d.pools[name])) cur.pools[name][k].push(...d.pools[name][k]);
-      cur.markers.push(...d.markers);
+      // A marker can be stamped after the last point asked from: it comes again; keep it once.
+      const seen = new Set(cur.markers.map((m) => `${m.at} ${m.event} ${m.by}`));
+      cur.markers.push(...d.markers.filter((m) => !seen.has(`${m.at} ${m.event} ${m.by}`)));
       Object.assign(cur, { now: d.now, thresholds: d.thresholds, intervalMs: d.intervalMs });
       // Keep the span the server keeps.
       const from = d.now - d.spanMs;
