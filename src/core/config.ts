@@ -667,7 +667,7 @@ export const configSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['admin', 'tokens'],
-        message: `required when admin.host (${c.admin.host}) is not loopback`,
+        message: `required when admin.host (${c.admin.host}) is not loopback: add admin.tokens or set SLUICE_ADMIN_TOKENS=id:role:sha256,... (sluice new-token)`,
         params: { needsTokens: c.admin.host },
       });
     }
@@ -707,11 +707,10 @@ export function formatIssues(
     if (i.code === 'unrecognized_keys') return i.keys.map((k) => line([...i.path, k].join('.'), 'unknown key'));
     const key = i.path.length > 0 ? i.path.join('.') : '(root)';
     const host = sources.get('admin.host');
-    if (i.code === 'custom' && i.params?.needsTokens !== undefined && host !== undefined)
-      return [
-        `${key}: required when admin.host (${String(i.params.needsTokens)}, set by ${host}) is not loopback: ` +
-          'set SLUICE_ADMIN_TOKENS=id:role:sha256,... (sluice new-token) or admin.tokens in the file',
-      ];
+    if (i.code === 'custom' && i.params?.needsTokens !== undefined && host !== undefined) {
+      const h = String(i.params.needsTokens);
+      return [`${key}: ${i.message.replace(`(${h})`, `(${h}, set by ${host})`)}`];
+    }
     return [line(key, i.message)];
   });
 }

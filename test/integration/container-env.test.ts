@@ -5,6 +5,7 @@
  * the overrides, a bad variable stops the start naming itself, and a scrape by the machine's own
  * address (a Kubernetes probe, Prometheus on a pod IP) passes the DNS-rebinding guard.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -58,6 +59,14 @@ const get = async (url: string, headers: Record<string, string> = {}) => {
   return { status: r.statusCode, text };
 };
 
+/** `node dist/healthcheck.js` (the image's HEALTHCHECK) under `env`. */
+const healthcheck = (env: Record<string, string>) =>
+  spawnSync(process.execPath, [join(import.meta.dirname, '..', '..', 'dist', 'healthcheck.js')], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 10_000,
+  });
+
 /** A non-loopback IPv4 address of this machine, if it has one. */
 const ownAddress = Object.values(networkInterfaces())
   .flat()
@@ -69,14 +78,16 @@ describe('environment overrides on the real process', () => {
     const green = await startUpstream('green');
     ups.push(blue, green);
     const [listenPort, adminPort] = [await freePort(), await freePort()];
-    const r = await startProcess(shippedConfig(), {
+    const file = shippedConfig();
+    const env = {
       SLUICE_LISTEN_PORT: String(listenPort),
       SLUICE_ADMIN_HOST: '0.0.0.0',
       SLUICE_ADMIN_PORT: String(adminPort),
       SLUICE_ADMIN_TOKENS: `ops:operator:${sha256Hex(TOKEN)}`,
       SLUICE_BLUE_ENDPOINTS: blue.url,
       SLUICE_GREEN_ENDPOINTS: green.url,
-    });
+    };
+    const r = await startProcess(file, env);
     running.push(r);
     expect([r.proxyPort, r.adminPort]).toEqual([listenPort, adminPort]);
     const admin = `http://127.0.0.1:${adminPort}`;
@@ -104,6 +115,13 @@ describe('environment overrides on the real process', () => {
     expect(after.config.reloads).toMatchObject({ unchanged: 1, applied: 0, refused: 0, invalid: 0 });
     expect(after.config.hash).toBe(before.config.hash);
     expect((await get(`http://127.0.0.1:${listenPort}/again`)).status).toBe(200);
+
+    // The image's HEALTHCHECK reads the same config and variables, so it finds this admin port;
+    // another port (nothing there) fails it.
+    expect(healthcheck({ ...env, SLUICE_CONFIG: file })).toMatchObject({ status: 0 });
+    const elsewhere = healthcheck({ ...env, SLUICE_CONFIG: file, SLUICE_ADMIN_PORT: String(await freePort()) });
+    expect(elsewhere.status).toBe(1);
+    expect(elsewhere.stderr).toMatch(/^healthcheck: http:\/\/127\.0\.0\.1:\d+\/healthz: fetch failed/);
   });
 
   it.skipIf(ownAddress === undefined)(

@@ -116,7 +116,7 @@ describe('environment overrides', () => {
   it('keeps the rule that a non-loopback admin host needs tokens, naming the variable', () => {
     expect(problems(base, { SLUICE_ADMIN_HOST: '0.0.0.0' })).toEqual([
       'admin.tokens: required when admin.host (0.0.0.0, set by SLUICE_ADMIN_HOST) is not loopback: ' +
-        'set SLUICE_ADMIN_TOKENS=id:role:sha256,... (sluice new-token) or admin.tokens in the file',
+        'add admin.tokens or set SLUICE_ADMIN_TOKENS=id:role:sha256,... (sluice new-token)',
     ]);
     const c = loadConfig(base, { SLUICE_ADMIN_HOST: '0.0.0.0', SLUICE_ADMIN_TOKENS: `ops:operator:${HASH}` });
     expect(c.admin).toMatchObject({ host: '0.0.0.0', tokens: [{ id: 'ops', role: 'operator', sha256: HASH }] });
