@@ -274,6 +274,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const registry = new Registry();
   registerMetrics(registry, {
     weights: () => controller.state.weights,
+    stable: () => controller.state.stable,
     phase: () => controller.state.phase,
     rollbacks: () => controller.state.rollbacks,
     endpoints: () =>
