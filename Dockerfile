@@ -16,15 +16,17 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` compiles TypeScript, which is not installed here; dist/ comes from the build stage.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
-COPY config/sluice.yaml /etc/sluice/sluice.yaml
+# The container's config: listeners on 0.0.0.0, endpoints and tokens from the environment or a
+# config mounted over it (config/container.yaml says which variables).
+COPY config/container.yaml /etc/sluice/sluice.yaml
 RUN mkdir -p /app/data && chown -R node:node /app/data
 USER node
 EXPOSE 8080 9901
 VOLUME ["/app/data"]
-# The admin listener must be reachable from inside the container for this check (admin.host
-# 127.0.0.1 is fine: the check runs in the same network namespace).
+# GET /healthz on the admin host and port the config in force names (the file at $SLUICE_CONFIG
+# with the environment's overrides, as sluice reads it), so a mounted config is followed too.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.SLUICE_ADMIN_PORT||9901)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD ["node", "dist/healthcheck.js"]
 STOPSIGNAL SIGTERM
 # The flags are package.json's config.nodeFlags (a test keeps them equal): see src/core/gc.ts.
 ENTRYPOINT ["node", "--max-semi-space-size=32", "--min-semi-space-size=32", "dist/cli.js"]

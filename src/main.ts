@@ -175,8 +175,9 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   let store: StateStore<ControllerState> = file;
   if (config.fleet !== null) {
     const f = config.fleet;
+    // The schema requires fleet.redis; loadConfig fills it from $SLUICE_REDIS_URL when the file has none.
     fleet = new Fleet(
-      { url: f.redis ?? (process.env.SLUICE_REDIS_URL as string), name: f.name, leaseMs: f.lease, pollMs: 1000 },
+      { url: f.redis as string, name: f.name, leaseMs: f.lease, pollMs: 1000 },
       validateState,
       clock,
       logger,
@@ -283,6 +284,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
   const registry = new Registry();
   registerMetrics(registry, {
     weights: () => controller.state.weights,
+    stable: () => controller.state.stable,
     phase: () => controller.state.phase,
     rollbacks: () => controller.state.rollbacks,
     endpoints: () =>

@@ -106,8 +106,13 @@ export class AdminServer {
     });
   }
 
-  /** DNS-rebinding guard: the Host must be a loopback name, the admin host, or an allowed one. */
-  private hostAllowed(hostHeader: string | undefined): boolean {
+  /**
+   * DNS-rebinding guard: the Host must be a loopback name, the admin host, an allowed one, or the
+   * very address the connection arrived at. A rebinding page's Host is its own domain name, so
+   * an address literal equal to the socket's is a client that dialled this listener by address:
+   * Kubernetes probes and Prometheus scraping a pod IP.
+   */
+  private hostAllowed(hostHeader: string | undefined, localAddress: string | undefined): boolean {
     if (hostHeader === undefined) return false;
     const m = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(hostHeader.trim());
     if (m === null) return false;
@@ -117,7 +122,8 @@ export class AdminServer {
       isLoopbackHost(h) ||
       h === this.deps.host.toLowerCase() ||
       allowed.includes(h) ||
-      allowed.includes(hostHeader.toLowerCase())
+      allowed.includes(hostHeader.toLowerCase()) ||
+      (localAddress !== undefined && h === localAddress.toLowerCase().replace(/^::ffff:(?=\d+\.)/, ''))
     );
   }
 
@@ -160,7 +166,7 @@ export class AdminServer {
       json(res, status, errorBody(code, message));
     };
 
-    if (!this.hostAllowed(req.headers.host))
+    if (!this.hostAllowed(req.headers.host, req.socket.localAddress))
       return deny(403, 'forbidden_host', 'Host header not allowed for the admin listener', undefined, {
         host: (req.headers.host ?? '').slice(0, 200),
       });

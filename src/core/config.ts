@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { applyEnv, envSourceOf } from './env.js';
 import { ConfigError } from './errors.js';
 import { parseCidr } from './net.js';
 
@@ -60,7 +61,9 @@ const poolSchema = z
     endpoints: z
       .array(httpUrl)
       .min(1, 'at least one endpoint')
-      .describe('Upstream base URLs of this pool, balanced least-busy over those available.'),
+      .describe(
+        'Upstream base URLs of this pool, balanced least-busy over those available; $SLUICE_BLUE_ENDPOINTS / $SLUICE_GREEN_ENDPOINTS (comma-separated) replace them.',
+      ),
   })
   .strict();
 
@@ -120,7 +123,13 @@ export const configSchema = z
     listen: z
       .object({
         host: z.string().default('0.0.0.0').describe('Address the proxy listens on for client traffic.'),
-        port: z.number().int().min(0).max(65535).default(8080).describe('Port for client traffic.'),
+        port: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .default(8080)
+          .describe('Port for client traffic; $SLUICE_LISTEN_PORT overrides it.'),
         tls: z
           .object({
             certificates: z
@@ -177,8 +186,17 @@ export const configSchema = z
       .prefault({}),
     admin: z
       .object({
-        host: z.string().default('127.0.0.1').describe('Admin listener address; a non-loopback host requires tokens.'),
-        port: z.number().int().min(0).max(65535).default(9901).describe('Admin API, metrics and live page port.'),
+        host: z
+          .string()
+          .default('127.0.0.1')
+          .describe('Admin listener address; a non-loopback host requires tokens. $SLUICE_ADMIN_HOST overrides it.'),
+        port: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .default(9901)
+          .describe('Admin API, metrics and live page port; $SLUICE_ADMIN_PORT overrides it.'),
         allowedHosts: z
           .array(z.string())
           .default([])
@@ -186,7 +204,9 @@ export const configSchema = z
         tokens: z
           .array(z.object({ id: z.string().min(1), sha256: hex64, role: z.enum(['viewer', 'operator']) }).strict())
           .default([])
-          .describe('Bearer tokens by SHA-256; empty means full access, allowed only on a loopback host.'),
+          .describe(
+            'Bearer tokens by SHA-256; empty means full access, allowed only on a loopback host. $SLUICE_ADMIN_TOKENS (id:role:sha256,...) replaces them.',
+          ),
       })
       .strict()
       .prefault({}),
@@ -679,12 +699,14 @@ export const configSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['admin', 'tokens'],
-        message: `required when admin.host (${c.admin.host}) is not loopback`,
+        message: `required when admin.host (${c.admin.host}) is not loopback: add admin.tokens or set SLUICE_ADMIN_TOKENS=id:role:sha256,... (sluice new-token)`,
+        params: { needsTokens: c.admin.host },
       });
     }
     if (c.listen.http !== null && c.listen.tls === null)
       ctx.addIssue({ code: 'custom', path: ['listen', 'http'], message: 'a second listener needs listen.tls' });
-    if (c.fleet !== null && c.fleet.redis === undefined && !process.env.SLUICE_REDIS_URL)
+    // loadConfig fills fleet.redis from $SLUICE_REDIS_URL (src/core/env.ts) before this runs.
+    if (c.fleet !== null && c.fleet.redis === undefined)
       ctx.addIssue({ code: 'custom', path: ['fleet', 'redis'], message: 'required (or $SLUICE_REDIS_URL)' });
     const ids = new Set<string>();
     c.admin.tokens.forEach((t, i) => {
@@ -701,23 +723,42 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** Turn zod issues into `path.to.key: message` lines. */
-export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+/**
+ * Turn zod issues into `path.to.key: message` lines; a key an environment variable set reads
+ * `NAME (path.to.key): message` (`sources`: key → variable, from applyEnv).
+ */
+export function formatIssues(
+  issues: readonly z.core.$ZodIssue[],
+  sources: ReadonlyMap<string, string> = new Map(),
+): string[] {
+  const line = (key: string, message: string) => {
+    const name = envSourceOf(sources, key);
+    return `${name === undefined ? key : `${name} (${key})`}: ${message}`;
+  };
   return issues.flatMap((i) => {
-    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${[...i.path, k].join('.')}: unknown key`);
-    return [`${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`];
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => line([...i.path, k].join('.'), 'unknown key'));
+    const key = i.path.length > 0 ? i.path.join('.') : '(root)';
+    const host = sources.get('admin.host');
+    if (i.code === 'custom' && i.params?.needsTokens !== undefined && host !== undefined) {
+      const h = String(i.params.needsTokens);
+      return [`${key}: ${i.message.replace(`(${h})`, `(${h}, set by ${host})`)}`];
+    }
+    return [line(key, i.message)];
   });
 }
 
-/** Validate an already-parsed object. Throws ConfigError. */
-export function parseConfig(raw: unknown): Config {
+/** Validate an already-parsed object. Throws ConfigError. `sources`: keys set by env (formatIssues). */
+export function parseConfig(raw: unknown, sources?: ReadonlyMap<string, string>): Config {
   const r = configSchema.safeParse(raw ?? {});
-  if (!r.success) throw new ConfigError(formatIssues(r.error.issues));
+  if (!r.success) throw new ConfigError(formatIssues(r.error.issues, sources));
   return r.data;
 }
 
-/** Read and validate a config file (YAML, or JSON when it ends in .json). Throws ConfigError. */
-export function loadConfig(file: string): Config {
+/**
+ * Read and validate a config file (YAML, or JSON when it ends in .json), with the environment's
+ * overrides (src/core/env.ts) laid over it. Throws ConfigError.
+ */
+export function loadConfig(file: string, env: Readonly<Record<string, string | undefined>> = process.env): Config {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -732,5 +773,10 @@ export function loadConfig(file: string): Config {
       `(file): ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`,
     ]);
   }
-  return parseConfig(raw);
+  const applied = applyEnv(raw, env);
+  // A variable that cannot be read at all is reported with the file's other problems.
+  const r = configSchema.safeParse(applied.raw);
+  const problems = [...applied.problems, ...(r.success ? [] : formatIssues(r.error.issues, applied.sources))];
+  if (!r.success || problems.length > 0) throw new ConfigError(problems);
+  return r.data;
 }

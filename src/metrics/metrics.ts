@@ -32,6 +32,8 @@ function collector(name: string, help: string, type: 'counter' | 'gauge' | 'hist
 /** What the metrics read from the control plane at scrape time. */
 export interface MetricsSource {
   weights(): { blue: number; green: number };
+  /** The pool holding the current release (the other is the canary). */
+  stable(): 'blue' | 'green';
   phase(): string;
   rollbacks(): number;
   endpoints(): { pool: string; url: string; healthy: boolean }[];
@@ -114,6 +116,18 @@ export function registerMetrics(registry: Registry, source: MetricsSource): void
       const w = source.weights();
       return POOL_NAMES.map((pool) => ({ labels: { pool }, value: w[pool] }));
     }),
+  );
+  reg(
+    // One series per pool, 1, labelled with its role: alert rules join on it to judge the canary.
+    collector(
+      'sluice_pool_role',
+      'Role of each pool (1): stable holds the release, canary the candidate.',
+      'gauge',
+      () => {
+        const stable = source.stable();
+        return POOL_NAMES.map((pool) => ({ labels: { pool, role: pool === stable ? 'stable' : 'canary' }, value: 1 }));
+      },
+    ),
   );
   reg(
     collector('sluice_pool_window_error_ratio', 'Errors / requests over the analysis window.', 'gauge', () => {

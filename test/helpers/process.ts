@@ -29,10 +29,13 @@ export function writeConfig(dir: string, config: unknown): string {
   return file;
 }
 
-/** Start `sluice --config file` and wait for its "sluice listening" log line. */
-export function startProcess(configFile: string): Promise<RunningSluice> {
+/** Start `sluice --config file` (with `env` added) and wait for its "sluice listening" log line. */
+export function startProcess(configFile: string, env: Record<string, string> = {}): Promise<RunningSluice> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, '--config', configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let out = '';
     const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
     const onData = (d: Buffer) => {
