@@ -286,6 +286,19 @@ export function recentSuffix(
   return undefined;
 }
 
+/** P(X >= k) for X ~ Binomial(n, q), summed in log space (n is an interval's count: small). */
+export function binomialTail(k: number, n: number, q: number): number {
+  if (k <= 0) return 1;
+  if (k > n) return 0;
+  let logC = 0; // log C(n, i), built up from i = 0
+  let sum = 0;
+  for (let i = 0; i <= n; i++) {
+    if (i > 0) logC += Math.log((n - i + 1) / i);
+    if (i >= k) sum += Math.exp(logC + i * Math.log(q) + (n - i) * Math.log1p(-q));
+  }
+  return Math.min(1, sum);
+}
+
 /** More than this share of a canary's answers failing is a severe breach (see severeBreach). */
 export const SEVERE_ERROR_RATE = 0.5;
 
@@ -301,6 +314,18 @@ export const SEVERE_ERROR_RATE = 0.5;
 export function severeBreach(name: string, o: Observation, p: AnalysisPolicy): Verdict | undefined {
   if (!o.canaryHealthy) {
     return { kind: 'fail', reason: `${name} has no healthy endpoint`, evidence: { check: 'health' } };
+  }
+  // The sequential check's counts (since the last tick): too few for the bounds below, but as
+  // many errors as 5 of 5 are unlikely (under 5 %) with at most half the requests failing.
+  // Severity only chooses between cutting at once and walking down, both rollbacks the evidence
+  // already justified, so this bound may be looser than the others.
+  const c = o.sequential?.canary;
+  if (c !== undefined && c.errors >= FAST_MIN_ERRORS && binomialTail(c.errors, c.requests, SEVERE_ERROR_RATE) <= 0.05) {
+    return {
+      kind: 'fail',
+      reason: `more than ${pct(SEVERE_ERROR_RATE)} errors: ${name} failed ${c.errors} of ${c.requests} requests in ${secs((o.sequential as SequentialObservation).spanMs)}`,
+      evidence: { check: 'severeErrorRate', errors: c.errors, requests: c.requests, threshold: SEVERE_ERROR_RATE },
+    };
   }
   const slices: [WindowStats | undefined, number, number][] = [
     [o.canaryRecent, o.recentMs, p.fastConfidence],

@@ -36,7 +36,7 @@
  *   that rollback is written to the fleet when Redis returns.
  */
 import { formatDuration } from '../core/duration.js';
-import { SEVERE_ERROR_RATE, severeBreach, type AnalysisPolicy, type Observation, type Verdict } from './analysis.js';
+import { severeBreach, type AnalysisPolicy, type Observation, type Verdict } from './analysis.js';
 import type { Outcome } from './decide.js';
 import { canaryOf, weightsFor, type ControllerState, type RampDown } from './state.js';
 
@@ -84,36 +84,8 @@ export function rampFrom(snap: Outcome, from: number, walk: number[], over: numb
   return { state, changes };
 }
 
-/** P(X >= k) for X ~ Binomial(n, q), summed in log space (n is an interval's count: small). */
-export function binomialTail(k: number, n: number, q: number): number {
-  if (k <= 0) return 1;
-  if (k > n) return 0;
-  let logC = 0; // log C(n, i), built up from i = 0
-  let sum = 0;
-  for (let i = 0; i <= n; i++) {
-    if (i > 0) logC += Math.log((n - i + 1) / i);
-    if (i >= k) sum += Math.exp(logC + i * Math.log(q) + (n - i) * Math.log1p(-q));
-  }
-  return Math.min(1, sum);
-}
-
-/**
- * A sequential check's failure (a few requests since the last tick, too few for severeBreach's
- * minRequests) is severe when that many errors would be unlikely (under 5 %) with at most half
- * the requests failing: 5 of 5 is (3 %). Severity only chooses between cutting at once and
- * walking down, both of them rollbacks the SPRT already justified, so this bound may be loose.
- */
-function severeSequential(verdict: Verdict): string | undefined {
-  const e = verdict.evidence as { check?: string; errors?: number; requests?: number };
-  if (e.check !== 'sequential' || e.errors === undefined || e.requests === undefined) return undefined;
-  if (binomialTail(e.errors, e.requests, SEVERE_ERROR_RATE) > 0.05) return undefined;
-  return `; severe: ${e.errors} of ${e.requests} failed (more than ${SEVERE_ERROR_RATE * 100}% errors), cut at once`;
-}
-
 /** The severe breach that cuts a walk short, as a reason suffix for the first verdict (or undefined). */
 export function severeSuffix(name: string, verdict: Verdict, o: Observation, p: AnalysisPolicy): string | undefined {
-  const seq = severeSequential(verdict);
-  if (seq !== undefined) return seq;
   const severe = severeBreach(name, o, p);
   if (severe === undefined) return undefined;
   return verdict.evidence.check === 'health' ? ', cut at once' : `; severe: ${severe.reason}, cut at once`;

@@ -304,9 +304,7 @@ describe('gradual rollback in the simulation (rollout.onFailure: rampDown)', () 
       for (let s = 0; s < 10 && sim.controller.state.phase === 'progressing'; s++)
         await sim.second(300, healthy, { errorRate: 1, medianMs: 5 });
       expect(sim.controller.state.history[0]).toMatchObject({ event: 'rolled_back', weights: { green: 0 } });
-      expect(sim.controller.state.reason).toMatch(
-        /; severe: (more than 50% errors: .*|\d+ of \d+ failed \(more than 50% errors\)), cut at once$/,
-      );
+      expect(sim.controller.state.reason).toMatch(/; severe: more than 50% errors: .*, cut at once$/);
     }
     const dead = await simulate(7, ramp);
     await atHalf(dead, 300);

@@ -4,9 +4,10 @@
  * chance of a false alarm in one interval, for the SPRT and for the Wilson bound checked after
  * every request (the alternative it was chosen over).
  */
-import { binomialTail } from '../../src/control/ramp.js';
 import { describe, expect, it } from 'vitest';
 import {
+  binomialTail,
+  severeBreach,
   analyze,
   FAST_MIN_ERRORS,
   sequentialVerdict,
@@ -22,6 +23,7 @@ import { Recorder } from '../../src/stats/recorder.js';
 import { criticalErrors, crossesLimit, type SequentialLimit, sequentialLimit } from '../../src/stats/sequential.js';
 import type { WindowStats } from '../../src/stats/window.js';
 import { rng, simulate, type PoolBehaviour } from '../helpers/sim.js';
+import { ob, win } from '../helpers/rollout-state.js';
 
 const limit = sequentialLimit(0.01, 0.001, FAST_MIN_ERRORS) as SequentialLimit;
 
@@ -321,7 +323,7 @@ describe("the controller's urgent verdict (seeded simulation)", () => {
   });
 });
 
-describe('severity of a sequential failure under rampDown (ramp.ts)', () => {
+describe('severity of a sequential failure under rampDown (analysis.ts severeBreach)', () => {
   it.each([
     [5, 5, 0.5, 1 / 32],
     [0, 5, 0.5, 1],
@@ -330,5 +332,20 @@ describe('severity of a sequential failure under rampDown (ramp.ts)', () => {
     [1, 10, 0.1, 1 - 0.9 ** 10],
   ])('P(X >= %i | n=%i, q=%d)', (k, n, q, want) => {
     expect(binomialTail(k, n, q)).toBeCloseTo(want, 10);
+  });
+
+  const seq = (errors: number, requests: number) => ({
+    ...ob(win(requests, errors)),
+    sequential: { canary: { requests, errors }, stable: { requests: 100, errors: 0 }, spanMs: 300, live: true },
+  });
+  const p = policyOf(parseConfig({ ...pools }));
+  it.each([
+    [5, 5, true],
+    [10, 12, true],
+    [9, 12, false], // P = 7.3 %
+    [5, 16, false],
+    [4, 4, false], // fewer errors than the sequential check itself asks for
+  ])('%i of %i since the last tick: severe %s', (errors, requests, severe) => {
+    expect(severeBreach('green', seq(errors, requests), p)?.evidence.check === 'severeErrorRate').toBe(severe);
   });
 });
