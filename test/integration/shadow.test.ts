@@ -52,7 +52,7 @@ describe('shadow rollouts', () => {
     const st = s.status();
     expect(st.shadow.active).toBe(false);
     expect(st.shadow.last?.verdict).toBe('shadow_failed');
-    expect(st.shadow.last?.reason).toMatch(/shadow failed: green error rate|mismatched/);
+    expect(st.shadow.last?.reason).toMatch(/^shadow failed: .*\d+ failed on green only/);
     const e = st.shadow.last?.evidence as {
       pairs: number;
       failed: number;

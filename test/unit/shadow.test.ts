@@ -1,6 +1,8 @@
 /** Shadow rollouts' pure parts: the pair comparison, the tally crossing, start/stop/judge. */
 import { describe, expect, it } from 'vitest';
+import { policyOf } from '../../src/control/controller.js';
 import { command, type RolloutPolicy } from '../../src/control/decide.js';
+import { parseConfig } from '../../src/core/config.js';
 import { judgeShadow, startShadow, stopShadow, type ShadowPolicy } from '../../src/control/shadow.js';
 import type { ControllerState } from '../../src/control/state.js';
 import type { SluiceError } from '../../src/core/errors.js';
@@ -18,23 +20,13 @@ import {
 import { ob, st, win } from '../helpers/rollout-state.js';
 
 const shadow: ShadowPolicy = { percent: 10, duration: 60_000, thenRollout: false, maxMismatchRate: 0.01 };
+// The config's defaults (1 % errors, 50 requests, 99 %), as the controller reads them.
 const policy: RolloutPolicy & { shadow: ShadowPolicy } = {
-  steps: [10, 50, 100],
-  stepHold: 30_000,
-  dryRun: false,
-  minRequests: 50,
-  maxErrorRate: 0.01,
-  maxP95Ms: 500,
-  maxP95Ratio: 2,
-  minP95DeltaMs: 5,
-  confidence: 0.99,
-  fastConfidence: 0.999,
-  maxErrorRatio: 2,
-  minErrorDelta: 0.002,
-  onSharedFailure: 'rollback',
-  maxInconclusive: 600_000,
-  onFailure: 'snap',
-  rampDownOver: 60_000,
+  ...policyOf(
+    parseConfig({
+      pools: { blue: { endpoints: ['http://127.0.0.1:1'] }, green: { endpoints: ['http://127.0.0.1:2'] } },
+    }),
+  ),
   shadow,
 };
 const defaults = { steps: policy.steps, stepHold: policy.stepHold, shadow };
