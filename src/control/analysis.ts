@@ -41,7 +41,7 @@ export interface AnalysisPolicy {
 export interface SequentialObservation {
   canary: Counts;
   stable: Counts;
-  /** What the counts cover (ms): since the last tick, or one interval. */
+  /** What the counts cover (ms): since the last tick (`live`), or one interval, or (a fleet's urgent look) both. */
   spanMs: number;
   /** True for the interval under way (the controller's urgent look after a member's alarm). */
   live: boolean;

@@ -74,7 +74,7 @@ export interface FleetLink {
   publishSummary(s: { at: number; windows: { blue: WindowStats; green: WindowStats }; analysis: AnalysisStatus }): void;
   /** A follower's alarm: its live counts to the leader, which judges (resolves whether sent). */
   askLeader?(counts: PoolCounts): Promise<boolean>;
-  /** The leader: the live counts other members sent with their alarms in the last `maxAgeMs`. */
+  /** The leader: the fleet's recent traffic for an urgent verdict, less the leader's live counts (every member's latest interval, alarms' live counts). */
   forwarded?(maxAgeMs: number): { counts: PoolCounts; members: number };
 }
 
@@ -320,9 +320,10 @@ export class Controller {
   /**
    * Build the observation of the current canary from the window (percentile math happens here).
    * Also keeps both pools' window numbers in `windows`, which the status document and metrics read.
-   * The sequential check reads the newest interval's counts, or `live` ones (an urgent look).
+   * The sequential check reads the newest interval's counts, or `live` ones (an urgent look),
+   * which in a fleet also hold every member's latest interval (`withLastInterval`).
    */
-  observe(live?: PoolCounts): Observation {
+  observe(live?: PoolCounts, withLastInterval = false): Observation {
     const { window, endpoints, clock } = this.deps;
     const canaryId = poolIdOf(canaryOf(this.s.stable));
     const stableId = canaryId === 0 ? 1 : 0;
@@ -342,7 +343,12 @@ export class Controller {
             spanMs: interval,
             live: false,
           }
-        : { canary: live[canaryId], stable: live[stableId], spanMs: clock() - this.lastTickAt, live: true };
+        : {
+            canary: live[canaryId],
+            stable: live[stableId],
+            spanMs: clock() - this.lastTickAt + (withLastInterval ? interval : 0),
+            live: !withLastInterval,
+          };
     return {
       sequential,
       canary,
@@ -465,27 +471,29 @@ export class Controller {
     if (peek === undefined || !guarded(this.s)) return;
     let counts = await peek();
     let members = 1;
+    let merged = false;
     if (fleet?.connected) {
       // In a fleet the leader judges, on the merged traffic as at its ticks: a follower's alarm
-      // sends its live counts to the leader, which adds them to its own (and to those of other
-      // members that alarmed in this interval). So one instance whose own path to the canary is
-      // broken does not roll back a release the fleet's traffic finds healthy (the fleet's rule
-      // since issue 17), while a canary failing everywhere is cut at the first alarm: the
-      // leader's own counts cross too. Deciding on the follower instead would save one Redis
-      // message (a few ms) and give up that rule. Redis away: the local guard below.
+      // sends its live counts to the leader, which adds them to its own and to every member's
+      // latest interval (Fleet.forwarded). So one instance whose own path to the canary is
+      // broken, the leader's included, does not roll back a release the fleet's traffic finds
+      // healthy (the fleet's rule since issue 17), while a canary failing everywhere is cut as
+      // the members' alarms come in, a message each. Deciding on the follower instead would
+      // save that message (a few ms) and give up the rule. Redis away: the local guard below.
       if (!fleet.leader) {
         const sent = (await fleet.askLeader?.(counts)) ?? false;
         logger.info({ counts, sent }, 'sequential check: alarm sent to the fleet leader');
         return;
       }
       const f = fleet.forwarded?.(this.deps.config.rollout.analysis.interval);
-      if (f !== undefined && f.members > 0) {
-        members += f.members;
+      if (f !== undefined) {
+        members = Math.max(1, f.members);
         counts = addCounts(counts, f.counts);
+        merged = true;
       }
     }
     const now = this.deps.clock();
-    const r = decide(this.s, this.observe(counts), this.policy, now);
+    const r = decide(this.s, this.observe(counts, merged), this.policy, now);
     if (r.verdict?.kind !== 'fail') {
       logger.info({ counts, members }, 'sequential check: an alarm the merged counts do not confirm');
       return;

@@ -387,8 +387,14 @@ export class Fleet {
   }
 
   /**
-   * The other members' counts sent with their alarms within the last `maxAgeMs` (one interval:
-   * older ones belong to an interval the leader's tick has judged), summed.
+   * The fleet's recent traffic for an urgent verdict, less the leader's live counts (the caller
+   * adds them): every member's latest interval here, the leader's own included, plus the live
+   * counts each member sent with an alarm within the last `maxAgeMs` (one interval: older ones
+   * belong to an interval a tick has judged). Each member then counts over one interval or a bit
+   * more, so one member's alarm early in another's interval is not judged on a span where that
+   * member's traffic dominates; and a leader whose own path to the canary is broken is judged on
+   * the fleet's traffic as a follower is (fleet.md). The cost: a canary that breaks mid-step is
+   * cut a few failures later in a fleet, its clean intervals still counting.
    */
   forwarded(maxAgeMs: number): { counts: PoolCounts; members: number } {
     const now = this.clock();
@@ -399,10 +405,13 @@ export class Fleet {
     let members = 0;
     for (const [id, a] of this.alarms) {
       if (now - a.at > maxAgeMs) this.alarms.delete(id);
-      else {
-        members++;
-        counts = addCounts(counts, a.counts);
-      }
+      else counts = addCounts(counts, a.counts);
+    }
+    for (const ring of this.shares.values()) {
+      const last = ring.at(-1);
+      if (last === undefined) continue;
+      members++;
+      counts = addCounts(counts, last.pools);
     }
     return { counts, members };
   }
