@@ -43,6 +43,9 @@ export function startProcess(configFile: string, env: Record<string, string> = {
       for (const line of out.split('\n')) {
         if (!line.includes('"sluice listening"')) continue;
         const j = JSON.parse(line) as { proxy: string; admin: string };
+        // Found: later output is only kept (re-reading it all per chunk grows with the log).
+        proc.stdout.off('data', onData);
+        proc.stdout.on('data', (more: Buffer) => (out += more.toString()));
         resolve({
           proc,
           proxyPort: Number(j.proxy.split(':').pop()),
@@ -60,10 +63,17 @@ export function startProcess(configFile: string, env: Record<string, string> = {
   });
 }
 
-/** SIGKILL every process of `list` still running and wait for each to exit (afterEach). */
+/**
+ * SIGKILL every process of `list` still running and wait for each to exit (afterEach). One that
+ * exited by itself with a failure has its output's end printed: the why of a failed test.
+ */
 export async function killAll(list: readonly RunningSluice[]): Promise<void> {
   await Promise.all(
     list.map(async (r) => {
+      if (r.proc.exitCode !== null && r.proc.exitCode !== 0)
+        console.error(
+          `sluice (pid ${r.proc.pid}) exited ${r.proc.exitCode} during the test:\n${r.output().slice(-4000)}`,
+        );
       if (r.proc.exitCode !== null || r.proc.signalCode !== null) return;
       r.proc.kill('SIGKILL');
       await r.exited;
