@@ -184,7 +184,7 @@ export async function startSluice(config: Config, opts: SluiceOptions = {}): Pro
       slots,
     );
     await fleet.start();
-    store = new FleetStore(fleet, file, logger);
+    store = new FleetStore(fleet, file, logger, `${config.stateFile}.fleet-pending`);
   }
   const notifier = opts.notifier ?? new WebhookNotifier(config.webhooks, logger, {}, config.fleet?.name);
   // Restored before any listener opens: the first request is routed by the saved state.

@@ -49,7 +49,7 @@ import {
   type Maintenance,
 } from './state.js';
 import { cutShort } from './ramp.js';
-import { StaleWriteError, type StateStore, StoreUnavailableError } from './state-store.js';
+import { type PendingOf, StaleWriteError, type StateStore, StoreUnavailableError } from './state-store.js';
 import type { Notifier } from './webhooks.js';
 import { SeriesRing } from '../stats/series.js';
 import { evidenceOf, judgeShadow, type ShadowEvidence, type ShadowPolicy } from './shadow.js';
@@ -69,6 +69,8 @@ export interface FleetLink {
   readonly leader: boolean;
   readonly epoch: number;
   pendingRollback: boolean;
+  /** The rollout the pending rollback ended (null: none pending, or from before this was kept). */
+  pendingOf: PendingOf | null;
   /** The leader's interval: its own plus every member's; a follower's: its own. */
   exchange(local: IntervalSnapshot): Promise<IntervalSnapshot>;
   publishSummary(s: { at: number; windows: { blue: WindowStats; green: WindowStats }; analysis: AnalysisStatus }): void;
@@ -624,15 +626,31 @@ export class Controller {
 
   /** Redis away: apply a rollback on this instance only, and write it to the fleet later. */
   private async applyLocally(r: Outcome, by: string): Promise<void> {
-    const fleet = this.deps.fleet as FleetLink;
-    fleet.pendingRollback = true;
+    const of = { stable: this.s.stable, rollbacks: this.s.rollbacks };
     this.s = recorded(this.s, r, by, this.deps.clock());
     await this.publish();
+    await this.pend(of);
     this.deps.logger.warn(
       { by, weights: this.s.weights, reason: this.s.reason },
       'fleet: Redis away: rolled back on this instance; the fleet gets it when Redis returns',
     );
     this.emit();
+  }
+
+  /**
+   * A rollback applied here that the fleet does not have yet: flushed when Redis is reachable
+   * (adopt), and kept with this instance's copy of the state, so that a restart meanwhile starts
+   * rolled back and still flushes it (FleetStore.load).
+   */
+  private async pend(of: PendingOf): Promise<void> {
+    const fleet = this.deps.fleet as FleetLink;
+    fleet.pendingRollback = true;
+    fleet.pendingOf = of;
+    await this.deps.store
+      .keepPending?.(this.s, of)
+      .catch((err: unknown) =>
+        this.deps.logger.error({ err }, 'fleet: the pending rollback could not be kept on disk; it is held in memory'),
+      );
   }
 
   /**
@@ -645,7 +663,11 @@ export class Controller {
       const fleet = this.deps.fleet;
       let next = fleetState;
       if (fleet?.pendingRollback) {
-        if (guarded(fleetState)) {
+        // Only the rollout it ended: one the fleet started after it (an abort or a promotion
+        // meanwhile, then a new start) is not this instance's to roll back.
+        const of = fleet.pendingOf;
+        const same = of === null || (of.stable === fleetState.stable && of.rollbacks === fleetState.rollbacks);
+        if (guarded(fleetState) && same) {
           const r = rollback(fleetState, this.s.reason ?? 'rolled back while Redis was unreachable', 'rolled_back');
           next = recorded(fleetState, r, 'auto', this.deps.clock());
           try {
@@ -656,6 +678,8 @@ export class Controller {
           }
         }
         fleet.pendingRollback = false;
+        fleet.pendingOf = null;
+        await this.deps.store.clearPending?.().catch(() => {});
       } else if (fleetState.version <= this.s.version) return;
       this.s = next;
       await this.publish();
@@ -676,14 +700,15 @@ export class Controller {
   private async apply(r: Outcome, by: string, fence?: number): Promise<void> {
     const next = recorded(this.s, r, by, this.deps.clock());
     const prev = this.s.version;
+    const of = { stable: this.s.stable, rollbacks: this.s.rollbacks };
     const rollback = by === 'auto' && r.changes.some(goesDown);
     if (rollback) {
       // Safety first: every member routes to stable now; the write follows.
       this.s = next;
       await this.publish();
-      await this.save(next, prev, fence).catch((err: unknown) => {
-        if (this.deps.fleet !== undefined) this.deps.fleet.pendingRollback = true;
+      await this.save(next, prev, fence).catch(async (err: unknown) => {
         this.deps.logger.error({ err }, 'could not persist the rollback; it applies in memory');
+        if (this.deps.fleet !== undefined) await this.pend(of);
       });
     } else {
       // Persist before the change takes effect: a crash right after never loses an applied change.

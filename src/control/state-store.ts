@@ -27,6 +27,18 @@ export interface StateStore<T extends Versioned> {
    * leader's decisions (ignored by a store with one writer).
    */
   save(state: T, expectedVersion: number, fence?: number): Promise<void>;
+  /**
+   * A fleet's store: keep a rollback this instance applied alone (Redis away) across a restart,
+   * with the rollout it ended (`of`), until `clearPending` once the fleet has it.
+   */
+  keepPending?(state: T, of: PendingOf): Promise<void>;
+  clearPending?(): Promise<void>;
+}
+
+/** The rollout a pending rollback ended: a fleet state still in it gets the rollback written on top. */
+export interface PendingOf {
+  stable: string;
+  rollbacks: number;
 }
 
 export class StaleWriteError extends Error {
@@ -85,28 +97,33 @@ export class FileStateStore<T extends Versioned> implements StateStore<T> {
   async save(state: T, expectedVersion: number): Promise<void> {
     if (this.stored !== undefined && this.stored !== expectedVersion)
       throw new StaleWriteError(expectedVersion, this.stored);
-    mkdirSync(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(state, null, 1));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.file);
+    await writeFileAtomic(this.file, JSON.stringify(state, null, 1));
     this.stored = state.version;
-    // Make the rename itself durable.
+  }
+}
+
+/** Write `text` to `file` so that a crash leaves the old file or the new one (temp, fsync, rename). */
+export async function writeFileAtomic(file: string, text: string): Promise<void> {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+  // Make the rename itself durable.
+  try {
+    const dir = await open(dirname(file), 'r');
     try {
-      const dir = await open(dirname(this.file), 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
-    } catch {
-      /* some filesystems refuse fsync on a directory; the rename is still atomic */
+      await dir.sync();
+    } finally {
+      await dir.close();
     }
+  } catch {
+    /* some filesystems refuse fsync on a directory; the rename is still atomic */
   }
 }
 

@@ -15,13 +15,21 @@
  *   states, the highest version winning.
  */
 import { randomBytes } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Clock } from '../core/clock.js';
 import type { PoolName } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { AnalysisStatus } from '../control/controller.js';
 import type { ControllerState } from '../control/state.js';
-import { StaleWriteError, StoreUnavailableError, type Loaded, type StateStore } from '../control/state-store.js';
+import {
+  type Loaded,
+  type PendingOf,
+  StaleWriteError,
+  StoreUnavailableError,
+  type StateStore,
+  writeFileAtomic,
+} from '../control/state-store.js';
 import { newHistogram } from '../stats/recorder.js';
 import { addCounts, type PoolCounts } from '../stats/sequential.js';
 import {
@@ -92,6 +100,8 @@ export interface FleetStatus {
 interface Share {
   pools: readonly [Counts, Counts];
   lastSnapshotAt: number;
+  /** How many of the member's intervals arrived in this one of the leader's (0, 1, or 2 when ticks drift). */
+  intervals: number;
 }
 
 export class Fleet {
@@ -122,6 +132,7 @@ export class Fleet {
   /** The version held here, to tell a newer one. */
   held: () => number = () => 0;
   pendingRollback = false;
+  pendingOf: PendingOf | null = null;
 
   constructor(
     private readonly o: FleetOptions,
@@ -320,7 +331,7 @@ export class Fleet {
             c.errors += p.errors;
           });
         }
-        this.pushShare(id, counts, items?.length ? now : undefined);
+        this.pushShare(id, counts, items?.length ? now : undefined, items?.length ?? 0);
       }
       for (const id of this.shares.keys()) if (!ids.includes(id) && id !== this.id) this.shares.delete(id);
       if (parts.length === 1) return local;
@@ -333,13 +344,13 @@ export class Fleet {
 
   private share(id: string, s: IntervalSnapshot, now: number): void {
     const counts = s.pools.map((p) => ({ requests: p.requests, errors: p.errors })) as [Counts, Counts];
-    this.pushShare(id, counts, now);
+    this.pushShare(id, counts, now, 1);
   }
 
-  private pushShare(id: string, pools: readonly [Counts, Counts], at: number | undefined): void {
+  private pushShare(id: string, pools: readonly [Counts, Counts], at: number | undefined, intervals: number): void {
     const ring = this.shares.get(id) ?? [];
     const last = ring.at(-1)?.lastSnapshotAt ?? 0;
-    ring.push({ pools, lastSnapshotAt: at ?? last });
+    ring.push({ pools, lastSnapshotAt: at ?? last, intervals });
     while (ring.length > this.windowSlots) ring.shift();
     this.shares.set(id, ring);
   }
@@ -388,7 +399,7 @@ export class Fleet {
 
   /**
    * The fleet's recent traffic for an urgent verdict, less the leader's live counts (the caller
-   * adds them): every member's latest interval here, the leader's own included, plus the live
+   * adds them): every member's latest interval to arrive here, the leader's own included, plus the live
    * counts each member sent with an alarm within the last `maxAgeMs` (one interval: older ones
    * belong to an interval a tick has judged). Each member then counts over one interval or a bit
    * more, so one member's alarm early in another's interval is not judged on a span where that
@@ -408,7 +419,11 @@ export class Fleet {
       else counts = addCounts(counts, a.counts);
     }
     for (const ring of this.shares.values()) {
-      const last = ring.at(-1);
+      // The member's latest interval that arrived: a leader's tick may find none of a member's
+      // (the two clocks drift), and an empty slot would leave the leader's own counts alone.
+      let last: Share | undefined;
+      for (let i = ring.length - 1; i >= 0 && last === undefined; i--)
+        if ((ring[i] as Share).intervals > 0) last = ring[i];
       if (last === undefined) continue;
       members++;
       counts = addCounts(counts, last.pools);
@@ -488,15 +503,21 @@ export class Fleet {
 /**
  * The controller's store in a fleet: Redis first (compare-and-set, fenced for the leader's own
  * decisions), with the state file as this instance's copy, read when Redis cannot be at start.
+ * A rollback this instance applied alone while Redis was away is kept in the copy, with a marker
+ * beside it (`pendingFile`) naming the rollout it ended: a restart before the fleet has it starts
+ * rolled back, and writes it to the fleet once Redis is reachable (Controller.adopt).
  */
 export class FleetStore implements StateStore<ControllerState> {
   constructor(
     private readonly fleet: Fleet,
     private readonly file: StateStore<ControllerState>,
     private readonly logger: Logger,
+    private readonly pendingFile: string | null = null,
   ) {}
 
   async load(): Promise<Loaded<ControllerState>> {
+    const pending = await this.restorePending();
+    if (pending !== undefined) return pending;
     try {
       const r = await this.fleet.load();
       if (r.state !== undefined) return r;
@@ -512,6 +533,49 @@ export class FleetStore implements StateStore<ControllerState> {
       );
       return this.file.load();
     }
+  }
+
+  /** The copy, when the marker says it holds a rollback the fleet has not got (then pending again). */
+  private async restorePending(): Promise<{ state: ControllerState } | undefined> {
+    if (this.pendingFile === null) return undefined;
+    let m: { version?: unknown; stable?: unknown; rollbacks?: unknown };
+    try {
+      m = JSON.parse(await readFile(this.pendingFile, 'utf8')) as typeof m;
+    } catch {
+      return undefined; // none (or unreadable: nothing to restore)
+    }
+    const local = await this.file.load();
+    if (
+      local.state === undefined ||
+      local.state.version !== m.version ||
+      typeof m.stable !== 'string' ||
+      !Number.isInteger(m.rollbacks)
+    ) {
+      await this.clearPending();
+      return undefined;
+    }
+    this.fleet.pendingRollback = true;
+    this.fleet.pendingOf = { stable: m.stable, rollbacks: m.rollbacks as number };
+    this.logger.warn(
+      { version: local.state.version, reason: local.state.reason },
+      'fleet: starting on the rollback this instance applied while Redis was away; the fleet gets it when Redis is reachable',
+    );
+    return { state: local.state };
+  }
+
+  /**
+   * The marker first, then the copy: a crash between the two leaves a marker that does not match
+   * the copy, which load drops (the instance starts on the fleet's last state, as without this);
+   * the other order would leave a copy rolled back with no marker, which never reaches the fleet.
+   */
+  async keepPending(state: ControllerState, of: PendingOf): Promise<void> {
+    if (this.pendingFile !== null)
+      await writeFileAtomic(this.pendingFile, JSON.stringify({ version: state.version, ...of }));
+    await this.keepCopy(state);
+  }
+
+  async clearPending(): Promise<void> {
+    if (this.pendingFile !== null) await rm(this.pendingFile, { force: true });
   }
 
   async save(state: ControllerState, expected: number, fence = -1): Promise<void> {

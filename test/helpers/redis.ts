@@ -9,6 +9,8 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Start it again on the same port, empty. */
   restart(): Promise<void>;
+  /** Start it again if a test killed it and failed before bringing it back (afterEach). */
+  ensureUp(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -53,5 +55,8 @@ export async function startRedis(): Promise<TestRedis> {
     await gone;
   };
   await launch();
-  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: launch, close: kill };
+  const ensureUp = async () => {
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) await launch();
+  };
+  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: launch, ensureUp, close: kill };
 }

@@ -2,9 +2,9 @@
  * A fleet: sluice instances as separate processes sharing one rollout through a real
  * redis-server started here (its own port, no persistence; each test its own fleet name).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '@redis/client';
 import { request } from 'undici';
@@ -27,6 +27,8 @@ afterAll(async () => {
 afterEach(async () => {
   await killAll(running);
   running = [];
+  // A test that failed with Redis killed does not fail the ones after it.
+  await redis.ensureUp();
   await Promise.all(ups.map((u) => u.close()));
   ups = [];
 });
@@ -106,6 +108,7 @@ async function fleet(
 ) {
   const name = `t${process.pid}-${++names}`;
   const started: RunningSluice[] = [];
+  const files: string[] = [];
   for (let i = 0; i < n; i++) {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-fleet-'));
     const file = writeConfig(dir, {
@@ -126,16 +129,49 @@ async function fleet(
       ...extra,
       ...each(i),
     });
+    files.push(file);
     const r = await startProcess(file);
     running.push(r);
     started.push(r);
   }
-  return { name, instances: started };
+  return { name, instances: started, files };
 }
 
 async function upstreams(green?: Parameters<typeof startUpstream>[1]) {
   ups = [await startUpstream('blue'), await startUpstream('green', green)];
   return ups.map((u) => u.url) as [string, string];
+}
+
+/**
+ * Two instances at 50 %; Redis killed; then green fails, through c only (only c carries traffic):
+ * c rolls back alone and holds the rollback for the fleet. Redis is left down.
+ */
+async function rolledBackAloneWithRedisAway() {
+  const bad = { on: false };
+  const [b, g] = await upstreams((_req, res) => {
+    res.writeHead(bad.on ? 503 : 200);
+    res.end('green');
+  });
+  const { instances, files } = await fleet(2, b, g, {
+    rollout: { steps: [50, 100], stepHold: '10m', analysis: { interval: '200ms', window: '2s', minRequests: 30 } },
+  });
+  const [a, c] = instances as [RunningSluice, RunningSluice];
+  expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
+  await redis.kill();
+  await new Promise((r) => setTimeout(r, 500));
+  bad.on = true;
+  const load = startLoad(`http://127.0.0.1:${c.proxyPort}`, 4);
+  try {
+    const sc = await settle(
+      () => status(c),
+      (x) => x.weights.green === 0,
+    );
+    expect(sc.weights.green).toBe(0);
+    expect(sc.fleet?.pendingRollback).toBe(true);
+  } finally {
+    await load.stop();
+  }
+  return { a, c, files };
 }
 
 describe('fleet', () => {
@@ -373,32 +409,8 @@ describe('fleet', () => {
   });
 
   it('Redis away: an instance whose traffic fails rolls back alone at once, and the fleet gets it when Redis returns', async () => {
-    const bad = { on: false };
-    const [b, g] = await upstreams((_req, res) => {
-      res.writeHead(bad.on ? 503 : 200);
-      res.end('green');
-    });
-    const { instances } = await fleet(2, b, g, {
-      rollout: { steps: [50, 100], stepHold: '10m', analysis: { interval: '200ms', window: '2s', minRequests: 30 } },
-    });
-    const [a, c] = instances as [RunningSluice, RunningSluice];
-    expect((await call(a, 'POST', '/api/v1/rollout/start')).status).toBe(200);
-    await redis.kill();
-    await new Promise((r) => setTimeout(r, 500));
-    bad.on = true;
-    // Only c carries traffic: only c sees green fail.
-    const load = startLoad(`http://127.0.0.1:${c.proxyPort}`, 4);
-    try {
-      const sc = await settle(
-        () => status(c),
-        (x) => x.weights.green === 0,
-      );
-      expect(sc.weights.green).toBe(0);
-      expect(sc.fleet?.pendingRollback).toBe(true);
-      expect((await status(a)).weights.green).toBe(50);
-    } finally {
-      await load.stop();
-    }
+    const { a, c } = await rolledBackAloneWithRedisAway();
+    expect((await status(a)).weights.green).toBe(50);
     await redis.restart();
     const settled = (s: Status) =>
       s.rollout.phase === 'rolled_back' && s.weights.green === 0 && !s.fleet?.pendingRollback;
@@ -411,6 +423,44 @@ describe('fleet', () => {
       ['rolled_back', 0],
     ]);
     expect(both.map((s) => s.fleet?.pendingRollback)).toEqual([false, false]);
+  });
+
+  it('Redis away: an instance that rolled back alone and is restarted before Redis returns starts rolled back, and the fleet still gets it', async () => {
+    const { a, c, files } = await rolledBackAloneWithRedisAway();
+    // Routing changes first; the disk follows: the marker, then the copy holding the rollback.
+    const dir = dirname(files[1] as string);
+    const kept = () => {
+      try {
+        const m = JSON.parse(readFileSync(join(dir, 'state.json.fleet-pending'), 'utf8')) as { version: number };
+        return (JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { version: number }).version === m.version;
+      } catch {
+        return false;
+      }
+    };
+    expect(
+      await settle(
+        async () => kept(),
+        (k) => k,
+        3000,
+      ),
+    ).toBe(true);
+    // c dies (no goodbye) and comes back while Redis is still away.
+    c.proc.kill('SIGKILL');
+    await c.exited;
+    const again = await startProcess(files[1] as string);
+    running.push(again);
+    const s = await status(again);
+    expect([s.rollout.phase, s.weights.green, s.fleet?.pendingRollback]).toEqual(['rolled_back', 0, true]);
+    expect((await status(a)).weights.green).toBe(50);
+    await redis.restart();
+    const both = await settle(
+      () => Promise.all([status(a), status(again)]),
+      (ss) => ss.every((x) => x.rollout.phase === 'rolled_back' && x.weights.green === 0 && !x.fleet?.pendingRollback),
+    );
+    expect(both.map((x) => [x.rollout.phase, x.weights.green, x.fleet?.pendingRollback])).toEqual([
+      ['rolled_back', 0, false],
+      ['rolled_back', 0, false],
+    ]);
   });
 
   it('the leader killed (SIGKILL) mid-rollout: the other takes the lease and decides', async () => {

@@ -356,6 +356,7 @@ describe('gradual rollback in the simulation (rollout.onFailure: rampDown)', () 
     leader: true,
     epoch: 1,
     pendingRollback: false,
+    pendingOf: null as { stable: string; rollbacks: number } | null,
     exchange: async (l) => l,
     publishSummary: () => {},
   });
@@ -399,5 +400,53 @@ describe('gradual rollback in the simulation (rollout.onFailure: rampDown)', () 
     expect(sim.controller.state.weights.green).toBe(10);
     expect(inner.saved?.weights.green).toBe(25);
     expect(fleet.pendingRollback).toBe(true);
+  });
+
+  describe('a rollback applied alone while Redis is away', () => {
+    /** An instance at 50 % that lost Redis and cut a failing green alone; its store's pending calls. */
+    async function cutAlone(seed: number) {
+      const inner = new MemoryStateStore<ControllerState>();
+      const calls: string[] = [];
+      const store = {
+        load: () => inner.load(),
+        save: (st: ControllerState, v: number) => inner.save(st, v),
+        keepPending: async (st: ControllerState, of: { stable: string; rollbacks: number }) => {
+          calls.push(`keep v${st.version} ${of.stable}/${of.rollbacks}`);
+        },
+        clearPending: async () => {
+          calls.push('clear');
+        },
+      };
+      const fleet = link();
+      const sim = await simulate(seed, ramp, { store, fleet });
+      await atHalf(sim, 1000);
+      const before = structuredClone(sim.controller.state);
+      fleet.connected = false;
+      for (let s = 0; s < 30 && sim.controller.state.weights.green > 0; s++)
+        await sim.second(1000, healthy, { errorRate: 1, medianMs: 5 });
+      expect(sim.controller.state).toMatchObject({ phase: 'rolled_back', weights: { green: 0 } });
+      expect([fleet.pendingRollback, fleet.pendingOf]).toEqual([true, { stable: 'blue', rollbacks: 0 }]);
+      expect(calls).toEqual([`keep v${sim.controller.state.version} blue/0`]);
+      fleet.connected = true;
+      return { sim, fleet, inner, calls, before };
+    }
+
+    it('is written on top of the fleet state of the rollout it ended, once Redis is back', async () => {
+      const { sim, fleet, inner, calls, before } = await cutAlone(21);
+      await inner.save(before, inner.saved?.version ?? 0); // the fleet, as it stood
+      await sim.controller.adopt(before);
+      expect(inner.saved).toMatchObject({ phase: 'rolled_back', weights: { green: 0 }, version: before.version + 1 });
+      expect([fleet.pendingRollback, fleet.pendingOf, calls.at(-1)]).toEqual([false, null, 'clear']);
+    });
+
+    it('is not written on a rollout the fleet started after it (an abort, then a new start)', async () => {
+      const { sim, fleet, inner, calls, before } = await cutAlone(22);
+      const newer = { ...before, rollbacks: before.rollbacks + 1, version: before.version + 4 };
+      await inner.save(newer, inner.saved?.version ?? 0);
+      await sim.controller.adopt(newer);
+      expect(sim.controller.state).toMatchObject({ phase: 'progressing', version: newer.version, rollbacks: 1 });
+      expect(inner.saved?.version).toBe(newer.version);
+      expect([fleet.pendingRollback, fleet.pendingOf, calls.at(-1)]).toEqual([false, null, 'clear']);
+    });
   });
 });
