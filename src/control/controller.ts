@@ -68,8 +68,9 @@ export interface FleetLink {
   readonly connected: boolean;
   readonly leader: boolean;
   readonly epoch: number;
-  pendingRollback: boolean;
-  /** The rollout the pending rollback ended (null: none pending, or from before this was kept). */
+  /** A rollback applied here that the fleet does not have yet: `pendingOf !== null`. */
+  readonly pendingRollback: boolean;
+  /** The rollout that pending rollback ended; null: none pending. */
   pendingOf: PendingOf | null;
   /** The leader's interval: its own plus every member's; a follower's: its own. */
   exchange(local: IntervalSnapshot): Promise<IntervalSnapshot>;
@@ -644,7 +645,6 @@ export class Controller {
    */
   private async pend(of: PendingOf): Promise<void> {
     const fleet = this.deps.fleet as FleetLink;
-    fleet.pendingRollback = true;
     fleet.pendingOf = of;
     await this.deps.store
       .keepPending?.(this.s, of)
@@ -662,11 +662,11 @@ export class Controller {
     return this.serial(async () => {
       const fleet = this.deps.fleet;
       let next = fleetState;
-      if (fleet?.pendingRollback) {
+      const of = fleet?.pendingOf ?? null;
+      if (fleet !== undefined && of !== null) {
         // Only the rollout it ended: one the fleet started after it (an abort or a promotion
         // meanwhile, then a new start) is not this instance's to roll back.
-        const of = fleet.pendingOf;
-        const same = of === null || (of.stable === fleetState.stable && of.rollbacks === fleetState.rollbacks);
+        const same = of.stable === fleetState.stable && of.rollbacks === fleetState.rollbacks;
         if (guarded(fleetState) && same) {
           const r = rollback(fleetState, this.s.reason ?? 'rolled back while Redis was unreachable', 'rolled_back');
           next = recorded(fleetState, r, 'auto', this.deps.clock());
@@ -677,7 +677,6 @@ export class Controller {
             return;
           }
         }
-        fleet.pendingRollback = false;
         fleet.pendingOf = null;
         await this.deps.store.clearPending?.().catch(() => {});
       } else if (fleetState.version <= this.s.version) return;

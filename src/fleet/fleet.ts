@@ -131,8 +131,11 @@ export class Fleet {
   private readonly alarms = new Map<string, { counts: PoolCounts; at: number }>();
   /** The version held here, to tell a newer one. */
   held: () => number = () => 0;
-  pendingRollback = false;
+  /** The rollout a rollback applied here while Redis was away ended, until the fleet has it. */
   pendingOf: PendingOf | null = null;
+  get pendingRollback(): boolean {
+    return this.pendingOf !== null;
+  }
 
   constructor(
     private readonly o: FleetOptions,
@@ -554,7 +557,6 @@ export class FleetStore implements StateStore<ControllerState> {
       await this.clearPending();
       return undefined;
     }
-    this.fleet.pendingRollback = true;
     this.fleet.pendingOf = { stable: m.stable, rollbacks: m.rollbacks as number };
     this.logger.warn(
       { version: local.state.version, reason: local.state.reason },

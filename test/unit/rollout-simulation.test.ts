@@ -355,8 +355,10 @@ describe('gradual rollback in the simulation (rollout.onFailure: rampDown)', () 
     connected: true,
     leader: true,
     epoch: 1,
-    pendingRollback: false,
     pendingOf: null as { stable: string; rollbacks: number } | null,
+    get pendingRollback() {
+      return this.pendingOf !== null;
+    },
     exchange: async (l) => l,
     publishSummary: () => {},
   });
