@@ -2,6 +2,8 @@
  * The CLI client: subcommands that talk to a running sluice's admin API. Non-zero exit with the
  * reason on stderr for any failure (unreachable, 401, 403, 409, 400).
  */
+import { describeFaults, type FaultSpec } from './control/state.js';
+
 export const CLIENT_COMMANDS = new Set([
   'status',
   'weights',
@@ -12,7 +14,6 @@ export const CLIENT_COMMANDS = new Set([
   'reload',
   'shadow',
   'faults',
-  'reload',
 ]);
 
 interface StatusDoc {
@@ -79,25 +80,13 @@ interface Maintenance {
   since: number | null;
 }
 
-interface Faults {
-  pool: string;
-  abortPercent: number;
-  abortStatus: number;
-  delayPercent: number;
-  delayMs: number;
-  since: number;
-  by: string;
-  active: boolean;
-  injected: { aborts: number; delays: number };
-}
+/** status.faults: the spec, whether it applies here, and what it injected. */
+type Faults = FaultSpec & { active: boolean; injected: { aborts: number; delays: number } };
 
-/** `fault injection on: green abort 20 % (503), delay 10 % 300 ms` (the live page's badge too). */
+/** `fault injection on: green abort 20% (503), delay 10% 300ms — since …` (the spec as history words it). */
 export function faultsLine(f: Faults | null): string {
   if (f === null) return 'fault injection off';
-  const parts: string[] = [];
-  if (f.abortPercent > 0) parts.push(`abort ${f.abortPercent} % (${f.abortStatus})`);
-  if (f.delayPercent > 0) parts.push(`delay ${f.delayPercent} % ${f.delayMs} ms`);
-  const what = `${f.pool} ${parts.join(', ')}`;
+  const what = describeFaults(f);
   if (!f.active) return `fault injection set but not applied (faults.enabled is false here): ${what}`;
   return `fault injection on: ${what} — since ${new Date(f.since).toISOString()} by ${f.by}; injected ${f.injected.aborts} aborts, ${f.injected.delays} delays`;
 }

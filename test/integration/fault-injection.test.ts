@@ -336,7 +336,7 @@ describe('fault injection: lifetime', () => {
     expect(runCli(['--help']).stdout).toContain('sluice faults set --pool green');
     const set = runCli(['faults', 'set', '--pool', 'green', '--abort-percent', '100', '--abort-status', '502'], env());
     expect(set.code).toBe(0);
-    expect(set.stdout).toMatch(/^fault injection on: green abort 100 % \(502\) — since /);
+    expect(set.stdout).toMatch(/^fault injection on: green abort 100% \(502\) — since /);
     expect(runCli(['faults', 'set', '--pool', 'green'], env())).toMatchObject({ code: 1 });
     expect(runCli(['faults', 'set', '--pool', 'green', '--abort-percent', 'lots'], env()).stderr).toContain(
       '--abort-percent needs a number',
@@ -348,7 +348,7 @@ describe('fault injection: lifetime', () => {
       const x = await call(proxy(), i, 'POST', { 'content-type': 'application/json' });
       expect([x.status, x.pool]).toEqual([502, 'green']);
     }
-    expect(runCli(['status'], env()).stdout).toContain('fault injection on: green abort 100 % (502)');
+    expect(runCli(['status'], env()).stdout).toContain('fault injection on: green abort 100% (502)');
     // The counts cross from every worker.
     expect(await injected(`http://127.0.0.1:${r.adminPort}`, 'green', 'abort')).toBe(4);
     r.proc.kill('SIGTERM');
@@ -359,7 +359,7 @@ describe('fault injection: lifetime', () => {
     expect([again.status, again.pool]).toEqual([502, 'green']);
     const shown = runCli(['faults'], env());
     expect(shown.stdout).toMatch(
-      /^fault injection on: green abort 100 % \(502\) — since .* by local; injected 1 aborts/,
+      /^fault injection on: green abort 100% \(502\) — since .* by local; injected 1 aborts/,
     );
     const clear = runCli(['faults', 'clear'], env());
     expect([clear.code, clear.stdout.trim()]).toEqual([0, 'fault injection off']);
