@@ -241,7 +241,8 @@ describe('fault injection: aborts', () => {
 });
 
 describe('fault injection: delays', () => {
-  it("green's answers come at least delayMs late and the latency judged includes it", async () => {
+  /** A rehearsal sluice sending every request to green, ticked by hand. */
+  async function allToGreen() {
     const blue = h.track(await startUpstream('blue'));
     const green = h.track(await startUpstream('green'));
     const s = (h.sluice = await startTestSluice(
@@ -250,6 +251,11 @@ describe('fault injection: delays', () => {
       { ...rehearsal, split: { ...rehearsal.split, initialCanaryWeight: 100 } },
       { autoTick: false },
     ));
+    return { green, s };
+  }
+
+  it("green's answers come at least delayMs late and the latency judged includes it", async () => {
+    const { green, s } = await allToGreen();
     await api(s.admin, 'PUT', '/api/v1/faults', { pool: 'green', delayPercent: 100, delayMs: 300 });
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
@@ -267,14 +273,7 @@ describe('fault injection: delays', () => {
   });
 
   it('a client that leaves during the delay leaves nothing in flight and nothing is sent', async () => {
-    const blue = h.track(await startUpstream('blue'));
-    const green = h.track(await startUpstream('green'));
-    const s = (h.sluice = await startTestSluice(
-      blue.url,
-      green.url,
-      { ...rehearsal, split: { ...rehearsal.split, initialCanaryWeight: 100 } },
-      { autoTick: false },
-    ));
+    const { green, s } = await allToGreen();
     // A minute: were the timer not freed, the request would stay in flight well past the test.
     await api(s.admin, 'PUT', '/api/v1/faults', { pool: 'green', delayPercent: 100, delayMs: 60_000 });
     // The delay's timer is this process's: it must go with the request, not fire a minute later.
